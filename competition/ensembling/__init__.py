@@ -1,0 +1,1 @@
+"""Blending finished experiments: the library of OOF matrices and the selection methods."""

@@ -1,0 +1,63 @@
+"""The blend library: the OOF and Test predictions of finished experiments, aligned by File_ID.
+An experiment with incomplete OOF, or from another dataset or fold file, is refused with a message."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from competition.data.contract import Dataset
+from competition.experiment import ExperimentError, read_predictions
+from competition.io import read_json
+
+
+@dataclass
+class Library:
+    names: list[str]
+    oof: np.ndarray        # (M, N, E) held-out predictions of N labelled clips
+    test: np.ndarray       # (M, N_test, E)
+    y: np.ndarray          # (N, E)
+    ids: list[str]
+    test_ids: list[str]
+    targets: list[str]
+    folds_fingerprint: str
+    scores: dict[str, float]
+
+
+def finished_experiments(oof_root: Path) -> list[str]:
+    return sorted(p.parent.name for p in Path(oof_root).glob("*/metrics.json"))
+
+
+def load_library(oof_root: Path, ds: Dataset, names: list[str] | None = None) -> Library:
+    oof_root = Path(oof_root)
+    names = names or finished_experiments(oof_root)
+    if not names:
+        raise ExperimentError(f"no finished experiment under {oof_root} (each needs oof.csv and metrics.json); "
+                              "run all folds first, e.g. bash scripts/run_all.sh")
+    oofs, tests, scores, fps = [], [], {}, set()
+    ids = None
+    for name in names:
+        d = oof_root / name
+        if not (d / "metrics.json").exists():
+            raise ExperimentError(f"{d}: not finished (no metrics.json): run its remaining folds first")
+        m = read_json(d / "metrics.json")
+        if m.get("dataset") != ds.fingerprint:
+            raise ExperimentError(f"{d} was computed on dataset {m.get('dataset')}, not on {ds.root} "
+                                  f"({ds.fingerprint}); refusing to blend artifacts of two datasets")
+        fps.add(m.get("folds_fingerprint"))
+        oof = read_predictions(d / "oof.csv", ds.emotions)
+        ids = list(oof.index) if ids is None else ids
+        if set(oof.index) != set(ids):
+            raise ExperimentError(f"{d / 'oof.csv'}: covers {len(oof)} clips, others cover {len(ids)}; "
+                                  "experiments to blend must share one fold file")
+        test = read_predictions(d / "test.csv", ds.emotions)
+        if set(test.index) != set(ds.test_ids):
+            raise ExperimentError(f"{d / 'test.csv'}: does not hold exactly the Test clips")
+        oofs.append(oof.loc[ids].to_numpy())
+        tests.append(test.loc[ds.test_ids].to_numpy())
+        scores[name] = float(m["oof_mean_pcc"])
+    if len(fps) > 1:
+        raise ExperimentError(f"experiments {names} were trained on different fold files; rerun them on one")
+    return Library(names=list(names), oof=np.stack(oofs), test=np.stack(tests), y=ds.labels(ids), ids=ids,
+                   test_ids=ds.test_ids, targets=ds.emotions, folds_fingerprint=fps.pop(), scores=scores)

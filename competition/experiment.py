@@ -1,0 +1,167 @@
+"""The experiment directory contract, `oof/<exp>/`:
+
+    experiment.json          what the results belong to: config hash, dataset and folds fingerprints
+    config.yaml              the resolved config
+    fold_<k>/val.csv         File_ID + targets: predictions of fold k's model on its held-out clips
+    fold_<k>/test.csv        the same model on every Test clip
+    fold_<k>/train_ids.txt   the clips that trained fold k's model (leakage guard)
+    fold_<k>/fold.json       scores and timings; written last, so it marks the fold as done
+    oof.csv, test.csv        when every fold is done: held-out predictions of every Train+Val clip, and
+                             fold-averaged Test predictions
+    metrics.json             oof_mean_pcc (recomputable from oof.csv), per-target and per-fold scores
+"""
+from __future__ import annotations
+
+import hashlib
+import platform
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from competition.config import config_hash, dump_config
+from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
+from competition.folds import n_folds_of
+from competition.io import read_json, write_csv, write_json, write_text
+from competition.metrics import score_report
+from competition.paths import REPO_ROOT
+
+
+class ExperimentError(RuntimeError):
+    pass
+
+
+def folds_fingerprint(fold: pd.Series) -> str:
+    blob = fold.sort_index().to_csv().encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def git_commit() -> str:
+    try:
+        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
+                             text=True, timeout=5)
+        return out.stdout.strip() or "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
+def run_card() -> dict:
+    """Package versions and commit recorded beside every fold result."""
+    import importlib.metadata as md
+    versions = {}
+    for pkg in ("numpy", "pandas", "scikit-learn", "torch", "timm", "librosa", "opensmile", "transformers"):
+        try:
+            versions[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            pass
+    return {"commit": git_commit(), "python": platform.python_version(), "packages": versions}
+
+
+def predictions_frame(ids: list[str], pred: np.ndarray, targets: list[str]) -> pd.DataFrame:
+    df = pd.DataFrame(np.asarray(pred, dtype=np.float64), columns=targets)
+    df.insert(0, ID_COL, [bracket_id(i) for i in ids])
+    return df
+
+
+def read_predictions(path: Path, targets: list[str]) -> pd.DataFrame:
+    """Prediction CSV -> DataFrame indexed by bare id with exactly `targets` as columns."""
+    df = pd.read_csv(path, dtype={ID_COL: str})
+    missing = [t for t in targets if t not in df.columns]
+    if missing:
+        raise ExperimentError(f"{path}: missing column(s) {missing}")
+    df.index = df[ID_COL].map(normalise_id)
+    return df[targets]
+
+
+class Experiment:
+    def __init__(self, root: Path, cfg: dict):
+        self.cfg = cfg
+        self.name = cfg["name"]
+        self.dir = Path(root) / self.name
+
+    def fold_dir(self, k: int) -> Path:
+        return self.dir / f"fold_{k}"
+
+    def fold_done(self, k: int) -> bool:
+        return (self.fold_dir(k) / "fold.json").exists()
+
+    def bind(self, ds: Dataset, fold: pd.Series, force: bool = False) -> None:
+        """Tie the directory to (config, dataset, folds). A directory holding results of another
+        config or dataset is an error (or, with force, is cleared)."""
+        ident = {"experiment": self.name, "config_hash": config_hash(self.cfg), "dataset": ds.fingerprint,
+                 "folds": folds_fingerprint(fold), "targets": ds.emotions}
+        meta_path = self.dir / "experiment.json"
+        if meta_path.exists():
+            old = read_json(meta_path)
+            diff = [k for k in ident if old.get(k) != ident[k]]
+            if diff and not force:
+                raise ExperimentError(
+                    f"{self.dir} holds results for a different {', '.join(diff)} "
+                    f"({', '.join(f'{k}: {old.get(k)} != {ident[k]}' for k in diff)}); "
+                    "rerun with --force to discard them, or give the experiment another name")
+            if diff:
+                shutil.rmtree(self.dir)
+        write_json(meta_path, ident)
+        write_text(self.dir / "config.yaml", dump_config(self.cfg))
+
+    def write_fold(self, k: int, targets: list[str], train_ids: list[str], val_ids: list[str],
+                   val_pred: np.ndarray, val_true: np.ndarray, test_ids: list[str], test_pred: np.ndarray,
+                   info: dict) -> dict:
+        d = self.fold_dir(k)
+        write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets))
+        write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets))
+        write_text(d / "train_ids.txt", "\n".join(train_ids) + "\n")
+        # scores are computed from the rounded values written to val.csv, so they recompute exactly
+        val_written = read_predictions(d / "val.csv", targets).to_numpy()
+        result = {"fold": k, "n_train": len(train_ids), "n_val": len(val_ids), "n_test": len(test_ids),
+                  **score_report(val_written, val_true, targets), **info, "run": run_card()}
+        write_json(d / "fold.json", result)
+        return result
+
+    def finalize(self, ds: Dataset, fold: pd.Series) -> dict | None:
+        """Assemble oof.csv, test.csv and metrics.json once every fold is done; else return None."""
+        folds = range(n_folds_of(fold))
+        if not all(self.fold_done(k) for k in folds):
+            return None
+        targets = ds.emotions
+        parts, tests, per_fold = [], [], {}
+        for k in folds:
+            d = self.fold_dir(k)
+            val = read_predictions(d / "val.csv", targets)
+            expected = set(fold.index[fold == k])
+            if set(val.index) != expected:
+                raise ExperimentError(f"{d / 'val.csv'} does not hold exactly the clips of fold {k}")
+            trained_on = set((d / "train_ids.txt").read_text().split())
+            leaked = trained_on & set(val.index)
+            if leaked:
+                raise ExperimentError(f"fold {k}: {len(leaked)} held-out clip(s) were also in its training "
+                                      f"set, e.g. {sorted(leaked)[:3]}; OOF would be leaky")
+            parts.append(val)
+            tests.append(read_predictions(d / "test.csv", targets).reindex(ds.test_ids))
+            per_fold[str(k)] = read_json(d / "fold.json")
+        oof = pd.concat(parts).reindex([i for i in ds.labelled_ids if i in set(fold.index[fold >= 0])])
+        if oof.isna().any().any():
+            raise ExperimentError(f"{self.dir}: OOF has missing predictions")
+        test = sum(t.to_numpy() for t in tests) / len(tests)
+        write_csv(self.dir / "oof.csv", predictions_frame(list(oof.index), oof.to_numpy(), targets))
+        write_csv(self.dir / "test.csv", predictions_frame(ds.test_ids, test, targets))
+        oof_written = read_predictions(self.dir / "oof.csv", targets)
+        report = score_report(oof_written.to_numpy(), ds.labels(list(oof_written.index)), targets)
+        fold_scores = [per_fold[str(k)]["mean_pcc"] for k in folds]
+        metrics = {
+            "experiment": self.name, "model": self.cfg["model"],
+            "oof_mean_pcc": report["mean_pcc"], "oof_pcc": report["pcc"],
+            "oof_mean_ccc": report["mean_ccc"], "oof_mse": report["mse"], "n_oof": report["n"],
+            "n_test": len(ds.test_ids),
+            "fold_mean_pcc": {str(k): s for k, s in zip(folds, fold_scores)},
+            "fold_mean_pcc_mean": float(np.mean(fold_scores)), "fold_mean_pcc_std": float(np.std(fold_scores)),
+            "folds": {k: {kk: v[kk] for kk in ("mean_pcc", "pcc", "n_train", "n_val", "seconds")
+                          if kk in v} for k, v in per_fold.items()},
+            "seconds_total": float(sum(v.get("seconds", {}).get("total", 0.0) for v in per_fold.values())),
+            "dataset": ds.fingerprint, "folds_fingerprint": folds_fingerprint(fold),
+            "config_hash": config_hash(self.cfg), "targets": targets,
+        }
+        write_json(self.dir / "metrics.json", metrics)
+        return metrics

@@ -1,0 +1,1 @@
+"""Feature extraction: extractors register in `registry`, results live in the `store`."""

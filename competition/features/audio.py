@@ -1,0 +1,89 @@
+"""Audio loading and the hand-crafted audio extractors (librosa, opensmile)."""
+from __future__ import annotations
+
+import functools
+import warnings
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor
+
+SAMPLE_RATE = 16_000
+
+
+def load_audio(path: Path | str, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Any rate / channel count -> float32 mono at `sr`. Raises FeatureError naming the file."""
+    path = Path(path)
+    if not path.exists():
+        raise FeatureError(f"{path}: audio file missing")
+    if path.stat().st_size == 0:
+        raise FeatureError(f"{path}: audio file is empty (0 bytes)")
+    try:
+        y, rate = sf.read(str(path), dtype="float32", always_2d=True)
+    except Exception as exc:
+        raise FeatureError(f"{path}: unreadable audio ({exc})") from exc
+    y = y.mean(axis=1)
+    if rate != sr and len(y):
+        import soxr
+        y = soxr.resample(y, rate, sr).astype(np.float32)
+    return y
+
+
+def _min_length(y: np.ndarray, n: int) -> np.ndarray:
+    """Pad very short clips so frame-based features still have a frame."""
+    return y if len(y) >= n else np.pad(y, (0, n - len(y)))
+
+
+@functools.lru_cache(maxsize=4)
+def _smile(feature_set: str, level: str):
+    import opensmile
+    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set),
+                           feature_level=getattr(opensmile.FeatureLevel, level))
+
+
+@register_extractor("egemaps", kind="vector", defaults={"feature_set": "eGeMAPSv02"})
+def egemaps(clip: ClipMedia, feature_set: str) -> np.ndarray:
+    """eGeMAPS (or ComParE_2016) functionals of the whole clip via opensmile."""
+    y = _min_length(load_audio(clip.wav), SAMPLE_RATE // 2)
+    df = _smile(feature_set, "Functionals").process_signal(y, SAMPLE_RATE)
+    return df.to_numpy(np.float32)[0]
+
+
+def mfcc_matrix(y: np.ndarray, n_mfcc: int, hop_length: int = 160, n_fft: int = 400) -> np.ndarray:
+    """(frames, n_mfcc). n_mels is kept >= n_mfcc: librosa silently returns fewer rows otherwise."""
+    import librosa
+    y = _min_length(y, n_fft)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        m = librosa.feature.mfcc(y=y, sr=SAMPLE_RATE, n_mfcc=n_mfcc, n_fft=n_fft, hop_length=hop_length,
+                                 n_mels=max(128, n_mfcc))
+    return m.T.astype(np.float32)
+
+
+@register_extractor("mfcc_stats", kind="vector", defaults={"n_mfcc": 40})
+def mfcc_stats(clip: ClipMedia, n_mfcc: int) -> np.ndarray:
+    """Clip statistics of MFCCs and their deltas (mean, std, max) and frame-energy percentiles."""
+    import librosa
+    y = _min_length(load_audio(clip.wav), 400)
+    m = mfcc_matrix(y, n_mfcc)
+    d = librosa.feature.delta(m.T, width=3, mode="nearest").T if len(m) >= 3 else np.zeros_like(m)
+    frames = y[: len(y) // 160 * 160].reshape(-1, 160)
+    db = 10 * np.log10(np.mean(frames ** 2, axis=1) + 1e-12)
+    energy = np.percentile(db, [50, 90, 99])
+    return np.concatenate([m.mean(0), m.std(0), m.max(0), d.std(0), energy]).astype(np.float32)
+
+
+@register_extractor("mfcc", kind="sequence", defaults={"n_mfcc": 128, "stack": 8, "hop_length": 160})
+def mfcc_sequence(clip: ClipMedia, n_mfcc: int, stack: int, hop_length: int) -> FeatureOutput:
+    """MFCC frames with `stack` adjacent frames concatenated (seed 001: 128 x 8 = 1024-D)."""
+    m = mfcc_matrix(load_audio(clip.wav), n_mfcc, hop_length=hop_length)
+    n = max(1, len(m) // stack)
+    m = _min_length_rows(m, n * stack)[: n * stack].reshape(n, stack * n_mfcc)
+    t = (np.arange(n) * stack + stack / 2) * hop_length / SAMPLE_RATE
+    return FeatureOutput(x=m, t=t.astype(np.float32))
+
+
+def _min_length_rows(m: np.ndarray, n: int) -> np.ndarray:
+    return m if len(m) >= n else np.pad(m, ((0, n - len(m)), (0, 0)))

@@ -1,0 +1,120 @@
+"""Extractor registry. An extractor turns one clip's media into an array:
+`kind="vector"` -> shape (D,), one per clip; `kind="sequence"` -> (T, D) with per-row timestamps t (T,).
+
+Register with the decorator in any module of `competition.features`; modules are imported on first
+lookup, so a new extractor is one new module (or function) and nothing else.
+"""
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import pkgutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+
+class FeatureError(RuntimeError):
+    """A clip that an extractor cannot process; becomes a row in failures.csv, never a crash."""
+
+
+@dataclass(frozen=True)
+class ClipMedia:
+    clip_id: str
+    split: str
+    mp4: Path
+    wav: Path
+
+
+@dataclass
+class FeatureOutput:
+    x: np.ndarray
+    t: np.ndarray | None = None          # timestamps (s) of sequence rows
+    mask: np.ndarray | None = None       # bool (T,), True where the row is real (e.g. a face was seen)
+    info: dict[str, Any] = field(default_factory=dict)  # small per-clip facts (detection rate, warnings)
+
+
+@dataclass(frozen=True)
+class Extractor:
+    name: str
+    fn: Callable[..., FeatureOutput | np.ndarray]
+    kind: str                      # "vector" | "sequence"
+    defaults: dict[str, Any]
+    dtype: str = "float32"         # storage dtype: float16 for large embeddings
+    version: int = 1               # bump when the computation changes, to invalidate caches
+    description: str = ""
+
+    def resolve(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        unknown = set(params or {}) - set(self.defaults)
+        if unknown:
+            raise ValueError(f"extractor {self.name!r} has no parameter(s) {sorted(unknown)}; "
+                             f"known: {sorted(self.defaults)}")
+        return {**self.defaults, **(params or {})}
+
+    def key(self, params: dict[str, Any] | None = None) -> str:
+        """Folder name of this (extractor, parameters) pair in the feature store."""
+        blob = json.dumps({"v": self.version, "p": self.resolve(params)}, sort_keys=True, default=str)
+        return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
+
+    def run(self, clip: ClipMedia, params: dict[str, Any] | None = None) -> FeatureOutput:
+        out = self.fn(clip, **self.resolve(params))
+        if not isinstance(out, FeatureOutput):
+            out = FeatureOutput(x=np.asarray(out))
+        want = 1 if self.kind == "vector" else 2
+        if out.x.ndim != want:
+            raise FeatureError(f"{self.name} returned shape {out.x.shape}, expected {want}-D")
+        return out
+
+
+_REGISTRY: dict[str, Extractor] = {}
+_LOADED = False
+
+
+def register_extractor(name: str, kind: str, defaults: dict[str, Any] | None = None,
+                       dtype: str = "float32", version: int = 1) -> Callable:
+    if kind not in ("vector", "sequence"):
+        raise ValueError(f"kind must be 'vector' or 'sequence', not {kind!r}")
+
+    def deco(fn: Callable) -> Callable:
+        if name in _REGISTRY and _REGISTRY[name].fn is not fn:
+            raise ValueError(f"extractor {name!r} registered twice")
+        _REGISTRY[name] = Extractor(name, fn, kind, dict(defaults or {}), dtype, version,
+                                    (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return deco
+
+
+def _load_all() -> None:
+    global _LOADED
+    if _LOADED:
+        return
+    import competition.features as pkg
+    for mod in pkgutil.iter_modules(pkg.__path__):
+        if mod.name not in ("registry", "store", "extract"):
+            importlib.import_module(f"{pkg.__name__}.{mod.name}")
+    _LOADED = True
+
+
+def get_extractor(name: str) -> Extractor:
+    _load_all()
+    if name not in _REGISTRY:
+        raise KeyError(f"unknown extractor {name!r}; known: {sorted(_REGISTRY)}")
+    return _REGISTRY[name]
+
+
+def list_extractors() -> list[str]:
+    _load_all()
+    return sorted(_REGISTRY)
+
+
+def parse_feature_spec(spec: str | dict) -> tuple[str, dict[str, Any]]:
+    """Config entry -> (extractor name, params): 'egemaps' or {'name': 'mfcc', 'params': {...}}."""
+    if isinstance(spec, str):
+        return spec, {}
+    if isinstance(spec, dict) and "name" in spec:
+        return str(spec["name"]), dict(spec.get("params") or {})
+    raise ValueError(f"feature spec must be a name or {{name, params}}, got {spec!r}")

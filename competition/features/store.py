@@ -1,0 +1,181 @@
+"""The feature store: one folder per (extractor, parameters), one .npz per clip, a manifest and a
+failures.csv. Extraction is parallel over clips, skips clips already stored and never leaves a
+half-written file (each clip is written to a temporary name and renamed)."""
+from __future__ import annotations
+
+import json
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import numpy as np
+import pandas as pd
+from joblib import Parallel, delayed
+from tqdm.auto import tqdm
+
+from competition.data.contract import Dataset
+from competition.features.registry import (ClipMedia, Extractor, FeatureError, FeatureOutput,
+                                           get_extractor, parse_feature_spec)
+from competition.io import atomic_path, write_csv, write_json
+
+FAILURES = "failures.csv"
+MANIFEST = "manifest.csv"
+
+
+class FeatureStore:
+    def __init__(self, root: Path | str, extractor: Extractor, params: dict[str, Any] | None = None):
+        self.extractor = extractor
+        self.params = extractor.resolve(params)
+        self.key = extractor.key(params)
+        self.dir = Path(root) / self.key
+
+    @classmethod
+    def for_spec(cls, root: Path | str, spec: str | dict) -> "FeatureStore":
+        name, params = parse_feature_spec(spec)
+        return cls(root, get_extractor(name), params)
+
+    def path(self, clip_id: str) -> Path:
+        return self.dir / f"{clip_id}.npz"
+
+    def has(self, clip_id: str) -> bool:
+        return self.path(clip_id).exists()
+
+    def save(self, clip_id: str, out: FeatureOutput) -> None:
+        arrays = {"x": np.asarray(out.x, dtype=self.extractor.dtype)}
+        if out.t is not None:
+            arrays["t"] = np.asarray(out.t, dtype=np.float32)
+        if out.mask is not None:
+            arrays["mask"] = np.asarray(out.mask, dtype=bool)
+        with atomic_path(self.path(clip_id)) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **arrays)
+
+    def load(self, clip_id: str) -> FeatureOutput | None:
+        p = self.path(clip_id)
+        if not p.exists():
+            return None
+        with np.load(p, allow_pickle=False) as z:
+            return FeatureOutput(x=z["x"].astype(np.float32),
+                                 t=z["t"] if "t" in z.files else None,
+                                 mask=z["mask"] if "mask" in z.files else None)
+
+    def failures(self) -> pd.DataFrame:
+        p = self.dir / FAILURES
+        if not p.exists():
+            return pd.DataFrame(columns=["clip", "stage", "reason"])
+        return pd.read_csv(p, dtype=str, keep_default_na=False)
+
+    def manifest(self) -> pd.DataFrame:
+        p = self.dir / MANIFEST
+        if not p.exists():
+            return pd.DataFrame(columns=["clip", "shape", "seconds", "info"])
+        return pd.read_csv(p, dtype={"clip": str}, keep_default_na=False)
+
+
+@dataclass
+class ExtractReport:
+    key: str
+    done: int       # computed in this run
+    skipped: int    # already stored
+    failed: int
+    seconds: float
+
+
+def clip_media(dataset: Dataset, clip_id: str) -> ClipMedia:
+    return ClipMedia(clip_id, dataset.split_of(clip_id), dataset.media(clip_id, "mp4"),
+                     dataset.media(clip_id, "wav"))
+
+
+def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float, str]:
+    """Worker: (clip, status, reason, seconds, manifest info). Exceptions become failure rows."""
+    t0 = time.perf_counter()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out = store.extractor.run(clip, store.params)
+        if not np.isfinite(out.x).all():
+            raise FeatureError("non-finite values in output")
+        store.save(clip.clip_id, out)
+        info = {"shape": list(out.x.shape), **out.info}
+        return clip.clip_id, "ok", "", time.perf_counter() - t0, json.dumps(info)
+    except Exception as exc:  # one broken clip never kills the batch
+        reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
+        return clip.clip_id, "failed", reason, time.perf_counter() - t0, ""
+
+
+def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Iterable[str] | None = None,
+                jobs: int = 1, progress: bool = True) -> ExtractReport:
+    store = FeatureStore.for_spec(root, spec)
+    store.dir.mkdir(parents=True, exist_ok=True)
+    write_json(store.dir / "params.json", {"extractor": store.extractor.name, "kind": store.extractor.kind,
+                                           "version": store.extractor.version, "params": store.params})
+    ids = list(dataset.ids if ids is None else ids)
+    todo = [c for c in ids if not store.has(c)]
+    t0 = time.perf_counter()
+    manifest = store.manifest().set_index("clip")
+    failures = store.failures()
+    failures = failures[~failures.clip.isin(todo)]  # retried now
+    new_fail, rows = [], []
+    if todo:
+        tasks = (delayed(_compute)(store, clip_media(dataset, c)) for c in todo)
+        results = Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks) if jobs != 1 else \
+            (_compute(store, clip_media(dataset, c)) for c in todo)
+        bar = tqdm(results, total=len(todo), desc=store.key, disable=not progress, unit="clip")
+        for clip_id, status, reason, secs, info in bar:
+            if status == "ok":
+                rows.append({"clip": clip_id, "shape": json.loads(info)["shape"], "seconds": round(secs, 4),
+                             "info": info})
+            else:
+                new_fail.append({"clip": clip_id, "stage": store.extractor.name, "reason": reason})
+    if rows:
+        add = pd.DataFrame(rows).set_index("clip")
+        manifest = pd.concat([manifest[~manifest.index.isin(add.index)], add])
+    write_csv(store.dir / MANIFEST, manifest.reset_index().sort_values("clip"), float_format=None)
+    failures = pd.concat([failures, pd.DataFrame(new_fail, columns=["clip", "stage", "reason"])])
+    write_csv(store.dir / FAILURES, failures.sort_values("clip"), float_format=None)
+    if new_fail:
+        warnings.warn(f"{store.key}: {len(new_fail)} clip(s) failed, see {store.dir / FAILURES} "
+                      f"(first: {new_fail[0]['clip']}: {new_fail[0]['reason']})", stacklevel=2)
+    return ExtractReport(store.key, len(rows), len(ids) - len(todo), len(new_fail),
+                         time.perf_counter() - t0)
+
+
+def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str,
+            ids: Iterable[str] | None = None, jobs: int = 1, progress: bool = True) -> list[ExtractReport]:
+    ids = None if ids is None else list(ids)
+    return [extract_one(dataset, s, root, ids, jobs, progress) for s in specs]
+
+
+def load_outputs(spec: str | dict, root: Path | str, ids: list[str]) -> list[FeatureOutput | None]:
+    """One FeatureOutput per id (None where the clip failed extraction)."""
+    store = FeatureStore.for_spec(root, spec)
+    return [store.load(c) for c in ids]
+
+
+def pool(out: FeatureOutput | None, dim: int | None = None) -> np.ndarray:
+    """Clip vector: a vector feature as is; a sequence as mean and std over its real rows.
+    A missing clip (or one with no real rows) gives NaNs, for the model to impute."""
+    if out is None:
+        if dim is None:
+            raise ValueError("pool(None) needs dim")
+        return np.full(dim, np.nan, np.float32)
+    x = out.x
+    if x.ndim == 1:
+        return x.astype(np.float32)
+    if out.mask is not None:
+        x = x[out.mask]
+    if len(x) == 0:
+        return np.full(2 * out.x.shape[1], np.nan, np.float32)
+    return np.concatenate([x.mean(0), x.std(0)]).astype(np.float32)
+
+
+def pooled_matrix(spec: str | dict, root: Path | str, ids: list[str]) -> np.ndarray:
+    """(N, D) clip matrix of one feature with NaN rows for missing clips."""
+    outs = load_outputs(spec, root, ids)
+    vecs = [pool(o) for o in outs if o is not None]
+    if not vecs:
+        raise FeatureError(f"no stored values of feature {spec!r} for these {len(ids)} clips under {root}")
+    dim = len(vecs[0])
+    return np.stack([pool(o, dim) for o in outs])

@@ -1,0 +1,165 @@
+"""K-fold assignment, written once to folds/folds.csv and read by every model.
+
+    python -m competition.folds --data DIR [--n-folds 5] [--seed 42] [--group-col COL | --groups-file CSV]
+                                [--scheme kfold|official] [--workdir W] [--force]
+
+folds.csv has `File_ID,fold`: 0..K-1 for Train+Val clips, -1 for Test clips, and (scheme official only)
+-2 for Train clips that always train and are never validated. folds.json beside it records the dataset
+fingerprint and the parameters, so a fold file is never silently reused with another dataset.
+"""
+from __future__ import annotations
+
+import argparse
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
+
+from competition.data.contract import ID_COL, Dataset, bracket_id, load_dataset, normalise_id
+from competition.io import read_json, write_csv, write_json
+from competition.paths import Workdir
+
+TEST_FOLD = -1
+ALWAYS_TRAIN = -2
+
+
+class FoldsError(ValueError):
+    pass
+
+
+def stratification_key(ds: Dataset, ids: list[str], min_count: int, n_bins: int = 3) -> np.ndarray:
+    """Multi-label intensities -> one stratum per clip: Country x dominant emotion x binned overall
+    intensity. Each clip gets the finest stratum that still has `min_count` clips, so small datasets
+    stratify on what they can (Country first, then the dominant emotion, then the intensity level)."""
+    y = ds.labels(ids)
+    total = y.sum(1)
+    edges = np.quantile(total, np.linspace(0, 1, n_bins + 1)[1:-1]) if len(total) else []
+    country = (ds.table.loc[ids, "Country"].astype(str).to_numpy() if "Country" in ds.table.columns
+               else np.full(len(ids), "-"))
+    parts = [country, y.argmax(1).astype(str), np.digitize(total, edges).astype(str)]
+    key = np.full(len(ids), "rare", dtype=object)
+    finer = np.full(len(ids), "", dtype=object)
+    for part in parts:
+        finer = finer + "|" + part.astype(object)
+        counts = pd.Series(finer).value_counts()
+        key = np.where(counts.reindex(finer).to_numpy() >= min_count, finer, key)
+    return key.astype(str)
+
+
+def make_folds(ds: Dataset, n_folds: int = 5, seed: int = 42, groups: pd.Series | None = None,
+               scheme: str = "kfold") -> pd.DataFrame:
+    """Return a DataFrame File_ID (bare), fold for every clip in the dataset."""
+    labelled = ds.labelled_ids
+    fold = pd.Series(TEST_FOLD, index=ds.ids, dtype=int)
+    if scheme == "official":
+        fold[ds.ids_in("Train")] = ALWAYS_TRAIN
+        fold[ds.ids_in("Val")] = 0
+    elif scheme == "kfold":
+        if len(labelled) < n_folds:
+            raise FoldsError(f"{len(labelled)} labelled clips cannot make {n_folds} folds")
+        key = stratification_key(ds, labelled, min_count=n_folds)
+        x = np.zeros(len(labelled))
+        if groups is not None:
+            g = groups.reindex(labelled)
+            if g.isna().any():
+                missing = list(g[g.isna()].index[:5])
+                raise FoldsError(f"group value missing for {int(g.isna().sum())} clip(s), e.g. {missing}")
+            splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
+            splits = splitter.split(x, key, groups=g.to_numpy())
+        else:
+            splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, key)
+        with warnings.catch_warnings():  # strata smaller than K are expected on small data
+            warnings.filterwarnings("ignore", message="The least populated class")
+            splits = list(splits)
+        for k, (_, val_idx) in enumerate(splits):
+            fold[[labelled[i] for i in val_idx]] = k
+    else:
+        raise FoldsError(f"unknown scheme {scheme!r}; use 'kfold' or 'official'")
+    return pd.DataFrame({ID_COL: fold.index, "fold": fold.to_numpy()})
+
+
+def load_groups(ds: Dataset, group_col: str | None, groups_file: Path | None) -> pd.Series | None:
+    """Group labels by bare id, from a data_info column or from a CSV (File_ID,<col>)."""
+    if groups_file is not None:
+        g = pd.read_csv(groups_file, dtype=str)
+        col = group_col or next(c for c in g.columns if c != ID_COL)
+        if ID_COL not in g.columns or col not in g.columns:
+            raise FoldsError(f"{groups_file}: needs columns {ID_COL!r} and {col!r}, has {list(g.columns)}")
+        return pd.Series(g[col].to_numpy(), index=g[ID_COL].map(normalise_id))
+    if group_col is not None:
+        if group_col not in ds.table.columns:
+            raise FoldsError(f"{ds.root / 'data_info.csv'}: no column {group_col!r} to group by; "
+                             f"columns: {list(ds.table.columns)} (or pass --groups-file)")
+        return ds.table[group_col].astype(str)
+    return None
+
+
+def write_folds(ds: Dataset, folds: pd.DataFrame, path: Path, params: dict) -> None:
+    out = folds.copy()
+    out[ID_COL] = out[ID_COL].map(bracket_id)
+    write_csv(path, out, float_format=None)
+    write_json(path.with_suffix(".json"), {"dataset": ds.fingerprint, "data_root": str(ds.root.resolve()),
+                                           **params, "counts": out.fold.value_counts().sort_index().to_dict()})
+
+
+def read_folds(path: Path, ds: Dataset) -> pd.Series:
+    """fold per bare id; raise FoldsError if the file belongs to another dataset or misses clips."""
+    meta_path = path.with_suffix(".json")
+    if not path.exists():
+        raise FoldsError(f"{path} not found: run `python -m competition.folds --data {ds.root}` first")
+    if meta_path.exists():
+        meta = read_json(meta_path)
+        if meta.get("dataset") != ds.fingerprint:
+            raise FoldsError(f"{path} was made for dataset {meta.get('dataset')} ({meta.get('data_root')}), "
+                             f"not for {ds.root} ({ds.fingerprint}); rerun competition.folds with --force")
+    df = pd.read_csv(path, dtype={ID_COL: str})
+    fold = pd.Series(df["fold"].to_numpy(int), index=df[ID_COL].map(normalise_id))
+    missing = set(ds.labelled_ids) - set(fold.index)
+    if missing:
+        raise FoldsError(f"{path}: {len(missing)} labelled clip(s) have no fold, e.g. {sorted(missing)[:3]}")
+    if (fold.reindex(ds.test_ids).fillna(TEST_FOLD) >= 0).any():
+        raise FoldsError(f"{path}: Test clips were given a fold")
+    return fold.reindex(ds.ids).fillna(TEST_FOLD).astype(int)
+
+
+def fold_ids(fold: pd.Series, k: int) -> tuple[list[str], list[str]]:
+    """(train ids, validation ids) of fold k; Test clips are never in either."""
+    train = list(fold.index[((fold >= 0) & (fold != k)) | (fold == ALWAYS_TRAIN)])
+    val = list(fold.index[fold == k])
+    return train, val
+
+
+def n_folds_of(fold: pd.Series) -> int:
+    return int(fold.max()) + 1
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--n-folds", type=int, default=5)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--group-col", default=None, help="keep clips with the same value in one fold")
+    ap.add_argument("--groups-file", type=Path, default=None, help="CSV File_ID,<group col> for --group-col")
+    ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
+    ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
+    a = ap.parse_args(argv)
+    wd = Workdir.of(a.workdir)
+    ds = load_dataset(a.data or wd.embedded_data)
+    path = wd.folds
+    if path.exists() and not a.force:
+        read_folds(path, ds)  # validates it belongs to this dataset
+        print(f"{path} exists and matches the dataset; --force to rewrite")
+        return
+    groups = load_groups(ds, a.group_col, a.groups_file)
+    folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
+    write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": a.n_folds if a.scheme == "kfold" else 1,
+                                  "seed": a.seed, "group_col": a.group_col})
+    print(f"wrote {path}: " + ", ".join(f"fold {k}: {n}" for k, n in
+                                         folds.fold.value_counts().sort_index().items()))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Models: each is a registry entry (module here) plus a config in configs/."""

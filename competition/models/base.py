@@ -1,0 +1,53 @@
+"""The model interface every registry entry implements, and the feature bank models read from."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from competition.features.registry import FeatureOutput
+from competition.features.store import load_outputs, pooled_matrix
+
+
+class FeatureBank:
+    """Read access to the stored features an experiment names, by clip id."""
+
+    def __init__(self, root: Path | str, specs: list[str | dict]):
+        self.root = Path(root)
+        self.specs = list(specs)
+
+    def pooled(self, ids: list[str]) -> np.ndarray:
+        """(N, D): every feature pooled to a clip vector and concatenated; NaN where missing."""
+        if not self.specs:
+            raise ValueError("this experiment names no features")
+        return np.concatenate([pooled_matrix(s, self.root, ids) for s in self.specs], axis=1)
+
+    def sequences(self, ids: list[str]) -> list[list[FeatureOutput | None]]:
+        """Per feature spec, one FeatureOutput (or None if extraction failed) per clip."""
+        return [load_outputs(s, self.root, ids) for s in self.specs]
+
+
+class Model(ABC):
+    """Trained once per fold: fit on the training clips (the validation clips are given for early
+    stopping and model selection only), then predict any clips, returning (N, n_targets) in [0, 1]."""
+
+    def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42):
+        self.params = dict(params)
+        self.n_targets = n_targets
+        self.seed = seed
+        self.history: list[dict[str, float]] = []  # per-epoch metrics, for trackers and reports
+
+    @abstractmethod
+    def fit(self, bank: FeatureBank, train_ids: list[str], y_train: np.ndarray,
+            val_ids: list[str], y_val: np.ndarray) -> None: ...
+
+    @abstractmethod
+    def predict(self, bank: FeatureBank, ids: list[str]) -> np.ndarray: ...
+
+    def save(self, directory: Path) -> None:
+        """Persist what `load` needs to predict again (optional for models that only run in-process)."""
+
+    def load(self, directory: Path) -> None:
+        raise NotImplementedError(f"{type(self).__name__} cannot be reloaded from disk")

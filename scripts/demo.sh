@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# The main job on the embedded dataset, from a fresh checkout: set-up, synthetic data, folds, every
+# fold of the default experiments, a blended submission, and the independent artifact check.
+source "$(dirname "$0")/env.sh"
+start=$(date +%s)
+bash scripts/run_all.sh "$@"
+DATA=$(bash scripts/prepare.sh | tail -n 1)
+python make_submission.py --blend best --data "$DATA" --workdir "$WORKDIR"
+if [ -f ../shared/tools/check_artifacts.py ] && [ "$WORKDIR" = "$PWD" ]; then
+  python ../shared/tools/check_artifacts.py .
+fi
+echo "demo finished in $(( $(date +%s) - start )) s"

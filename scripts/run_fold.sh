@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Train fold K of the given experiments (default: configs flagged `default: true`).
+#   bash scripts/run_fold.sh K [EXP ...]
+# Environment: DATA=DIR (a Hume-layout dataset; default: the embedded synthetic one, generated if
+# missing), WORKDIR=W (where folds/, oof/, features/ live; default: the repo), JOBS=N.
+# Extra run_fold options go after `--`, e.g. bash scripts/run_fold.sh 0 ridge_audio -- --set params.alpha=3
+source "$(dirname "$0")/env.sh"
+K=${1:?usage: bash scripts/run_fold.sh K [EXP ...] [-- run_fold options]}; shift
+exps=(); while [ $# -gt 0 ] && [ "$1" != "--" ]; do exps+=("$1"); shift; done
+[ "${1:-}" = "--" ] && shift
+DATA=$(bash scripts/prepare.sh | tail -n 1)
+python -m competition.training.run_fold --fold "$K" --data "$DATA" --workdir "$WORKDIR" --jobs "$JOBS" \
+  ${exps[@]+--exp "${exps[@]}"} "$@"

@@ -1,0 +1,47 @@
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("WANDB_MODE", "offline")
+
+from pathlib import Path  # noqa: E402
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+
+from competition.data.contract import HUME_EMOTIONS, media_path  # noqa: E402
+
+
+def write_fake_dataset(root: Path, n_train: int = 40, n_val: int = 12, n_test: int = 10,
+                       emotions: tuple[str, ...] = HUME_EMOTIONS, seed: int = 0,
+                       media: bool = True) -> Path:
+    """A data_info.csv in the Hume layout with random max-normalised labels and empty media files:
+    enough for contract, fold, metric and submission tests (not for feature extraction)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    splits = ["Train"] * n_train + ["Val"] * n_val + ["Test"] * n_test
+    for i, split in enumerate(splits):
+        cid = f"{i:05d}"
+        row = {"File_ID": f"[{cid}]", "Split": split}
+        if split == "Test":
+            row.update({e: "" for e in emotions})
+        else:
+            y = rng.beta(1.2, 2.5, len(emotions))
+            y = y / y.max()
+            row.update({e: f"{v:.4f}" for e, v in zip(emotions, y)})
+        row["Age"] = f"{rng.uniform(18, 65):.1f}"
+        row["Country"] = rng.choice(["United States", "South Africa"])
+        rows.append(row)
+        if media:
+            for kind in ("mp4", "wav"):
+                p = media_path(root, split, cid, kind)
+                p.parent.mkdir(parents=True, exist_ok=True)
+                p.touch()
+    root.mkdir(parents=True, exist_ok=True)
+    pd.DataFrame(rows).to_csv(root / "data_info.csv", index=False)
+    return root
+
+
+@pytest.fixture
+def fake_dataset(tmp_path):
+    return write_fake_dataset(tmp_path / "data")
