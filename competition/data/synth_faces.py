@@ -33,8 +33,12 @@ MOUTH_GAP = (223.0, 146.0)  # between the lips (teeth), inspection
 NOSTRIL_L, NOSTRIL_R = (216.0, 131.0), (232.0, 131.0)  # inspection
 NOSE_BRIDGE = (225.0, 110.0)  # inspection
 CHIN = (224.0, 176.0)  # inspection
-# Head mask as a union of ellipses (centre, semi-axes in photo px), fitted by inspection: hair, jaw, neck.
-HEAD_ELLIPSES = (((225.0, 102.0), (79.0, 76.0)), ((224.0, 140.0), (52.0, 45.0)), ((225.0, 195.0), (34.0, 36.0)))
+# Outline of hair, face and neck (photo px), traced by inspection on a 4x zoom with a 10 px grid.
+HEAD_OUTLINE = (
+    (212, 21), (240, 21), (262, 28), (280, 40), (294, 58), (301, 80), (300, 100), (291, 116), (276, 130),
+    (269, 134), (266, 152), (258, 170), (254, 190), (256, 210), (189, 210), (189, 190), (187, 170),
+    (183, 152), (180, 134), (168, 120), (157, 105), (153, 85), (157, 62), (168, 45), (188, 29),
+)
 
 # Action-unit-like components, in the order of the activation vector.
 COMPONENTS: tuple[str, ...] = (
@@ -79,6 +83,7 @@ class FaceBank:
     alpha: np.ndarray    # (S, S) float32, head + neck mask, feathered
     fields: np.ndarray   # (K, S, S, 2) float32: displacement (dx, dy) in px at activation 1
     shades: np.ndarray   # (K, S, S) float32: relative brightness change at activation 1 (mostly 0)
+    has_shade: np.ndarray  # (K,) bool
     grid_x: np.ndarray   # (S, S) float32
     grid_y: np.ndarray
 
@@ -146,10 +151,14 @@ def face_bank() -> FaceBank:
     crop = photo[y0:y0 + side, x0:x0 + side]
     rgb = cv2.resize(crop, (CANON, CANON), interpolation=cv2.INTER_AREA).astype(np.float32)
     xs, ys = _grid()
-    alpha = np.max([_ellipse_map(xs, ys, c, ax, soft=0.1) for c, ax in HEAD_ELLIPSES], axis=0)
-    alpha = cv2.GaussianBlur(alpha, (0, 0), 1.5)
+    sup = 4  # draw the outline supersampled, then area-average: an anti-aliased mask
+    pts = np.array([to_canon(p) for p in HEAD_OUTLINE]) * sup
+    big = np.zeros((CANON * sup, CANON * sup), np.float32)
+    cv2.fillPoly(big, [np.round(pts).astype(np.int32)], 1.0)
+    alpha = cv2.GaussianBlur(cv2.resize(big, (CANON, CANON), interpolation=cv2.INTER_AREA), (0, 0), 1.0)
     fields, shades = _build_fields(xs, ys)
-    return FaceBank(rgb=rgb, alpha=alpha, fields=fields, shades=shades, grid_x=xs, grid_y=ys)
+    return FaceBank(rgb=rgb, alpha=alpha, fields=fields, shades=shades,
+                    has_shade=shades.reshape(len(COMPONENTS), -1).any(1), grid_x=xs, grid_y=ys)
 
 
 def render_head(bank: FaceBank, act: np.ndarray) -> np.ndarray:
@@ -161,7 +170,7 @@ def render_head(bank: FaceBank, act: np.ndarray) -> np.ndarray:
     disp = np.tensordot(act[on], bank.fields[on], axes=1)
     img = cv2.remap(bank.rgb, bank.grid_x - disp[..., 0], bank.grid_y - disp[..., 1],
                     interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
-    shade_on = [k for k in on if bank.shades[k].any()]
-    if shade_on:
+    shade_on = on[bank.has_shade[on]]
+    if len(shade_on):
         img *= (1.0 + np.tensordot(act[shade_on], bank.shades[shade_on], axes=1))[..., None]
     return img

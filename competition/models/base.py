@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
@@ -38,6 +38,16 @@ class Model(ABC):
         self.n_targets = n_targets
         self.seed = seed
         self.history: list[dict[str, float]] = []  # per-epoch metrics, for trackers and reports
+        # Called as reporter(epoch, metrics) after every epoch; set by run_fold for W&B logging and by
+        # the tuner for pruning (it may raise optuna.TrialPruned, which must propagate).
+        self.reporter: Callable[[int, dict[str, float]], None] | None = None
+
+    def report(self, epoch: int, metrics: dict[str, float]) -> None:
+        """Iterative models call this once per epoch (e.g. with train_loss, val_mean_pcc, lr)."""
+        row = {"epoch": epoch, **{k: float(v) for k, v in metrics.items()}}
+        self.history.append(row)
+        if self.reporter is not None:
+            self.reporter(epoch, row)
 
     @abstractmethod
     def fit(self, bank: FeatureBank, train_ids: list[str], y_train: np.ndarray,
