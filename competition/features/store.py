@@ -6,9 +6,10 @@ from __future__ import annotations
 import json
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -22,6 +23,24 @@ from competition.io import atomic_path, write_csv, write_json
 
 FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
+
+_ROOT: Path | None = None
+
+
+def current_root() -> Path | None:
+    """Feature root of the extraction running in this process, so an extractor can reuse another
+    store's cached output (e.g. image models read the `faces` crops); None outside extraction."""
+    return _ROOT
+
+
+@contextmanager
+def using_root(root: Path | str) -> Iterator[None]:
+    global _ROOT
+    old, _ROOT = _ROOT, Path(root)
+    try:
+        yield
+    finally:
+        _ROOT = old
 
 
 class FeatureStore:
@@ -92,7 +111,7 @@ def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float
     """Worker: (clip, status, reason, seconds, manifest info). Exceptions become failure rows."""
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), using_root(store.dir.parent):
             warnings.simplefilter("ignore")
             out = store.extractor.run(clip, store.params)
         if not np.isfinite(out.x).all():

@@ -1,0 +1,354 @@
+"""The face pipeline: sampled frames -> detector chain -> landmark alignment -> crops, with temporal
+interpolation over missed frames, plus the face-box / head-pose `pose` features.
+
+Detector chain (tried per frame, in the order of the `detectors` parameter):
+- "haar":  OpenCV's frontal-face Haar cascade (ships with opencv-python-headless), searched first around
+           the previous face; its box is refined by MTCNN's O-Net, which adds 5 landmarks for alignment.
+- "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust).
+A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
+this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
+
+Storage: the `faces` extractor keeps uint8 crops as (T, size*size*3) rows in its FeatureStore folder and
+writes the per-frame geometry (boxes, landmarks, detector) beside each clip as `<clip>.track.npz`, before
+the crops, so a killed run never leaves crops without their geometry. `face_track()` is the helper the
+image extractors use: it reads this cache when present and runs the pipeline otherwise.
+"""
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, get_extractor, \
+    register_extractor
+from competition.io import atomic_path
+
+DETECTOR_CODES: dict[str, int] = {"none": 0, "mtcnn": 1, "haar": 2, "interpolated": 3}
+
+# ArcFace 5-point template for a 112x112 crop: eyes, nose tip, mouth corners (image left first).
+_TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
+                          [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
+
+FACE_DEFAULTS: dict[str, Any] = {
+    "scheme": "step", "step": 0.2, "n": 32, "every": 30,   # frame sampling (see competition.media.video)
+    "size": 112,                 # crop side in pixels (112 as seed 001, 224 as seed 000)
+    "detectors": "haar,mtcnn",   # chain, tried in order per frame
+    "margin": 0.25,              # extra context around the face, as a fraction of its size
+    "interp_frames": 12,         # fill misses whose detected neighbours are at most this many frames apart
+    "max_side": 640,             # frames larger than this are downscaled before detection
+}
+
+
+@dataclass
+class FaceTrack:
+    crops: np.ndarray        # (T, S, S, 3) uint8 RGB
+    times: np.ndarray        # (T,) seconds
+    boxes: np.ndarray        # (T, 4) x0, y0, x1, y1 as fractions of frame width/height
+    landmarks: np.ndarray    # (T, 5, 2) fractions of frame width/height; NaN where unknown
+    source: np.ndarray       # (T,) int8, DETECTOR_CODES
+    mask: np.ndarray         # (T,) True where a face was detected or interpolated
+    frame_size: tuple[int, int]  # (width, height) of the frames the geometry refers to
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+# ---------------------------------------------------------------- detectors
+
+@functools.lru_cache(maxsize=1)
+def _haar():
+    import cv2
+    path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cascade = cv2.CascadeClassifier(str(path))
+    if cascade.empty():
+        raise FeatureError(f"OpenCV Haar cascade not loadable from {path}")
+    return cascade
+
+
+@functools.lru_cache(maxsize=1)
+def _mtcnn():
+    import torch
+    from facenet_pytorch import MTCNN
+    return MTCNN(keep_all=False, select_largest=True, min_face_size=20, post_process=False,
+                 device="cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _largest(rects: np.ndarray) -> np.ndarray | None:
+    if len(rects) == 0:
+        return None
+    return rects[np.argmax(rects[:, 2] * rects[:, 3])]
+
+
+def detect_haar(frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray | None:
+    """Largest Haar face as (x0, y0, x1, y1) pixels; searched first in a window around `prior`."""
+    import cv2
+    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    h, w = gray.shape
+    min_side = max(24, int(0.12 * min(h, w)))
+    if prior is not None:
+        pw, ph = prior[2] - prior[0], prior[3] - prior[1]
+        x0, y0 = int(max(0, prior[0] - pw)), int(max(0, prior[1] - ph))
+        x1, y1 = int(min(w, prior[2] + pw)), int(min(h, prior[3] + ph))
+        side = max(pw, ph)
+        lo, hi = max(min_side, int(0.7 * side)), int(1.4 * side) + 1
+        if x1 - x0 >= lo and y1 - y0 >= lo:  # a face near its last size: only a few scales to scan
+            r = _largest(_haar().detectMultiScale(gray[y0:y1, x0:x1], 1.1, 4, minSize=(lo, lo), maxSize=(hi, hi)))
+            if r is not None:
+                return np.array([r[0] + x0, r[1] + y0, r[0] + x0 + r[2], r[1] + y0 + r[3]], np.float32)
+    r = _largest(_haar().detectMultiScale(gray, 1.15, 4, minSize=(min_side, min_side)))
+    return None if r is None else np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]], np.float32)
+
+
+def refine_onet(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """MTCNN's O-Net on a proposed box: (refined box, 5 landmarks (5, 2) pixels, face probability)."""
+    import torch
+    from torch.nn.functional import interpolate
+    h, w = frame.shape[:2]
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    side = max(box[2] - box[0], box[3] - box[1])
+    sq = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
+    x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
+    x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
+    net = _mtcnn()
+    img = torch.as_tensor(frame[y0:y1, x0:x1], dtype=torch.float32, device=net.device).permute(2, 0, 1)[None]
+    data = (interpolate(img, size=(48, 48), mode="area") - 127.5) * 0.0078125
+    with torch.no_grad():
+        reg, pts, prob = net.onet(data)
+    reg, pts, p = reg[0].cpu().numpy(), pts[0].cpu().numpy(), float(prob[0, 1])
+    bw, bh = x1 - x0, y1 - y0
+    lm = np.stack([bw * pts[:5] + x0, bh * pts[5:] + y0], axis=1).astype(np.float32)
+    refined = np.array([x0 + reg[0] * bw, y0 + reg[1] * bh, x1 + reg[2] * bw, y1 + reg[3] * bh], np.float32)
+    return refined, lm, p
+
+
+def detect_mtcnn(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+    """Full MTCNN: (box (4,), landmarks (5, 2)) of the largest face, in pixels."""
+    boxes, probs, points = _mtcnn().detect(frame, landmarks=True)
+    if boxes is None or len(boxes) == 0:
+        return None
+    return boxes[0].astype(np.float32), points[0].astype(np.float32)
+
+
+def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
+                  ) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+    for name in chain:
+        if name == "haar":
+            box = detect_haar(frame, prior)
+            if box is None:
+                continue
+            refined, lm, p = refine_onet(frame, box)
+            if p >= 0.5:  # O-Net agrees it is a face: take its tighter box and landmarks
+                return refined, lm, DETECTOR_CODES["haar"]
+            return box, None, DETECTOR_CODES["haar"]
+        if name == "mtcnn":
+            found = detect_mtcnn(frame)
+            if found is not None:
+                return found[0], found[1], DETECTOR_CODES["mtcnn"]
+        elif name != "haar":
+            raise ValueError(f"unknown face detector {name!r}; expected 'haar' or 'mtcnn'")
+    return None, None, DETECTOR_CODES["none"]
+
+
+# ---------------------------------------------------------------- geometry
+
+def interpolate_track(indices: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, found: np.ndarray,
+                      window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Fill missed frames from detected neighbours (frame `indices`, presentation order).
+
+    A miss whose previous and next detection are at most `window` frames apart is linearly
+    interpolated (mask True, seed 001's 12-frame window). Other misses hold the nearest detection with
+    mask False, so crops stay on the face's last known place but are not counted as real."""
+    boxes, landmarks = boxes.copy(), landmarks.copy()
+    mask, interp = found.copy(), np.zeros(len(found), bool)
+    det = np.flatnonzero(found)
+    if len(det) == 0:
+        return boxes, landmarks, mask, interp
+    for i in np.flatnonzero(~found):
+        k = np.searchsorted(det, i)
+        prev, nxt = (det[k - 1] if k > 0 else None), (det[k] if k < len(det) else None)
+        if prev is not None and nxt is not None and indices[nxt] - indices[prev] <= window:
+            a = (indices[i] - indices[prev]) / (indices[nxt] - indices[prev])
+            boxes[i] = (1 - a) * boxes[prev] + a * boxes[nxt]
+            landmarks[i] = (1 - a) * landmarks[prev] + a * landmarks[nxt]  # NaN if either side has none
+            mask[i] = interp[i] = True
+        else:
+            near = prev if nxt is None or (prev is not None and indices[i] - indices[prev] <= indices[nxt] - indices[i]) else nxt
+            boxes[i], landmarks[i] = boxes[near], landmarks[near]
+    return boxes, landmarks, mask, interp
+
+
+def crop_transform(box: np.ndarray, landmarks: np.ndarray | None, size: int, margin: float) -> np.ndarray:
+    """2x3 similarity transform from frame pixels to a size x size crop.
+
+    With landmarks: least-squares fit to the ArcFace template (alignment: eyes level, fixed scale).
+    Without: the box centre to the crop centre, the larger box side to the crop minus the margin."""
+    import cv2
+    if landmarks is not None and np.isfinite(landmarks).all():
+        dst = (_TEMPLATE_112 - 56.0) * (size / 112.0) / (1.0 + margin) + size / 2.0
+        m, _ = cv2.estimateAffinePartial2D(landmarks.astype(np.float32), dst.astype(np.float32),
+                                           method=cv2.LMEDS)
+        if m is not None:
+            return m.astype(np.float32)
+    side = max(box[2] - box[0], box[3] - box[1], 1.0)
+    s = size / (side * (1.0 + margin))
+    cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
+    return np.array([[s, 0, size / 2 - s * cx], [0, s, size / 2 - s * cy]], np.float32)
+
+
+def head_pose(landmarks: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(yaw, pitch, roll) in degrees from 5 landmarks (pixels) with cv2.solvePnP on a generic 3-D face.
+    NaN where the landmarks are unknown or the fit fails."""
+    import cv2
+    if not np.isfinite(landmarks).all():
+        return np.full(3, np.nan, np.float32)
+    model = np.array([[-30, -35, -20], [30, -35, -20], [0, 0, 0], [-25, 35, -20], [25, 35, -20]], np.float64)
+    w, h = frame_size
+    cam = np.array([[w, 0, w / 2], [0, w, h / 2], [0, 0, 1]], np.float64)
+    ok, rvec, _ = cv2.solvePnP(model, landmarks.astype(np.float64), cam, None, flags=cv2.SOLVEPNP_EPNP)
+    if not ok:
+        return np.full(3, np.nan, np.float32)
+    rot, _ = cv2.Rodrigues(rvec)
+    pitch, yaw, roll = cv2.RQDecomp3x3(rot)[0]
+    pitch = (pitch + 180) % 360 - 180
+    pitch = pitch - 180 if pitch > 90 else pitch + 180 if pitch < -90 else pitch
+    return np.array([yaw, pitch, roll], np.float32)
+
+
+# ---------------------------------------------------------------- pipeline
+
+def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None) -> FaceTrack:
+    """Decode the sampled frames of one video once and return crops and geometry."""
+    import cv2
+    from competition.media.video import read_sampled
+    p = {**FACE_DEFAULTS, **(params or {})}
+    chain = [d.strip() for d in str(p["detectors"]).split(",") if d.strip()]
+    vf = read_sampled(video, p["scheme"], step=p["step"], n=p["n"], every=p["every"], max_side=p["max_side"])
+    t_count, (h, w) = len(vf.frames), vf.frames.shape[1:3]
+    boxes = np.zeros((t_count, 4), np.float32)
+    lms = np.full((t_count, 5, 2), np.nan, np.float32)
+    source = np.zeros(t_count, np.int8)
+    prior = None
+    for i, frame in enumerate(vf.frames):
+        box, lm, code = _detect_frame(frame, chain, prior)
+        if box is not None:
+            boxes[i], source[i], prior = box, code, box
+            if lm is not None:
+                lms[i] = lm
+    found = source > 0
+    boxes, lms, mask, interp = interpolate_track(vf.indices, boxes, lms, found, int(p["interp_frames"]))
+    source[interp] = DETECTOR_CODES["interpolated"]
+    size, margin = int(p["size"]), float(p["margin"])
+    warnings: list[str] = []
+    crops = np.empty((t_count, size, size, 3), np.uint8)
+    if found.any():
+        for i, frame in enumerate(vf.frames):
+            m = crop_transform(boxes[i], lms[i], size, margin)
+            crops[i] = cv2.warpAffine(frame, m, (size, size), flags=cv2.INTER_AREA,
+                                      borderMode=cv2.BORDER_REPLICATE)
+    else:
+        warnings.append("no face detected in any sampled frame: whole frames used as crops")
+        for i, frame in enumerate(vf.frames):
+            crops[i] = cv2.resize(frame, (size, size), interpolation=cv2.INTER_AREA)
+        boxes[:] = [0, 0, w, h]
+    if vf.truncated:
+        warnings.append(f"video truncated: {len(vf.frames)} sampled frame(s) decoded")
+    counts = {name: int((source == code).sum()) for name, code in DETECTOR_CODES.items()}
+    info = {"frames": t_count, "detection_rate": round(float(found.mean()), 4),
+            "interpolated": int(interp.sum()), "detectors": counts,
+            "fallback": "" if found.any() else "full_frame", "warnings": warnings}
+    scale = np.array([w, h, w, h], np.float32)
+    return FaceTrack(crops=crops, times=vf.times.astype(np.float32), boxes=boxes / scale,
+                     landmarks=lms / np.array([w, h], np.float32), source=source, mask=mask,
+                     frame_size=(int(w), int(h)), info=info)
+
+
+def _track_path(crops_path: Path) -> Path:
+    return crops_path.with_name(crops_path.name.replace(".npz", ".track.npz"))
+
+
+def _save_track(path: Path, track: FaceTrack) -> None:
+    with atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, boxes=track.boxes, landmarks=track.landmarks, source=track.source,
+                     frame_size=np.array(track.frame_size, np.int32))
+
+
+def _faces_store(params: dict[str, Any] | None):
+    from competition.features.store import FeatureStore, current_root
+    root = current_root()
+    return None if root is None else FeatureStore(root, get_extractor("faces"), _face_params(params))
+
+
+def _face_params(params: dict[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (params or {}).items() if k in FACE_DEFAULTS}
+
+
+def face_track(clip: ClipMedia, params: dict[str, Any] | None = None) -> FaceTrack:
+    """Crops and geometry of one clip: from the `faces` cache of the store being extracted into when
+    it has them, else computed now (and cached there for the next extractor)."""
+    params = _face_params(params)
+    store = _faces_store(params)
+    if store is not None and store.has(clip.clip_id) and _track_path(store.path(clip.clip_id)).exists():
+        size = store.params["size"]
+        with np.load(store.path(clip.clip_id), allow_pickle=False) as z:
+            crops, t, mask = z["x"].reshape(-1, size, size, 3), z["t"], z["mask"]
+        with np.load(_track_path(store.path(clip.clip_id)), allow_pickle=False) as z:
+            return FaceTrack(crops=crops, times=t, boxes=z["boxes"], landmarks=z["landmarks"], source=z["source"],
+                             mask=mask, frame_size=tuple(int(v) for v in z["frame_size"]), info={"cached": True})
+    track = run_face_pipeline(clip.mp4, params)
+    if store is not None:
+        store.dir.mkdir(parents=True, exist_ok=True)
+        _save_track(_track_path(store.path(clip.clip_id)), track)
+        store.save(clip.clip_id, _faces_output(track))
+    return track
+
+
+def _faces_output(track: FaceTrack) -> FeatureOutput:
+    return FeatureOutput(x=track.crops.reshape(len(track.crops), -1), t=track.times, mask=track.mask,
+                         info=track.info)
+
+
+@register_extractor("faces", kind="sequence", defaults=FACE_DEFAULTS, dtype="uint8")
+def faces(clip: ClipMedia, **params: Any) -> FeatureOutput:
+    """Face crops (T, size*size*3) uint8 of the sampled frames; geometry in <clip>.track.npz."""
+    track = run_face_pipeline(clip.mp4, params)
+    store = _faces_store(params)
+    if store is not None:  # geometry first: the crops file is what marks the clip as done
+        _save_track(_track_path(store.path(clip.clip_id)), track)
+    return _faces_output(track)
+
+
+def pose_matrix(track: FaceTrack) -> np.ndarray:
+    """Per frame: box centre x/y, width, height (fractions of the frame), their change per second,
+    yaw/pitch/roll (degrees; interpolated over frames without landmarks, 0 if none has any) and
+    flags (detected, has landmarks)."""
+    b = track.boxes
+    geo = np.stack([(b[:, 0] + b[:, 2]) / 2, (b[:, 1] + b[:, 3]) / 2, b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1)
+    t = track.times.astype(np.float64)
+    if len(t) > 1:
+        dt = np.maximum(np.gradient(t), 1e-3)[:, None]
+        motion = np.gradient(geo, axis=0) / dt
+    else:
+        motion = np.zeros_like(geo)
+    w, h = track.frame_size
+    px = track.landmarks * np.array([w, h], np.float32)
+    angles = np.stack([head_pose(lm, track.frame_size) for lm in px]) if len(px) else np.zeros((0, 3))
+    has_lm = np.isfinite(angles).all(1)
+    for j in range(3):
+        col = angles[:, j]
+        col[:] = np.interp(t, t[has_lm], col[has_lm]) if has_lm.any() else 0.0
+    detected = np.isin(track.source, [DETECTOR_CODES["haar"], DETECTOR_CODES["mtcnn"]])
+    return np.concatenate([geo, motion, angles, detected[:, None], has_lm[:, None]], 1).astype(np.float32)
+
+
+POSE_COLUMNS: tuple[str, ...] = ("cx", "cy", "w", "h", "dcx", "dcy", "dw", "dh", "yaw", "pitch", "roll",
+                                 "detected", "has_landmarks")
+
+
+@register_extractor("pose", kind="sequence", defaults=FACE_DEFAULTS)
+def pose(clip: ClipMedia, **params: Any) -> FeatureOutput:
+    """Face-box position, size and motion plus head pose per sampled frame (13 columns, POSE_COLUMNS)."""
+    track = face_track(clip, params)
+    return FeatureOutput(x=pose_matrix(track), t=track.times, mask=track.mask,
+                         info={"detection_rate": round(float(np.isin(track.source, [1, 2]).mean()), 4)})
