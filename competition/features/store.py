@@ -135,7 +135,7 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     t0 = time.perf_counter()
     manifest = store.manifest().set_index("clip")
     failures = store.failures()
-    failures = failures[~failures.clip.isin(todo)]  # retried now
+    failures = failures[~failures["clip"].isin(todo)]  # retried now
     new_fail, rows = [], []
     if todo:
         tasks = (delayed(_compute)(store, clip_media(dataset, c)) for c in todo)
