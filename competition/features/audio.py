@@ -87,3 +87,74 @@ def mfcc_sequence(clip: ClipMedia, n_mfcc: int, stack: int, hop_length: int) -> 
 
 def _min_length_rows(m: np.ndarray, n: int) -> np.ndarray:
     return m if len(m) >= n else np.pad(m, ((0, n - len(m)), (0, 0)))
+
+
+# ---------------------------------------------------------------- additions: log-mel, LLDs, ComParE
+
+def load_clip_audio(clip: ClipMedia, sr: int = SAMPLE_RATE) -> tuple[np.ndarray, list[str]]:
+    """The clip's wav as 16 kHz mono; when the wav is missing, the mp4's audio track (with a warning
+    in the returned list). FeatureError when neither has audio."""
+    if clip.wav.exists():
+        return load_audio(clip.wav, sr), []
+    y = audio_from_video(clip.mp4, sr)
+    return y, [f"{clip.wav} missing: audio decoded from {clip.mp4.name}"]
+
+
+def audio_from_video(path: Path | str, sr: int = SAMPLE_RATE) -> np.ndarray:
+    """Decode a video's first audio stream to float32 mono at `sr` with PyAV."""
+    import av
+    path = Path(path)
+    if not path.exists():
+        raise FeatureError(f"{path}: file missing (and no wav beside it)")
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                raise FeatureError(f"{path}: no audio track and no wav file")
+            resampler = av.AudioResampler(format="flt", layout="mono", rate=sr)
+            chunks = [r.to_ndarray().reshape(-1) for frame in container.decode(audio=0)
+                      for r in resampler.resample(frame)]
+            chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(None)]
+    except FeatureError:
+        raise
+    except Exception as exc:
+        raise FeatureError(f"{path}: audio track unreadable ({type(exc).__name__}: {exc})") from exc
+    return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros(0, np.float32)
+
+
+def logmel_matrix(y: np.ndarray, n_mels: int = 64, hop_length: int = 160, n_fft: int = 400) -> np.ndarray:
+    """(frames, n_mels) log-mel power in dB (ref 1.0, floor -100 dB)."""
+    import librosa
+    y = _min_length(y, n_fft)
+    m = librosa.feature.melspectrogram(y=y, sr=SAMPLE_RATE, n_fft=n_fft, hop_length=hop_length, n_mels=n_mels)
+    return librosa.power_to_db(m, ref=1.0, amin=1e-10, top_db=None).T.clip(-100.0).astype(np.float32)
+
+
+@register_extractor("logmel", kind="sequence", defaults={"n_mels": 64, "hop_length": 160, "n_fft": 400})
+def logmel(clip: ClipMedia, n_mels: int, hop_length: int, n_fft: int) -> FeatureOutput:
+    """Log-mel spectrogram frames (T, n_mels), 10 ms hop by default."""
+    y, warns = load_clip_audio(clip)
+    m = logmel_matrix(y, n_mels, hop_length, n_fft)
+    t = np.arange(len(m)) * hop_length / SAMPLE_RATE
+    return FeatureOutput(x=m, t=t.astype(np.float32), info={"warnings": warns} if warns else {})
+
+
+def _smile_frame(feature_set: str, level: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    df = _smile(feature_set, level).process_signal(y, SAMPLE_RATE)
+    starts = df.index.get_level_values("start").total_seconds().to_numpy()
+    return df.to_numpy(np.float32), starts.astype(np.float32)
+
+
+@register_extractor("egemaps_lld", kind="sequence", defaults={"feature_set": "eGeMAPSv02"})
+def egemaps_lld(clip: ClipMedia, feature_set: str) -> FeatureOutput:
+    """eGeMAPS low-level descriptors per 10 ms frame (T, 25) via opensmile."""
+    y, warns = load_clip_audio(clip)
+    x, t = _smile_frame(feature_set, "LowLevelDescriptors", _min_length(y, SAMPLE_RATE // 2))
+    return FeatureOutput(x=np.nan_to_num(x), t=t, info={"warnings": warns} if warns else {})
+
+
+@register_extractor("compare", kind="vector", defaults={"feature_set": "ComParE_2016"})
+def compare(clip: ClipMedia, feature_set: str) -> np.ndarray:
+    """ComParE 2016 functionals of the whole clip (6373-D) via opensmile."""
+    y, _ = load_clip_audio(clip)
+    x, _ = _smile_frame(feature_set, "Functionals", _min_length(y, SAMPLE_RATE // 2))
+    return np.nan_to_num(x[0])
