@@ -21,6 +21,7 @@ from competition.data.contract import Dataset, load_dataset
 from competition.experiment import Experiment
 from competition.features.store import extract
 from competition.folds import fold_ids, n_folds_of, read_folds
+from competition.io import atomic_files
 from competition.models.base import FeatureBank
 from competition.models.registry import build_model
 from competition.paths import Workdir
@@ -66,7 +67,8 @@ def run_fold(cfg: dict, k: int, ds: Dataset, wd: Workdir, jobs: int = 1, force: 
     val_pred = model.predict(bank, val_ids)
     test_pred = model.predict(bank, test_ids) if test_ids else np.zeros((0, len(ds.emotions)))
     t_pred = time.perf_counter() - t2
-    model.save(exp.fold_dir(k))
+    with atomic_files(exp.fold_dir(k)) as staging:  # no half-written checkpoint survives a kill
+        model.save(staging)
     info = {"seed": seed, "seconds": {"features": t_feat, "fit": t_fit, "predict": t_pred,
                                       "total": time.perf_counter() - t0},
             "history": model.history}
