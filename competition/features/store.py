@@ -67,6 +67,8 @@ class FeatureStore:
             arrays["t"] = np.asarray(out.t, dtype=np.float32)
         if out.mask is not None:
             arrays["mask"] = np.asarray(out.mask, dtype=bool)
+        # the manifest facts travel with the clip, so a manifest lost to a kill can be rebuilt
+        arrays["info"] = np.array(manifest_info(out))
         with atomic_path(self.path(clip_id)) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -80,6 +82,11 @@ class FeatureStore:
                                  t=z["t"] if "t" in z.files else None,
                                  mask=z["mask"] if "mask" in z.files else None)
 
+    def stored_info(self, clip_id: str) -> str:
+        """The manifest `info` JSON saved with a clip (its shape only for clips stored before info was kept)."""
+        with np.load(self.path(clip_id), allow_pickle=False) as z:
+            return str(z["info"]) if "info" in z.files else json.dumps({"shape": list(z["x"].shape)})
+
     def failures(self) -> pd.DataFrame:
         p = self.dir / FAILURES
         if not p.exists():
@@ -91,6 +98,10 @@ class FeatureStore:
         if not p.exists():
             return pd.DataFrame(columns=["clip", "shape", "seconds", "info"])
         return pd.read_csv(p, dtype={"clip": str}, keep_default_na=False)
+
+
+def manifest_info(out: FeatureOutput) -> str:
+    return json.dumps({"shape": list(out.x.shape), **out.info}, default=str)
 
 
 @dataclass
@@ -117,8 +128,7 @@ def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float
         if not np.isfinite(out.x).all():
             raise FeatureError("non-finite values in output")
         store.save(clip.clip_id, out)
-        info = {"shape": list(out.x.shape), **out.info}
-        return clip.clip_id, "ok", "", time.perf_counter() - t0, json.dumps(info)
+        return clip.clip_id, "ok", "", time.perf_counter() - t0, manifest_info(out)
     except Exception as exc:  # one broken clip never kills the batch
         reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
         return clip.clip_id, "failed", reason, time.perf_counter() - t0, ""
@@ -134,6 +144,12 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     todo = [c for c in ids if not store.has(c)]
     t0 = time.perf_counter()
     manifest = store.manifest().set_index("clip")
+    todo_set = set(todo)
+    recovered = []  # clips stored by a run that was killed before it wrote the manifest
+    for c in ids:
+        if c not in todo_set and c not in manifest.index:
+            info = store.stored_info(c)
+            recovered.append({"clip": c, "shape": json.loads(info)["shape"], "seconds": "", "info": info})
     failures = store.failures()
     failures = failures[~failures["clip"].isin(todo)]  # retried now
     new_fail, rows = [], []
@@ -148,8 +164,8 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
                              "info": info})
             else:
                 new_fail.append({"clip": clip_id, "stage": store.extractor.name, "reason": reason})
-    if rows:
-        add = pd.DataFrame(rows).set_index("clip")
+    if rows or recovered:
+        add = pd.DataFrame(rows + recovered).set_index("clip")
         manifest = pd.concat([manifest[~manifest.index.isin(add.index)], add])
     write_csv(store.dir / MANIFEST, manifest.reset_index().sort_values("clip"), float_format=None)
     failures = pd.concat([failures, pd.DataFrame(new_fail, columns=["clip", "stage", "reason"])])
