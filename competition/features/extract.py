@@ -1,0 +1,90 @@
+"""Command line: extract features of a dataset into <workdir>/features/.
+
+    python -m competition.features.extract --data DIR --extractors faces visual egemaps --jobs 2 \
+        [--workdir W] [--ids 00001 00002] [--set visual.model=resnet18 --set visual.weights=/w/r18.pth]
+
+Reruns skip clips already stored; clips that fail are listed in <store>/failures.csv. Image extractors
+(visual, expression, pose) read the crops of `faces`, so `faces` runs first when it is requested.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from competition.data.contract import load_dataset, normalise_id
+from competition.features.registry import list_extractors
+from competition.features.store import extract
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+_FIRST = ("faces",)  # producers of caches that other extractors read
+
+
+def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
+    """['visual.model=resnet18', 'faces.size=224'] -> {'visual': {'model': 'resnet18'}, 'faces': {'size': 224}}
+    Values are parsed as YAML scalars (numbers, booleans, lists, {dicts})."""
+    out: dict[str, dict[str, Any]] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        name, dot, param = key.partition(".")
+        if not sep or not dot or not name or not param:
+            raise ValueError(f"--set expects EXTRACTOR.PARAM=VALUE, got {item!r}")
+        out.setdefault(name, {})[param] = yaml.safe_load(value) if value != "" else ""
+    return out
+
+
+def build_specs(names: list[str], sets: dict[str, dict[str, Any]]) -> list[str | dict]:
+    unknown = [n for n in [*names, *sets] if n not in list_extractors()]
+    if unknown:
+        raise ValueError(f"unknown extractor(s) {unknown}; known: {list_extractors()}")
+    stray = [n for n in sets if n not in names]
+    if stray:
+        raise ValueError(f"--set for extractor(s) {stray} that are not in --extractors")
+    ordered = sorted(dict.fromkeys(names), key=lambda n: 0 if n in _FIRST else 1)
+    return [{"name": n, "params": sets[n]} if n in sets else n for n in ordered]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m competition.features.extract", description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, help="dataset root holding data_info.csv")
+    ap.add_argument("--extractors", nargs="+", default=[], metavar="NAME")
+    ap.add_argument("--jobs", type=int, default=1, help="parallel clips (joblib)")
+    ap.add_argument("--workdir", type=Path, default=REPO_ROOT, help="features go to WORKDIR/features")
+    ap.add_argument("--ids", nargs="+", default=None, help="only these clip ids")
+    ap.add_argument("--set", dest="sets", action="append", default=[], metavar="EXTRACTOR.PARAM=VALUE")
+    ap.add_argument("--list", action="store_true", help="list the extractors and exit")
+    ap.add_argument("--no-progress", action="store_true")
+    args = ap.parse_args(argv)
+    if args.list:
+        from competition.features.registry import get_extractor
+        for name in list_extractors():
+            ex = get_extractor(name)
+            print(f"{name:14s} {ex.kind:8s} {ex.dtype:8s} {ex.description}")
+        return 0
+    if args.data is None or not args.extractors:
+        ap.error("--data and --extractors are required (or --list)")
+    try:
+        specs = build_specs(args.extractors, parse_sets(args.sets))
+    except ValueError as exc:
+        ap.error(str(exc))
+    dataset = load_dataset(args.data, check_media=False)  # missing media become failure rows
+    ids = None
+    if args.ids:
+        ids = [normalise_id(i) for i in args.ids]
+        missing = [i for i in ids if i not in dataset.table.index]
+        if missing:
+            ap.error(f"ids not in {args.data}/data_info.csv: {missing}")
+    root = args.workdir / "features"
+    reports = extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not args.no_progress)
+    for r in reports:
+        print(f"{r.key}: {r.done} done, {r.skipped} already stored, {r.failed} failed, {r.seconds:.1f}s "
+              f"-> {root / r.key}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
