@@ -3,8 +3,10 @@
 
     python -m competition.training.run_fold --fold K [--exp EXP ...] [--data DIR] [--workdir W]
                                             [--set key=value ...] [--jobs N] [--force] [--all-folds]
+                                            [--no-wandb]
 
 With no --exp, the configs flagged `default: true` run. A finished fold is skipped (rerun resumes).
+Each trained fold is a W&B run (offline by default; see competition.tracking).
 """
 from __future__ import annotations
 
@@ -12,19 +14,26 @@ import argparse
 import random
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
 
+from competition import tracking
 from competition.config import default_experiments, load_config
 from competition.data.contract import Dataset, load_dataset
 from competition.experiment import Experiment
 from competition.features.store import extract
 from competition.folds import fold_ids, n_folds_of, read_folds
 from competition.io import atomic_files
-from competition.models.base import FeatureBank
+from competition.models.base import FeatureBank, Model
 from competition.models.registry import build_model
 from competition.paths import Workdir
+
+Reporter = Callable[[int, dict[str, float]], None]
 
 
 def seed_everything(seed: int) -> None:
@@ -38,8 +47,71 @@ def seed_everything(seed: int) -> None:
         pass
 
 
+@dataclass
+class FoldFit:
+    """A model trained on fold k's training clips and its predictions (nothing written to disk)."""
+    model: Model
+    seed: int
+    train_ids: list[str]
+    val_ids: list[str]
+    test_ids: list[str]
+    val_pred: np.ndarray
+    test_pred: np.ndarray
+    seconds: dict[str, float]   # features, fit, predict
+
+
+def fit_fold(cfg: dict, k: int, ds: Dataset, fold: pd.Series, features_root: Path, jobs: int = 1,
+             progress: bool = True, reporter: Reporter | None = None,
+             extract_features: bool = True) -> FoldFit:
+    """Extract the config's features (cached), train fold k's model and predict its held-out and Test
+    clips. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
+    e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner."""
+    t0 = time.perf_counter()
+    if extract_features:
+        extract(ds, cfg["features"], features_root, jobs=jobs, progress=progress)
+    t_feat = time.perf_counter() - t0
+
+    train_ids, val_ids = fold_ids(fold, k)
+    test_ids = ds.test_ids
+    bank = FeatureBank(features_root, cfg["features"])
+    seed = int(cfg.get("seed", 42)) + k
+    seed_everything(seed)
+    model = build_model(cfg["model"], cfg.get("params", {}), len(ds.emotions), seed=seed)
+    model.reporter = reporter
+    t1 = time.perf_counter()
+    model.fit(bank, train_ids, ds.labels(train_ids), val_ids, ds.labels(val_ids))
+    t_fit = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    val_pred = model.predict(bank, val_ids)
+    test_pred = model.predict(bank, test_ids) if test_ids else np.zeros((0, len(ds.emotions)))
+    t_pred = time.perf_counter() - t2
+    return FoldFit(model, seed, train_ids, val_ids, test_ids, val_pred, test_pred,
+                   {"features": t_feat, "fit": t_fit, "predict": t_pred})
+
+
+class EpochLogger:
+    """Per-epoch hook for Model.reporter: logs the row to W&B and advances an epoch progress bar (opened
+    on the first epoch, so models that do not iterate show none)."""
+
+    def __init__(self, run: tracking.Run, desc: str, total: int | None, progress: bool):
+        self.run, self.desc, self.total, self.progress = run, desc, total, progress
+        self.bar: tqdm | None = None
+
+    def __call__(self, epoch: int, row: dict[str, float]) -> None:
+        self.run.log(row)
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="epoch", disable=not self.progress,
+                            leave=False)
+        self.bar.update(1)
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"}, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
 def run_fold(cfg: dict, k: int, ds: Dataset, wd: Workdir, jobs: int = 1, force: bool = False,
-             progress: bool = True) -> dict | None:
+             progress: bool = True, no_wandb: bool = False) -> dict | None:
     """Train fold k of the experiment `cfg`; return the experiment metrics if this completed it."""
     fold = read_folds(wd.folds, ds)
     if not 0 <= k < n_folds_of(fold):
@@ -50,35 +122,29 @@ def run_fold(cfg: dict, k: int, ds: Dataset, wd: Workdir, jobs: int = 1, force: 
         print(f"[{exp.name}] fold {k} already done, skipping")
         return exp.finalize(ds, fold)
 
-    t0 = time.perf_counter()
-    extract(ds, cfg["features"], wd.features, jobs=jobs, progress=progress)
-    t_feat = time.perf_counter() - t0
-
-    train_ids, val_ids = fold_ids(fold, k)
-    test_ids = ds.test_ids
-    bank = FeatureBank(wd.features, cfg["features"])
-    seed = int(cfg.get("seed", 42)) + k
-    seed_everything(seed)
-    model = build_model(cfg["model"], cfg.get("params", {}), len(ds.emotions), seed=seed)
-    t1 = time.perf_counter()
-    model.fit(bank, train_ids, ds.labels(train_ids), val_ids, ds.labels(val_ids))
-    t_fit = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    val_pred = model.predict(bank, val_ids)
-    test_pred = model.predict(bank, test_ids) if test_ids else np.zeros((0, len(ds.emotions)))
-    t_pred = time.perf_counter() - t2
-    with atomic_files(exp.fold_dir(k)) as staging:  # no half-written checkpoint survives a kill
-        model.save(staging)
-    info = {"seed": seed, "seconds": {"features": t_feat, "fit": t_fit, "predict": t_pred,
-                                      "total": time.perf_counter() - t0},
-            "history": model.history}
-    res = exp.write_fold(k, ds.emotions, train_ids, val_ids, val_pred, ds.labels(val_ids), test_ids,
-                         test_pred, info)
-    print(f"[{exp.name}] fold {k}: val mean PCC {res['mean_pcc']:.4f} "
-          f"(n_train {len(train_ids)}, n_val {len(val_ids)}, {info['seconds']['total']:.1f}s)")
-    metrics = exp.finalize(ds, fold)
-    if metrics:
-        print(f"[{exp.name}] all folds done: OOF mean PCC {metrics['oof_mean_pcc']:.4f} -> {exp.dir}")
+    with tracking.start_run(group=exp.name, job_type="fold", name=f"{exp.name}-f{k}",
+                            config={**cfg, "fold": k}, workdir=wd.root, no_wandb=no_wandb) as run:
+        t0 = time.perf_counter()
+        epochs = cfg.get("params", {}).get("epochs")
+        logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress)
+        try:
+            fit = fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger)
+        finally:
+            logger.close()
+        with atomic_files(exp.fold_dir(k)) as staging:  # no half-written checkpoint survives a kill
+            fit.model.save(staging)
+        info = {"seed": fit.seed, "seconds": {**fit.seconds, "total": time.perf_counter() - t0},
+                "history": fit.model.history}
+        res = exp.write_fold(k, ds.emotions, fit.train_ids, fit.val_ids, fit.val_pred, ds.labels(fit.val_ids),
+                             fit.test_ids, fit.test_pred, info)
+        run.summary(tracking.fold_summary(res))
+        print(f"[{exp.name}] fold {k}: val mean PCC {res['mean_pcc']:.4f} "
+              f"(n_train {len(fit.train_ids)}, n_val {len(fit.val_ids)}, {info['seconds']['total']:.1f}s)")
+        metrics = exp.finalize(ds, fold)
+        if metrics:
+            run.summary({"oof_mean_pcc": metrics["oof_mean_pcc"],
+                         "fold_mean_pcc_std": metrics["fold_mean_pcc_std"]})
+            print(f"[{exp.name}] all folds done: OOF mean PCC {metrics['oof_mean_pcc']:.4f} -> {exp.dir}")
     return metrics
 
 
@@ -92,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
+    ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     a = ap.parse_args(argv)
     wd = Workdir.of(a.workdir)
     ds = load_dataset(a.data or wd.embedded_data)
@@ -103,10 +170,9 @@ def main(argv: list[str] | None = None) -> int:
     folds = list(range(n_folds_of(read_folds(wd.folds, ds)))) if a.all_folds else (a.fold or [])
     if not folds:
         ap.error("give --fold K (repeatable) or --all-folds")
-    for name in names:
-        cfg = load_config(name, a.overrides)
-        for k in folds:
-            run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force)
+    jobs = [(load_config(name, a.overrides), k) for name in names for k in folds]
+    for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=len(jobs) < 2):
+        run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, no_wandb=a.no_wandb)
     return 0
 
 

@@ -1,0 +1,167 @@
+"""Weights & Biases run tracking that never gets in the way.
+
+Offline by default (runs land in `<workdir>/wandb/offline-run-*`; upload later with `wandb sync`), off with
+`--no-wandb` or WANDB_MODE=disabled, and any wandb failure becomes one warning, never a crashed run.
+Every run has group = experiment, job_type = fold / tune / blend and a readable name (EXP-fK).
+"""
+from __future__ import annotations
+
+import os
+import struct
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+DEFAULT_PROJECT = "eri-competition"
+
+
+class TrackingWarning(UserWarning):
+    pass
+
+
+def wandb_mode(no_wandb: bool = False) -> str:
+    """'disabled' when switched off, else WANDB_MODE (default 'offline': nothing leaves the machine)."""
+    if no_wandb:
+        return "disabled"
+    return os.environ.get("WANDB_MODE", "offline")
+
+
+class Run:
+    """A W&B run, or a silent stand-in when tracking is off or wandb failed. Use as a context manager."""
+
+    def __init__(self, wandb_run: Any = None):
+        self._run = wandb_run
+
+    @property
+    def active(self) -> bool:
+        return self._run is not None
+
+    @property
+    def dir(self) -> Path | None:
+        """The run's local directory (offline-run-* or run-*), None when inactive."""
+        return Path(self._run.dir).parent if self._run is not None else None
+
+    def _guard(self, what: str, fn: Any, *args: Any, **kwargs: Any) -> None:
+        if self._run is None:
+            return
+        try:
+            fn(*args, **kwargs)
+        except Exception as exc:  # tracking must never kill training
+            warnings.warn(f"wandb {what} failed ({type(exc).__name__}: {exc}); tracking off for this run",
+                          TrackingWarning, stacklevel=3)
+            self._run = None
+
+    def log(self, row: dict[str, Any]) -> None:
+        self._guard("log", lambda: self._run.log(dict(row)))
+
+    def summary(self, values: dict[str, Any]) -> None:
+        self._guard("summary", lambda: self._run.summary.update(dict(values)))
+
+    def finish(self, exit_code: int = 0) -> None:
+        self._guard("finish", lambda: self._run.finish(exit_code=exit_code))
+        self._run = None
+
+    def __enter__(self) -> "Run":
+        return self
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> None:
+        self.finish(exit_code=0 if exc_type is None else 1)
+
+
+def start_run(group: str, job_type: str, name: str, config: dict[str, Any], workdir: Path | str,
+              no_wandb: bool = False) -> Run:
+    """Open a run under `<workdir>/wandb/` (or WANDB_DIR); returns an inactive Run if tracking is off or
+    wandb cannot start."""
+    mode = wandb_mode(no_wandb)
+    if mode == "disabled":
+        return Run()
+    try:
+        import wandb
+        directory = Path(os.environ.get("WANDB_DIR", workdir))
+        directory.mkdir(parents=True, exist_ok=True)
+        run = wandb.init(project=os.environ.get("WANDB_PROJECT", DEFAULT_PROJECT), group=group,
+                         job_type=job_type, name=name, config=config, dir=str(directory), mode=mode,
+                         reinit="finish_previous", settings=wandb.Settings(silent=True, console="off"))
+        return Run(run)
+    except Exception as exc:
+        warnings.warn(f"wandb could not start ({type(exc).__name__}: {exc}); continuing without tracking",
+                      TrackingWarning, stacklevel=2)
+        return Run()
+
+
+def fold_summary(result: dict[str, Any]) -> dict[str, float]:
+    """The flat W&B summary of a fold.json result: mean and per-target PCC, sizes, timings."""
+    out: dict[str, float] = {"val_mean_pcc": float(result["mean_pcc"])}
+    out.update({f"val_pcc/{t}": float(v) for t, v in result.get("pcc", {}).items()})
+    out.update({f"seconds/{k}": float(v) for k, v in result.get("seconds", {}).items()})
+    for key in ("n_train", "n_val", "n_test", "mean_ccc", "mse"):
+        if key in result:
+            out[key] = float(result[key])
+    return out
+
+
+# ---- reading an offline run back (tests, and checking what was logged before `wandb sync`) ----
+
+@dataclass
+class LoggedRun:
+    name: str = ""
+    group: str = ""
+    job_type: str = ""
+    config: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    summary: dict[str, Any] = field(default_factory=dict)
+
+
+def _records(blob: bytes) -> list[bytes]:
+    """Payloads of a .wandb file: a 7-byte header, then LevelDB-log blocks of 32 KiB whose records are
+    crc32 (4) | length (2) | type (1: full, 2: first, 3: middle, 4: last) | data."""
+    block, pos, out, part = 32768, 7, [], b""
+    while pos + 7 <= len(blob):
+        left = block - pos % block
+        if left < 7:
+            pos += left
+            continue
+        _, length, kind = struct.unpack("<IHB", blob[pos:pos + 7])
+        if length == 0 and kind == 0:
+            break
+        data = blob[pos + 7:pos + 7 + length]
+        pos += 7 + length
+        if kind == 1:
+            out.append(data)
+        elif kind == 2:
+            part = data
+        elif kind == 3:
+            part += data
+        elif kind == 4:
+            out.append(part + data)
+    return out
+
+
+def read_offline_run(run_dir: Path | str) -> LoggedRun:
+    """Config, history rows and summary recorded in an offline run directory's run-*.wandb file."""
+    import json
+
+    from wandb.proto import wandb_internal_pb2 as pb
+
+    files = sorted(Path(run_dir).glob("run-*.wandb"))
+    if not files:
+        raise FileNotFoundError(f"no run-*.wandb in {run_dir}")
+    run = LoggedRun()
+    for payload in _records(files[0].read_bytes()):
+        rec = pb.Record()
+        rec.ParseFromString(payload)
+        kind = rec.WhichOneof("record_type")
+        if kind == "run":
+            run.name, run.group, run.job_type = rec.run.display_name, rec.run.run_group, rec.run.job_type
+            for item in rec.run.config.update:
+                run.config[item.key] = json.loads(item.value_json)
+        elif kind == "config":
+            for item in rec.config.update:
+                run.config[item.key] = json.loads(item.value_json)
+        elif kind == "history":
+            run.history.append({"/".join(i.nested_key) or i.key: json.loads(i.value_json) for i in rec.history.item})
+        elif kind == "summary":
+            for item in rec.summary.update:
+                run.summary["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
+    return run
