@@ -1,50 +1,99 @@
-"""Blend methods over a Library and the submission they produce.
+"""Blend finished experiments into an official submission, judged by nested CV.
 
-    python make_submission.py --blend best|caruana [--name NAME] [--exp EXP ...] [--data DIR]
+    python make_submission.py --blend best|METHOD [--name NAME] [--exp EXP ...] [--data DIR]
+
+Every method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on the
+other folds, scored on the held-out fold). `best` takes the method with the best nested score; when no
+blend beats the best single model there, the single model is the submission and the card says so.
+Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json.
 """
 from __future__ import annotations
 
 import argparse
 import datetime as dt
 import sys
-from dataclasses import dataclass
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-
 from competition.data.contract import load_dataset
-from competition.ensembling.caruana import caruana_select
+from competition.ensembling.caruana import CaruanaOptions
 from competition.ensembling.library import Library, load_library
+from competition.ensembling.methods import METHODS
+from competition.ensembling.nested import Evaluation, NestedCV
+from competition.ensembling.table import format_steps
 from competition.experiment import git_commit
 from competition.io import write_json
 from competition.paths import Workdir
 from competition.submission import check_submission, write_submission
 from competition.task import get_task
 
-METHODS = ("caruana",)
+BASELINE = "best_single"
 
 
-@dataclass
-class BlendResult:
-    method: str
-    weights: dict[str, float]
-    score: float            # in-sample OOF score of the selected blend
-    oof: np.ndarray
-    test: np.ndarray
-    table: str
+def evaluate(cv: NestedCV, requested: str) -> dict[str, Evaluation]:
+    """All methods for `best`, else the requested one and the single-model baseline."""
+    if requested != "best" and requested not in METHODS:
+        raise ValueError(f"unknown blend method {requested!r}; known: best or one of {list(METHODS)}")
+    names = METHODS if requested == "best" else dict.fromkeys([BASELINE, requested])
+    return {m: cv.evaluate(m) for m in names}
 
 
-def blend(lib: Library, method: str = "caruana") -> BlendResult:
-    task = get_task()
-    if method == "caruana":
-        sel = caruana_select(lib.names, lib.oof, lib.y, task.score)
-        return BlendResult(method, sel.weights, sel.score, sel.blend(lib.names, lib.oof),
-                           sel.blend(lib.names, lib.test), sel.table(task.metric_name))
-    raise ValueError(f"unknown blend method {method!r}; known: {list(METHODS)} or 'best'")
+def choose(evals: dict[str, Evaluation], requested: str) -> Evaluation:
+    """The requested method, or for `best` the best nested score (ties go to the simpler method,
+    METHODS lists best_single first)."""
+    if requested != "best":
+        return evals[requested]
+    return max(evals.values(), key=lambda ev: (round(ev.nested, 10), -METHODS.index(ev.method)))
 
 
-def choose(lib: Library, method: str) -> BlendResult:
-    return blend(lib, "caruana" if method == "best" else method)
+def comparison_table(evals: dict[str, Evaluation], chosen: str, metric: str) -> str:
+    lines = [f"  {'method':<20} {'in-sample':>10} {'nested':>8} {'optimism':>9}  {'post':<8} folds "
+             f"({metric})"]
+    for ev in evals.values():
+        folds = " ".join(f"{s:.3f}" for s in ev.nested_per_fold.values())
+        mark = "*" if ev.method == chosen else " "
+        lines.append(f"{mark} {ev.method:<20} {ev.in_sample:>10.4f} {ev.nested:>8.4f} "
+                     f"{ev.in_sample - ev.nested:>+9.4f}  {ev.post:<8} {folds}")
+    return "\n".join(lines)
+
+
+def verdict(chosen: Evaluation, baseline: Evaluation, requested: str) -> tuple[bool, str]:
+    gain = chosen.nested - baseline.nested
+    if chosen.method == BASELINE:
+        blends = "no blend method" if requested == "best" else "the requested blend"
+        return False, (f"{blends} beats the best single model under nested CV (nested {baseline.nested:.4f}); "
+                       f"the submission is the single model {baseline.blender.members[0]}")
+    if gain > 0:
+        return True, (f"{chosen.method} beats the best single model under nested CV: {chosen.nested:.4f} vs "
+                      f"{baseline.nested:.4f} ({gain:+.4f})")
+    return False, (f"{chosen.method} does NOT beat the best single model under nested CV: {chosen.nested:.4f} vs "
+                   f"{baseline.nested:.4f} ({gain:+.4f}); `--blend best` would fall back to the single model")
+
+
+def build_card(lib: Library, cv: NestedCV, evals: dict[str, Evaluation], chosen: Evaluation, requested: str,
+               opts: CaruanaOptions) -> dict:
+    b = chosen.blender
+    beats, note = verdict(chosen, evals[BASELINE], requested)
+    return {
+        "method": chosen.method, "requested": requested, "post": b.post, "transform": b.transform,
+        "members": b.members,
+        "weights": ({n: float(w) for n, w in zip(b.names, b.weights[0]) if w > 0} if b.shared else None),
+        "weights_by_target": b.weights_by_target(lib.targets),
+        "in_sample_oof_mean_pcc": chosen.in_sample, "nested_oof_mean_pcc": chosen.nested,
+        "nested_per_fold": {str(k): v for k, v in chosen.nested_per_fold.items()},
+        "nested_over": cv.note,
+        "best_single": {"member": evals[BASELINE].blender.members[0],
+                        "in_sample_oof_mean_pcc": evals[BASELINE].in_sample,
+                        "nested_oof_mean_pcc": evals[BASELINE].nested},
+        "beats_best_single": beats, "verdict": note,
+        "methods": {m: {"in_sample": ev.in_sample, "nested": ev.nested, "post": ev.post,
+                        "by_post": {p: {"in_sample": s[0], "nested": s[1]} for p, s in ev.by_post.items()}}
+                    for m, ev in evals.items()},
+        "steps": [asdict(s) for s in b.steps],
+        "member_oof_mean_pcc": lib.scores, "targets": lib.targets, "caruana_options": asdict(opts),
+        "folds_fingerprint": lib.folds_fingerprint, "commit": git_commit(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,24 +103,41 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--exp", nargs="*", default=None, help="experiments to consider (default: all finished)")
     ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
     ap.add_argument("--workdir", type=Path, default=None)
+    d = CaruanaOptions()
+    ap.add_argument("--init", type=int, default=d.init, help="Caruana: start from the n best members")
+    ap.add_argument("--max-steps", type=int, default=d.max_steps)
+    ap.add_argument("--min-gain", type=float, default=d.min_gain, help="Caruana: smallest gain that counts")
+    ap.add_argument("--patience", type=int, default=d.patience)
+    ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
+    ap.add_argument("--seed", type=int, default=d.seed)
     a = ap.parse_args(argv)
+    if a.blend != "best" and a.blend not in METHODS:
+        ap.error(f"--blend must be best or one of {list(METHODS)}, not {a.blend!r}")
+    opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
+    task = get_task()
     wd = Workdir.of(a.workdir)
     ds = load_dataset(a.data or wd.embedded_data, check_media=False)
     lib = load_library(wd.oof, ds, a.exp)
-    print("library: " + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
-    res = choose(lib, a.blend)
-    print(res.table)
-    name = a.name or f"blend-{res.method}"
-    path = write_submission(wd.submissions / f"{name}.csv", lib.test_ids, res.test, lib.targets)
-    card = {"name": name, "method": res.method, "requested": a.blend, "members": list(res.weights),
-            "weights": res.weights, "in_sample_oof_mean_pcc": res.score, "member_oof_mean_pcc": lib.scores,
-            "dataset": ds.fingerprint, "folds_fingerprint": lib.folds_fingerprint, "commit": git_commit(),
-            "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "csv": path.name, "zip": path.with_suffix(".zip").name}
+    print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF clips, {len(lib.test_ids)} Test clips): "
+          + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
+    cv = NestedCV(lib, opts=opts)
+    evals = evaluate(cv, a.blend)
+    chosen = choose(evals, a.blend)
+    print(f"\nin-sample vs nested CV (nested over {cv.note}):")
+    print(comparison_table(evals, chosen.method, task.metric_name))
+    print(f"\n{chosen.method} (in-sample steps):")
+    print(format_steps(chosen.blender.steps, task.metric_name))
+    card = build_card(lib, cv, evals, chosen, a.blend, opts)
+    print(f"\n{card['verdict']}")
+
+    name = a.name or f"blend-{chosen.method}"
+    path = write_submission(wd.submissions / f"{name}.csv", lib.test_ids, chosen.blender.apply(lib.test),
+                            lib.targets)
+    card = {"name": name, **card, "dataset": ds.fingerprint, "csv": path.name, "zip": path.with_suffix(".zip").name}
     write_json(path.with_suffix(".json"), card)
     problems = check_submission(path, ds)
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"wrote {path} ({len(lib.test_ids)} Test clips), card {path.with_suffix('.json').name}; "
-          f"OOF mean PCC {res.score:.4f}")
+    print(f"wrote {path} ({len(lib.test_ids)} Test clips), {path.with_suffix('.zip').name}, card "
+          f"{path.with_suffix('.json').name}; nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}")
     return 1 if problems else 0

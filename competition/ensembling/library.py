@@ -1,13 +1,15 @@
-"""The blend library: the OOF and Test predictions of finished experiments, aligned by File_ID.
-An experiment with incomplete OOF, or from another dataset or fold file, is refused with a message."""
+"""The blend library: the OOF and Test predictions of finished experiments, aligned by File_ID, and the
+fold of every OOF clip (for nested CV). An experiment with incomplete OOF, or from another dataset or
+fold file, is refused with a message that says what to run."""
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
-from competition.data.contract import Dataset
+from competition.data.contract import ID_COL, Dataset, normalise_id
 from competition.experiment import ExperimentError, read_predictions
 from competition.io import read_json
 
@@ -23,10 +25,33 @@ class Library:
     targets: list[str]
     folds_fingerprint: str
     scores: dict[str, float]
+    fold: np.ndarray       # (N,) the fold in which each OOF clip was held out
 
 
 def finished_experiments(oof_root: Path) -> list[str]:
     return sorted(p.parent.name for p in Path(oof_root).glob("*/metrics.json"))
+
+
+def _refuse_unfinished(oof_root: Path, name: str) -> None:
+    d = oof_root / name
+    if not d.is_dir():
+        raise ExperimentError(f"no experiment {name!r} under {oof_root}; finished ones: "
+                              f"{finished_experiments(oof_root) or 'none'}")
+    done = sorted(p.parent.name for p in d.glob("fold_*/fold.json"))
+    raise ExperimentError(f"{d}: OOF incomplete (no metrics.json; folds done: {', '.join(done) or 'none'}); "
+                          f"run its remaining folds first, e.g. bash scripts/run_all.sh {name}")
+
+
+def held_out_fold(exp_dir: Path, ids: list[str]) -> np.ndarray:
+    """The fold of each id, read from the experiment's fold_<k>/val.csv files."""
+    fold_of: dict[str, int] = {}
+    for p in exp_dir.glob("fold_*/val.csv"):
+        k = int(p.parent.name.split("_", 1)[1])
+        fold_of.update({i: k for i in pd.read_csv(p, dtype={ID_COL: str})[ID_COL].map(normalise_id)})
+    missing = [i for i in ids if i not in fold_of]
+    if missing:
+        raise ExperimentError(f"{exp_dir}: {len(missing)} OOF clip(s) in no fold_*/val.csv, e.g. {missing[:3]}")
+    return np.array([fold_of[i] for i in ids], int)
 
 
 def load_library(oof_root: Path, ds: Dataset, names: list[str] | None = None) -> Library:
@@ -40,7 +65,7 @@ def load_library(oof_root: Path, ds: Dataset, names: list[str] | None = None) ->
     for name in names:
         d = oof_root / name
         if not (d / "metrics.json").exists():
-            raise ExperimentError(f"{d}: not finished (no metrics.json): run its remaining folds first")
+            _refuse_unfinished(oof_root, name)
         m = read_json(d / "metrics.json")
         if m.get("dataset") != ds.fingerprint:
             raise ExperimentError(f"{d} was computed on dataset {m.get('dataset')}, not on {ds.root} "
@@ -54,10 +79,15 @@ def load_library(oof_root: Path, ds: Dataset, names: list[str] | None = None) ->
         test = read_predictions(d / "test.csv", ds.emotions)
         if set(test.index) != set(ds.test_ids):
             raise ExperimentError(f"{d / 'test.csv'}: does not hold exactly the Test clips")
+        for what, frame in (("oof.csv", oof), ("test.csv", test)):
+            if frame.isna().any().any():
+                raise ExperimentError(f"{d / what}: {int(frame.isna().any(axis=1).sum())} row(s) with missing "
+                                      "predictions; rerun the experiment")
         oofs.append(oof.loc[ids].to_numpy())
         tests.append(test.loc[ds.test_ids].to_numpy())
         scores[name] = float(m["oof_mean_pcc"])
     if len(fps) > 1:
         raise ExperimentError(f"experiments {names} were trained on different fold files; rerun them on one")
     return Library(names=list(names), oof=np.stack(oofs), test=np.stack(tests), y=ds.labels(ids), ids=ids,
-                   test_ids=ds.test_ids, targets=ds.emotions, folds_fingerprint=fps.pop(), scores=scores)
+                   test_ids=ds.test_ids, targets=ds.emotions, folds_fingerprint=fps.pop(), scores=scores,
+                   fold=held_out_fold(oof_root / names[0], ids))
