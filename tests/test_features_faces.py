@@ -1,0 +1,118 @@
+"""The face pipeline on real faces: skimage's astronaut in encoded clips, and the synthetic dataset."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from competition.features.faces import (DETECTOR_CODES, POSE_COLUMNS, _TEMPLATE_112, head_pose,
+                                        interpolate_track, pose_matrix, run_face_pipeline)
+from fixtures_media import write_video
+
+
+@pytest.fixture(scope="module")
+def face_clip(tmp_path_factory) -> Path:
+    return write_video(tmp_path_factory.mktemp("faces") / "face.mp4", n_frames=45, fps=15)
+
+
+def test_astronaut_clip_gives_aligned_crops(face_clip: Path):
+    track = run_face_pipeline(face_clip, {"size": 112})
+    assert track.crops.shape == (15, 112, 112, 3) and track.crops.dtype == np.uint8  # 3 s every 0.2 s
+    assert track.info["detection_rate"] >= 0.9 and track.info["fallback"] == ""
+    assert track.mask.all() and np.isin(track.source, [1, 2]).all()
+    # the face is about 0.2-0.35 of a 192x144 frame, centred near (0.4, 0.4)
+    cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
+    assert np.all((cx > 0.3) & (cx < 0.5))
+    # alignment puts the eyes where the template wants them: detect again in the crops
+    from competition.features.faces import detect_mtcnn
+    found = detect_mtcnn(track.crops[0])
+    assert found is not None
+    eyes = found[1][:2]
+    want = (_TEMPLATE_112[:2] - 56) / 1.25 + 56  # default margin 0.25
+    assert np.abs(eyes - want).max() < 6
+    big = run_face_pipeline(face_clip, {"size": 224, "scheme": "uniform", "n": 8})
+    assert big.crops.shape == (8, 224, 224, 3)
+
+
+def test_mtcnn_only_chain_and_info_counts(face_clip: Path):
+    track = run_face_pipeline(face_clip, {"detectors": "mtcnn", "scheme": "every", "every": 15})
+    assert len(track.crops) == 3
+    assert track.info["detectors"]["mtcnn"] == 3 and track.info["detectors"]["haar"] == 0
+    assert np.isfinite(track.landmarks).all()
+
+
+def test_no_face_clip_falls_back_to_whole_frames(tmp_path: Path):
+    path = write_video(tmp_path / "noface.mp4", n_frames=30, face=False)
+    track = run_face_pipeline(path, {"detectors": "haar"})
+    assert track.info["fallback"] == "full_frame" and track.info["detection_rate"] == 0.0
+    assert not track.mask.any() and track.info["warnings"]
+    assert track.crops.shape == (10, 112, 112, 3) and track.crops.std() > 5  # real pixels, not zeros
+
+
+def test_interpolation_respects_the_window():
+    idx = np.array([0, 6, 12, 18, 42, 48])
+    boxes = np.array([[0, 0, 1, 1], [0, 0, 0, 0], [2, 2, 3, 3], [0, 0, 0, 0], [0, 0, 0, 0], [4, 4, 5, 5]], np.float32)
+    lms = np.zeros((6, 5, 2), np.float32)
+    found = np.array([1, 0, 1, 0, 0, 1], bool)
+    b, _, mask, interp = interpolate_track(idx, boxes, lms, found, window=12)
+    assert np.allclose(b[1], [1, 1, 2, 2]) and mask[1] and interp[1]
+    # frames 18 and 42 sit in a 36-frame gap: held from the nearest detection, not counted as real
+    assert not mask[3] and not mask[4] and not interp[3]
+    assert np.allclose(b[3], boxes[2]) and np.allclose(b[4], boxes[5])
+
+
+def test_head_pose_recovers_known_rotation():
+    import cv2
+    model = np.array([[-30, -35, -20], [30, -35, -20], [0, 0, 0], [-25, 35, -20], [25, 35, -20]], np.float64)
+    cam = np.array([[640, 0, 320], [0, 640, 240], [0, 0, 1]], np.float64)
+    for yaw, roll in [(0, 0), (20, 0), (0, 15), (-15, 10)]:
+        rvec, _ = cv2.Rodrigues(cv2.Rodrigues(np.deg2rad([0.0, yaw, 0.0]))[0] @
+                                cv2.Rodrigues(np.deg2rad([0.0, 0.0, roll]))[0])
+        pts, _ = cv2.projectPoints(model, rvec, np.array([0, 0, 600.0]), cam, None)
+        got = head_pose(pts.reshape(5, 2), (640, 480))
+        assert abs(got[0] - yaw) < 3 and abs(got[2] - roll) < 3 and abs(got[1]) < 3
+
+
+def test_pose_matrix_tracks_rolling_face(face_clip: Path):
+    track = run_face_pipeline(face_clip, {"scheme": "every", "every": 1})
+    m = pose_matrix(track)
+    assert m.shape == (45, len(POSE_COLUMNS)) and np.isfinite(m).all()
+    roll = m[:, POSE_COLUMNS.index("roll")]
+    # the clip rolls the photo by 5*sin(i/10) degrees; the estimate follows it (up to its sign convention)
+    truth = 5 * np.sin(np.arange(45) / 10)
+    assert abs(np.corrcoef(roll, truth)[0, 1]) > 0.8
+    assert (m[:, POSE_COLUMNS.index("detected")] == 1).all()
+    assert DETECTOR_CODES["interpolated"] == 3
+
+
+def _synth(tmp_path_factory, n: int) -> Path | None:
+    try:
+        from competition.data.synth import generate
+    except ImportError:
+        return None
+    return generate(tmp_path_factory.mktemp("synth") / "data", n=n, seed=1, jobs=1)
+
+
+@pytest.mark.slow
+def test_faces_found_on_90_percent_of_visible_frames_of_synthetic_data(tmp_path_factory):
+    import pandas as pd
+    from competition.data.contract import load_dataset
+    from competition.features.store import clip_media
+    root = _synth(tmp_path_factory, 12)
+    if root is None:
+        pytest.skip("competition.data.synth not available")
+    ds = load_dataset(root)
+    frames = pd.read_csv(root / "synth_frames.csv", dtype={"File_ID": str})
+    frames["id"] = frames.File_ID.str.strip("[]")
+    hit = visible = 0
+    for cid in ds.ids:
+        track = run_face_pipeline(clip_media(ds, cid).mp4)
+        g = frames[frames.id == cid]
+        near = np.abs(g.t.to_numpy()[None] - track.times[:, None]).argmin(1)
+        vis = g.face_visible.to_numpy()[near] == 1
+        w, h = track.frame_size
+        cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2 * w
+        gx = (g.face_x + g.face_w / 2).to_numpy()[near]
+        on_face = np.isin(track.source, [1, 2]) & (np.abs(cx - gx) < g.face_w.to_numpy()[near] / 2)
+        hit += int((on_face & vis).sum())
+        visible += int(vis.sum())
+    assert visible > 100 and hit / visible >= 0.9
