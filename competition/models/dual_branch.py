@@ -1,0 +1,207 @@
+"""Seed 001: a dual-branch network with modality dropout.
+
+Visual branch, per frame: face crop -> ResNet18's first stages -> spatial Transformer over the feature
+map's positions (learnable position embeddings) -> attention pooling -> one vector per frame.
+Audio branch: MFCC-128 x 8 stacked frames. Each branch then runs a temporal encoder: a TCN (dilated
+causal convolutions, kernel 3, 5 layers) and a temporal Transformer. Fusion: per time step, the two
+branches are concatenated with modality dropout (both with p_m; otherwise video alone with p_v, audio
+alone with 1 - p_v), projected, layer-normalised, attention-pooled over time, sigmoid.
+
+With `staged: true`, as in the paper, each branch is first trained with its own head, then frozen while
+the fusion trains. A clip without a face (or without audio) runs through the same path as a dropped
+modality, so training with modality dropout is what teaches the fusion to cope with it.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from competition.models.layers import AttentionPool, CausalTCN, TransformerEncoder, regression_head
+from competition.models.registry import register_model
+from competition.training.batching import Batch, ModalityBatch
+from competition.training.trainer import TorchSequenceModel
+
+_IMAGENET_MEAN = (0.485, 0.456, 0.406)
+_IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def resnet18_stages(stages: int, pretrained_file: str | None = None) -> tuple[nn.Sequential, int]:
+    """The stem and the first `stages` residual stages of timm's ResNet18, and their output channels.
+    Weights load from a local file when given (offline); otherwise the stages start random."""
+    import timm
+    kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}} if pretrained_file else {}
+    net = timm.create_model("resnet18", num_classes=0, **kw)
+    layers = [net.layer1, net.layer2, net.layer3, net.layer4][:stages]
+    return nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, *layers), 64 * 2 ** (stages - 1)
+
+
+class SpatialFrameEncoder(nn.Module):
+    """(N, 3, S, S) images -> (N, dim): CNN map -> tokens + learnable positions -> Transformer ->
+    attention pooling over positions."""
+
+    def __init__(self, image_size: int, stages: int, dim: int, heads: int, layers: int, dropout: float,
+                 pretrained_file: str | None):
+        super().__init__()
+        self.cnn, channels = resnet18_stages(stages, pretrained_file)
+        with torch.no_grad():
+            side = self.cnn.eval()(torch.zeros(1, 3, image_size, image_size)).shape[-1]
+        self.proj = nn.Linear(channels, dim)
+        self.positions = nn.Parameter(torch.randn(side * side, dim) * 0.02)
+        self.encoder = TransformerEncoder(dim, heads, layers, dropout, positions=False)
+        self.pool = AttentionPool(dim)
+        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+
+    def forward(self, images: Tensor) -> Tensor:
+        fmap = self.cnn((images - self.mean) / self.std)              # (N, C, h, w)
+        tokens = self.proj(fmap.flatten(2).transpose(1, 2)) + self.positions
+        every = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
+        return self.pool(self.encoder(tokens, every), every)
+
+
+class TemporalEncoder(nn.Module):
+    """Linear -> causal TCN -> temporal Transformer (with time positions)."""
+
+    def __init__(self, in_dim: int, dim: int, tcn_layers: int, heads: int, layers: int, dropout: float):
+        super().__init__()
+        self.inp = nn.Linear(in_dim, dim)
+        self.tcn = CausalTCN(dim, tcn_layers, 3, dropout)
+        self.transformer = TransformerEncoder(dim, heads, layers, dropout)
+
+    def forward(self, x: Tensor, mask: Tensor) -> Tensor:
+        return self.transformer(self.tcn(self.inp(x), mask), mask)
+
+
+class DualBranchNet(nn.Module):
+    def __init__(self, visual_dim: int, audio_dim: int, n_targets: int, image_size: int, cnn_stages: int,
+                 spatial_dim: int, spatial_layers: int, temporal_dim: int, temporal_layers: int,
+                 tcn_layers: int, heads: int, dropout: float, p_m: float, p_v: float,
+                 pretrained_file: str | None, visual: str, audio: str):
+        super().__init__()
+        if visual_dim != image_size * image_size * 3:
+            raise ValueError(f"visual rows of width {visual_dim} are not {image_size}x{image_size}x3 crops")
+        self.visual, self.audio, self.image_size = visual, audio, image_size
+        self.p_m, self.p_v = p_m, p_v
+        self.frames = SpatialFrameEncoder(image_size, cnn_stages, spatial_dim, heads, spatial_layers, dropout,
+                                          pretrained_file)
+        self.visual_temporal = TemporalEncoder(spatial_dim, temporal_dim, tcn_layers, heads, temporal_layers,
+                                               dropout)
+        self.audio_temporal = TemporalEncoder(audio_dim, temporal_dim, tcn_layers, heads, temporal_layers,
+                                              dropout)
+        self.visual_head = nn.ModuleDict({"pool": AttentionPool(temporal_dim),
+                                          "fc": regression_head(temporal_dim, temporal_dim, n_targets, dropout)})
+        self.audio_head = nn.ModuleDict({"pool": AttentionPool(temporal_dim),
+                                         "fc": regression_head(temporal_dim, temporal_dim, n_targets, dropout)})
+        self.fuse = nn.Sequential(nn.Linear(2 * temporal_dim, temporal_dim), nn.LayerNorm(temporal_dim))
+        self.fusion_head = nn.ModuleDict({"pool": AttentionPool(temporal_dim),
+                                          "fc": regression_head(temporal_dim, temporal_dim, n_targets, dropout)})
+        self.stage = "joint"
+        self.frozen: list[nn.Module] = []
+
+    # -- stages
+    def set_stage(self, stage: str) -> list[nn.Parameter]:
+        """Which parameters train in this stage: 'visual' / 'audio' (a branch with its own head),
+        'fusion' (branches frozen) or 'joint' (everything, end to end)."""
+        branches = {"visual": [self.frames, self.visual_temporal, self.visual_head],
+                    "audio": [self.audio_temporal, self.audio_head]}
+        if stage in branches:
+            parts = branches[stage]
+        elif stage == "fusion":
+            parts = [self.fuse, self.fusion_head]
+            self.frozen = branches["visual"] + branches["audio"]
+            for m in self.frozen:
+                m.requires_grad_(False)
+        elif stage == "joint":
+            parts = [self]
+        else:
+            raise ValueError(f"unknown stage {stage!r}")
+        self.stage = stage
+        return [p for m in parts for p in m.parameters()]
+
+    def train(self, mode: bool = True) -> "DualBranchNet":
+        super().train(mode)
+        for m in self.frozen:  # frozen branches keep eval behaviour (no dropout, fixed BatchNorm)
+            m.eval()
+        return self
+
+    # -- forward
+    def visual_sequence(self, v: ModalityBatch) -> Tensor:
+        b, t, _ = v.x.shape
+        dim = self.visual_temporal.inp.in_features
+        per_frame = v.x.new_zeros(b, t, dim)
+        if v.mask.any():  # only frames with a face go through the CNN
+            s = self.image_size
+            images = v.x[v.mask].view(-1, s, s, 3).permute(0, 3, 1, 2) / 255.0
+            per_frame[v.mask] = self.frames(images).to(per_frame.dtype)
+        return self.visual_temporal(per_frame, v.mask)
+
+    def forward(self, batch: Batch) -> Tensor:
+        v, a = batch[self.visual], batch[self.audio]
+        if self.stage == "visual":
+            h = self.visual_sequence(v)
+            return self.visual_head["fc"](self.visual_head["pool"](h, v.mask))
+        ha = self.audio_temporal(a.x, a.mask)
+        if self.stage == "audio":
+            return self.audio_head["fc"](self.audio_head["pool"](ha, a.mask))
+        hv = self.visual_sequence(v)
+        keep_v, keep_a = self.modality_keep(v.present, a.present)
+        hv = hv * keep_v[:, None, None].to(hv.dtype)
+        ha = ha * keep_a[:, None, None].to(ha.dtype)
+        mask = (v.mask & keep_v[:, None]) | (a.mask & keep_a[:, None])
+        fused = self.fuse(torch.cat([ha, hv], -1))
+        return self.fusion_head["fc"](self.fusion_head["pool"](fused, mask))
+
+    def modality_keep(self, has_v: Tensor, has_a: Tensor) -> tuple[Tensor, Tensor]:
+        """Modality dropout while training (only where both modalities are there); presence otherwise."""
+        if not self.training:
+            return has_v, has_a
+        both = torch.rand(has_v.shape, device=has_v.device) < self.p_m
+        video = torch.rand(has_v.shape, device=has_v.device) < self.p_v
+        keep_v, keep_a = both | video, both | ~video
+        full = has_v & has_a
+        return torch.where(full, keep_v, has_v), torch.where(full, keep_a, has_a)
+
+
+@register_model("dual_branch")
+class DualBranchModel(TorchSequenceModel):
+    """Paper sizes: spatial dim 256 (4 blocks, 4 heads), temporal dim 128, 32 frames of 112 px, Adam
+    1e-4, batch 64, LR halved after 10 stalled epochs, p_m 0.9 (0.1 dropout), p_v 0.5. The defaults
+    here are a CPU-sized version: 16 steps, 48 px crops, one ResNet stage, 1 spatial block."""
+    default_loss = "mse"
+    requires_shared_grid = True
+    default_params = {
+        "modalities": {"visual": "faces", "audio": "mfcc"}, "resample": {"visual": "nearest"},
+        "grid_len": 16, "visual_modality": "visual", "audio_modality": "audio",
+        "image_size": 48, "cnn_stages": 1, "spatial_dim": 64, "spatial_layers": 1, "temporal_dim": 64,
+        "temporal_layers": 1, "tcn_layers": 5, "heads": 4, "dropout": 0.1, "p_m": 0.9, "p_v": 0.5,
+        "staged": False, "pretrained_file": None, "lr": 1e-3,
+    }
+
+    def prepare_rows(self, modality: str, x: np.ndarray) -> np.ndarray:
+        """Face crops (T, S*S*3) -> (T, s*s*3) uint8 at the model's image size."""
+        if modality != self.cfg["visual_modality"]:
+            return x
+        import cv2
+        side = int(round(np.sqrt(x.shape[1] / 3)))
+        if side * side * 3 != x.shape[1]:
+            raise ValueError(f"visual rows of width {x.shape[1]} are not square RGB crops")
+        s = int(self.cfg["image_size"])
+        crops = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, side, side, 3)
+        if side != s:
+            crops = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA) for c in crops])
+        return crops.reshape(len(crops), -1)
+
+    def standardises(self, modality: str) -> bool:
+        return modality != self.cfg["visual_modality"]
+
+    def training_stages(self) -> list[str]:
+        return ["visual", "audio", "fusion"] if self.cfg["staged"] else ["joint"]
+
+    def build_module(self, dims: dict[str, int]) -> nn.Module:
+        c = self.cfg
+        v, a = c["visual_modality"], c["audio_modality"]
+        return DualBranchNet(dims[v], dims[a], self.n_targets, int(c["image_size"]), int(c["cnn_stages"]),
+                             int(c["spatial_dim"]), int(c["spatial_layers"]), int(c["temporal_dim"]),
+                             int(c["temporal_layers"]), int(c["tcn_layers"]), int(c["heads"]),
+                             float(c["dropout"]), float(c["p_m"]), float(c["p_v"]), c["pretrained_file"], v, a)

@@ -1,0 +1,334 @@
+"""`TorchSequenceModel`: the training loop every neural model shares. A model module subclasses it and
+only says how to build its nn.Module from the modality widths (and, if it needs to, how to prepare a
+modality's rows or train in stages); loading, masking, batching, optimisation, early stopping, LR
+halving, checkpoints and reporting live here.
+
+The nn.Module takes a `Batch` (modality -> ModalityBatch) and returns (B, n_targets) in [0, 1], or a
+tuple (prediction, auxiliary loss) when it has a training objective of its own (e.g. MCTN's
+translation loss), which is added to the task loss while training.
+
+Common params (all optional):
+  modalities        {name: feature | [features]} (default: one modality per feature)
+  resample          {modality: mean | nearest} how rows are put on a grid (default mean)
+  grid_len          steps of the shared time grid (models that fuse frame by frame); max_len: cap on
+                    rows per modality otherwise (evenly picked)
+  epochs, batch_size, eval_batch_size, lr, weight_decay, optimizer (adam | adamw), grad_clip
+  loss              mse | pcc | ccc | 'mse+pcc' | {mse: w, pcc: w} (default: the model's)
+  lr_patience, lr_factor   halve the LR when val mean PCC stalls this many epochs (seed 001: 10)
+  patience          stop after this many epochs without a better val mean PCC; the best state is kept
+  label_smoothing   shrink labels towards the training mean by this fraction (seed 004)
+  pseudo_label      rounds of pseudo-labelling the unlabelled (Test) clips and retraining with them
+  pseudo_weight     weight of a pseudo-labelled clip in the loss (labelled clips weigh 1)
+  amp, device       mixed precision and device (default: CUDA when present, fp16 autocast there)
+  progress          a tqdm bar per epoch
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import warnings
+from abc import abstractmethod
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+from competition.features.registry import parse_feature_spec
+from competition.features.store import FeatureStore
+from competition.metrics import ConstantPredictionWarning, pcc_per_column
+from competition.models.base import FeatureBank, Model
+from competition.training.batching import (Batch, ClipInputs, Standardiser, build_clip_inputs, collate,
+                                           resolve_modalities)
+from competition.training.losses import build_loss, smooth_labels
+
+CHECKPOINT = "model.safetensors"
+META = "model.json"
+
+TRAINER_DEFAULTS: dict[str, Any] = {
+    "modalities": None, "resample": {}, "grid_len": None, "max_len": 64,
+    "epochs": 30, "batch_size": 16, "eval_batch_size": 64, "lr": 1e-3, "weight_decay": 0.0,
+    "optimizer": "adam", "grad_clip": 1.0, "loss": None,
+    "lr_patience": 10, "lr_factor": 0.5, "patience": 20,
+    "label_smoothing": 0.0, "pseudo_label": 0, "pseudo_weight": 0.5,
+    "amp": True, "device": None, "progress": True,
+}
+
+
+def split_output(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | None]:
+    if isinstance(out, tuple):
+        return out[0], out[1]
+    return out, None
+
+
+def batch_to(batch: Batch, device: torch.device) -> Batch:
+    return {k: v.to(device) for k, v in batch.items()}
+
+
+def val_mean_pcc(pred: np.ndarray, true: np.ndarray) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConstantPredictionWarning)
+        return float(pcc_per_column(pred, true).mean())
+
+
+class TorchSequenceModel(Model):
+    """Base of the neural models. Subclasses implement `build_module`; they may override the class
+    attributes and the hooks below."""
+
+    default_loss: str | dict = "mse"
+    default_params: dict[str, Any] = {}      # the model's own defaults, over TRAINER_DEFAULTS
+    # True when the module joins modalities row by row, so several modalities need one grid (grid_len)
+    requires_shared_grid: bool = False
+    # Clips not in train/val that the fold may pseudo-label (run_fold sets the Test clips).
+    unlabelled_ids: list[str] = []
+
+    def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42):
+        super().__init__(params, n_targets, seed)
+        self.cfg: dict[str, Any] = {**TRAINER_DEFAULTS, **self.default_params, **self.params}
+        unknown = sorted(set(self.params) - set(TRAINER_DEFAULTS) - set(self.default_params))
+        if unknown:
+            raise ValueError(f"{type(self).__name__}: unknown param(s) {unknown}; known: "
+                             f"{sorted(set(TRAINER_DEFAULTS) | set(self.default_params))}")
+        self.module: nn.Module | None = None
+        self.dims: dict[str, int] = {}
+        self.feature_dims: list[int | None] = []
+        self.standardiser: Standardiser | None = None
+        self.device = torch.device(self.cfg["device"] or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+    # ------------------------------------------------------------------ hooks for model modules
+    @abstractmethod
+    def build_module(self, dims: dict[str, int]) -> nn.Module:
+        """The network for these modality widths (after `prepare_rows`)."""
+
+    def prepare_rows(self, modality: str, x: np.ndarray) -> np.ndarray:
+        """Per clip and modality, after resampling and before standardisation (e.g. resize crops)."""
+        return x
+
+    def standardises(self, modality: str) -> bool:
+        """Whether this modality is standardised with training statistics (not for raw images)."""
+        return True
+
+    def default_modalities(self, specs: list[str | dict]) -> dict[str, list[int]] | None:
+        """Modalities when the config names none (None: one per feature)."""
+        return None
+
+    def training_stages(self) -> list[str]:
+        """Names passed to `module.set_stage` in turn; each stage trains to its best val state."""
+        return ["main"]
+
+    # ------------------------------------------------------------------ data
+    @property
+    def modalities(self) -> dict[str, list[int]]:
+        return self._modalities
+
+    def _resolve(self, bank: FeatureBank) -> None:
+        self._specs = list(bank.specs)
+        self._modalities = resolve_modalities(self.cfg["modalities"] or self.default_modalities(self._specs),
+                                              self._specs)
+        if self.requires_shared_grid and len(self._modalities) > 1 and not self.cfg["grid_len"]:
+            raise ValueError(f"{type(self).__name__} joins modalities {sorted(self._modalities)} frame by "
+                             "frame: set grid_len, or list their features in one modality")
+
+    def _load(self, bank: FeatureBank, ids: list[str]) -> list[ClipInputs]:
+        stores = [FeatureStore.for_spec(bank.root, s) for s in self._specs]
+        used = sorted({i for idx in self._modalities.values() for i in idx})
+        clips = []
+        for cid in ids:
+            outs = [stores[i].load(cid) if i in used else None for i in range(len(stores))]
+            if not self.feature_dims:
+                self.feature_dims = [None] * len(stores)
+            for i, o in enumerate(outs):
+                if o is not None and self.feature_dims[i] is None:
+                    self.feature_dims[i] = int(o.x.shape[-1])
+            clips.append(outs)
+        for i in used:
+            if self.feature_dims[i] is None:
+                raise ValueError(f"feature {parse_feature_spec(self._specs[i])[0]!r} is stored for none of "
+                                 f"these {len(ids)} clips under {bank.root}")
+        return [build_clip_inputs(outs, self._modalities, self.feature_dims, self.cfg["resample"] or {},
+                                  self.cfg["grid_len"], self.cfg["max_len"], self.prepare_rows)
+                for outs in clips]
+
+    def _standardise(self, clips: list[ClipInputs]) -> list[ClipInputs]:
+        return [self.standardiser.apply(c) for c in clips] if self.standardiser else clips
+
+    def _batches(self, n: int, size: int, rng: np.random.Generator | None) -> Iterator[np.ndarray]:
+        """Index batches; shuffled when rng is given. A trailing batch of one joins the previous one,
+        since batch PCC/CCC need two clips."""
+        order = rng.permutation(n) if rng is not None else np.arange(n)
+        cuts = list(range(0, n, size))
+        if len(cuts) > 1 and n - cuts[-1] < 2:
+            cuts.pop()
+        for j, start in enumerate(cuts):
+            end = cuts[j + 1] if j + 1 < len(cuts) else n
+            yield order[start:end]
+
+    # ------------------------------------------------------------------ training
+    def fit(self, bank: FeatureBank, train_ids, y_train, val_ids, y_val) -> None:
+        torch.manual_seed(self.seed)
+        self._resolve(bank)
+        train = self._load(bank, list(train_ids))
+        self.dims = {m: int(train[0][m].x.shape[1]) for m in self._modalities}
+        self.standardiser = Standardiser.fit(train, [m for m in self._modalities if self.standardises(m)])
+        train = self._standardise(train)
+        val = self._standardise(self._load(bank, list(val_ids)))
+        y_train = np.asarray(y_train, np.float32)
+        y_fit = smooth_labels(y_train, float(self.cfg["label_smoothing"])) \
+            if self.cfg["label_smoothing"] else y_train
+        weights = np.ones(len(train), np.float32)
+        self._train_all_stages(train, y_fit, weights, val, np.asarray(y_val, np.float32))
+        unlabelled = [i for i in self.unlabelled_ids if i not in set(train_ids) | set(val_ids)]
+        for _ in range(int(self.cfg["pseudo_label"]) if unlabelled else 0):
+            extra = self._standardise(self._load(bank, unlabelled))
+            pseudo = self._predict_clips(extra)
+            torch.manual_seed(self.seed)
+            self._train_all_stages(
+                train + extra, np.concatenate([y_fit, pseudo]),
+                np.concatenate([weights, np.full(len(extra), float(self.cfg["pseudo_weight"]), np.float32)]),
+                val, np.asarray(y_val, np.float32))
+
+    def _train_all_stages(self, train: list[ClipInputs], y: np.ndarray, w: np.ndarray,
+                          val: list[ClipInputs], y_val: np.ndarray) -> None:
+        self.module = self.build_module(dict(self.dims)).to(self.device)
+        epoch0 = len(self.history)
+        for stage in self.training_stages():
+            params = self.module.set_stage(stage) if hasattr(self.module, "set_stage") else \
+                list(self.module.parameters())
+            epoch0 = self._train_stage(stage, [p for p in params if p.requires_grad], train, y, w, val,
+                                       y_val, epoch0)
+
+    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+        name = str(self.cfg["optimizer"]).lower()
+        kw = {"lr": float(self.cfg["lr"]), "weight_decay": float(self.cfg["weight_decay"])}
+        if name == "adam":
+            return torch.optim.Adam(params, **kw)
+        if name == "adamw":
+            return torch.optim.AdamW(params, **kw)
+        raise ValueError(f"optimizer must be adam or adamw, got {name!r}")
+
+    def _train_stage(self, stage: str, params: list[nn.Parameter], train: list[ClipInputs], y: np.ndarray,
+                     w: np.ndarray, val: list[ClipInputs], y_val: np.ndarray, epoch0: int) -> int:
+        cfg = self.cfg
+        loss_fn = build_loss(cfg["loss"] or self.default_loss)
+        opt = self._optimizer(params)
+        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=float(cfg["lr_factor"]),
+                                                           patience=int(cfg["lr_patience"]))
+        cuda = self.device.type == "cuda"
+        use_amp = bool(cfg["amp"]) and cuda
+        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        rng = np.random.default_rng(self.seed + epoch0)
+        best_score, best_state, stale = -math.inf, None, 0
+        epoch = epoch0
+        for epoch in range(epoch0, epoch0 + int(cfg["epochs"])):
+            self.module.train()
+            total, seen = 0.0, 0
+            batches = list(self._batches(len(train), int(cfg["batch_size"]), rng))
+            bar = tqdm(batches, desc=f"{type(self).__name__}[{stage}] epoch {epoch - epoch0 + 1}",
+                       leave=False, disable=not cfg["progress"], unit="batch")
+            for idx in bar:
+                batch = batch_to(collate([train[i] for i in idx]), self.device)
+                target = torch.from_numpy(y[idx]).to(self.device)
+                weight = torch.from_numpy(w[idx]).to(self.device)
+                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
+                    pred, aux = split_output(self.module(batch))
+                    loss = loss_fn(pred.float(), target, weight)
+                    if aux is not None:
+                        loss = loss + aux.float()
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(loss).backward()
+                if cfg["grad_clip"]:
+                    scaler.unscale_(opt)
+                    nn.utils.clip_grad_norm_(params, float(cfg["grad_clip"]))
+                scaler.step(opt)
+                scaler.update()
+                total += float(loss.detach()) * len(idx)
+                seen += len(idx)
+                bar.set_postfix(loss=f"{total / seen:.4f}")
+            metrics = {"train_loss": total / max(seen, 1)}
+            if len(val):
+                pred_val = self._predict_clips(val)
+                score = val_mean_pcc(pred_val, y_val)
+                with torch.no_grad():
+                    metrics["val_loss"] = float(loss_fn(torch.from_numpy(pred_val), torch.from_numpy(y_val)))
+            else:  # nothing held out: keep the last state
+                score = float(epoch)
+            metrics.update(val_mean_pcc=score if len(val) else float("nan"),
+                           lr=opt.param_groups[0]["lr"])
+            if stage != "main":
+                metrics["stage"] = float(self.training_stages().index(stage))
+            if score > best_score + 1e-6:
+                best_score, stale = score, 0
+                best_state = copy.deepcopy(self.module.state_dict())
+            else:
+                stale += 1
+            sched.step(score)
+            self.report(epoch, metrics)  # may raise (tuner pruning): let it propagate
+            if stale >= int(cfg["patience"]):
+                break
+        if best_state is not None:
+            self.module.load_state_dict(best_state)
+        return epoch + 1
+
+    # ------------------------------------------------------------------ prediction
+    @torch.no_grad()
+    def _predict_clips(self, clips: list[ClipInputs]) -> np.ndarray:
+        self.module.eval()
+        outs = []
+        for idx in self._batches(len(clips), int(self.cfg["eval_batch_size"]), None):
+            batch = batch_to(collate([clips[i] for i in idx]), self.device)
+            with torch.autocast("cuda", dtype=torch.float16, enabled=bool(self.cfg["amp"])
+                                and self.device.type == "cuda"):
+                pred, _ = split_output(self.module(batch))
+            outs.append(pred.float().cpu().numpy())
+        if not outs:
+            return np.zeros((0, self.n_targets), np.float32)
+        return np.clip(np.concatenate(outs), 0.0, 1.0)
+
+    def predict(self, bank: FeatureBank, ids) -> np.ndarray:
+        if self.module is None:
+            raise RuntimeError(f"{type(self).__name__} is not fitted")
+        if not hasattr(self, "_modalities"):
+            self._resolve(bank)
+        ids = list(ids)
+        if not ids:
+            return np.zeros((0, self.n_targets), np.float32)
+        return self._predict_clips(self._standardise(self._load(bank, ids)))
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_tensors(self) -> dict[str, Tensor]:
+        state = {f"module.{k}": v.detach().cpu().contiguous() for k, v in self.module.state_dict().items()}
+        if self.standardiser:
+            for m in self.standardiser.mean:
+                state[f"standardiser.{m}.mean"] = torch.from_numpy(self.standardiser.mean[m])
+                state[f"standardiser.{m}.std"] = torch.from_numpy(self.standardiser.std[m])
+        return state
+
+    def save(self, directory: Path) -> None:
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_file(self.state_tensors(), str(directory / CHECKPOINT))
+        meta = {"model": getattr(type(self), "registry_name", type(self).__name__), "dims": self.dims,
+                "feature_dims": self.feature_dims, "specs": self._specs, "params": self.params,
+                "n_targets": self.n_targets}
+        (directory / META).write_text(json.dumps(meta, indent=1, default=str))
+
+    def load(self, directory: Path) -> None:
+        directory = Path(directory)
+        meta = json.loads((directory / META).read_text())
+        self.dims = {k: int(v) for k, v in meta["dims"].items()}
+        self.feature_dims = meta["feature_dims"]
+        self._specs = meta["specs"]
+        self._modalities = resolve_modalities(self.cfg["modalities"] or self.default_modalities(self._specs),
+                                              self._specs)
+        state = load_file(str(directory / CHECKPOINT))
+        self.module = self.build_module(dict(self.dims)).to(self.device)
+        self.module.load_state_dict({k[len("module."):]: v for k, v in state.items() if k.startswith("module.")})
+        names = {k.split(".")[1] for k in state if k.startswith("standardiser.")}
+        self.standardiser = Standardiser({m: state[f"standardiser.{m}.mean"].numpy() for m in names},
+                                         {m: state[f"standardiser.{m}.std"].numpy() for m in names}) \
+            if names else None
+        self.module.eval()
