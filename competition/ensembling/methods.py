@@ -63,18 +63,19 @@ class Blender:
 
 
 def rank_reference(preds: np.ndarray, q: int = RANK_QUANTILES) -> np.ndarray:
-    """(M, n, E) -> (M, E, q): each member's quantiles per emotion."""
-    return np.quantile(preds, np.linspace(0, 1, q), axis=1).transpose(1, 2, 0)
+    """(M, n, E) -> (M, E, q): each member's quantiles per emotion (nearest rank; one sort per column)."""
+    ordered = np.sort(np.ascontiguousarray(preds.transpose(0, 2, 1)), axis=2)
+    return ordered[:, :, np.round(np.linspace(0, preds.shape[1] - 1, q)).astype(int)]
 
 
 def rank_transform(preds: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Each prediction -> its empirical CDF in [0, 1] against the member's reference quantiles."""
     probs = np.linspace(0, 1, reference.shape[2])
-    out = np.empty(preds.shape, np.float64)
-    for m in range(preds.shape[0]):
-        for e in range(preds.shape[2]):
-            out[m, :, e] = np.interp(preds[m, :, e], reference[m, e], probs)
-    return out
+    cols = np.ascontiguousarray(preds.transpose(0, 2, 1))    # (M, E, n): contiguous rows for np.interp
+    for m in range(cols.shape[0]):
+        for e in range(cols.shape[1]):
+            cols[m, e] = np.interp(cols[m, e], reference[m, e], probs)
+    return cols.transpose(0, 2, 1)
 
 
 def _one_hot_rows(idx: np.ndarray, m: int) -> np.ndarray:
@@ -123,9 +124,10 @@ def pcc_opt_weights(stats: Centred, start: np.ndarray) -> np.ndarray:
 
 
 def fit_blender(method: str, stats: Centred, names: list[str], train: tuple[np.ndarray, np.ndarray] | None = None,
-                opts: CaruanaOptions = CaruanaOptions()) -> Blender:
+                opts: CaruanaOptions = CaruanaOptions(), table: bool = True) -> Blender:
     """Fit `method` on the statistics of the clips it may look at. `train` = (preds (M, n, E), y (n, E))
-    of those clips is needed only by rank_mean (for its rank reference)."""
+    of those clips is needed only by rank_mean (for its rank reference). table=False skips the step
+    table where it costs a pass over the clips (rank_mean), e.g. inside nested CV."""
     e_count, m = stats.b.shape
     if len(names) != m:
         raise ValueError(f"{len(names)} names for {m} members")
@@ -141,6 +143,8 @@ def fit_blender(method: str, stats: Centred, names: list[str], train: tuple[np.n
             raise ValueError("rank_mean needs the fitting clips' predictions for its rank reference")
         ref = rank_reference(train[0])
         w = np.full((e_count, m), 1.0 / m)
+        if not table:
+            return Blender(method, list(names), w, "rank", ref)
         ranked = block_moments(rank_transform(train[0], ref), train[1], np.zeros(len(train[1]), int))[0]
         return Blender(method, list(names), w, "rank", ref, steps=weight_steps(ranked.centred(), names, w[0]))
     elif method == "caruana":

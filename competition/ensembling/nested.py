@@ -59,10 +59,13 @@ class NestedCV:
         self.all = total(self.parts)
 
     def fit(self, method: str, rows: np.ndarray | None = None, stats: Moments | None = None) -> Blender:
-        rows = np.arange(len(self.lib.y)) if rows is None else rows
+        """Fitted on `rows` (default: all OOF clips) whose statistics are `stats`; the step table only
+        for the fit on all clips."""
+        full = rows is None
+        rows = np.arange(len(self.lib.y)) if full else rows
         stats = self.all if stats is None else stats
         train = (self.lib.oof[:, rows], self.lib.y[rows]) if method == "rank_mean" else None
-        return fit_blender(method, stats.centred(), self.lib.names, train, self.opts)
+        return fit_blender(method, stats.centred(), self.lib.names, train, self.opts, table=full)
 
     def held_out(self, method: str) -> np.ndarray:
         """(N, E) predictions of every OOF clip by the method fitted without that clip's fold."""
