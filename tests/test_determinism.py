@@ -1,0 +1,111 @@
+"""The same seed gives identical folds, features and OOF on CPU, in this process or another one with a
+different hash seed; and every fold result carries its run card (seed, package versions, commit)."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from competition.config import load_config
+from competition.data.contract import load_dataset
+from competition.features.store import FeatureStore, extract
+from competition.io import read_json
+from competition.paths import Workdir
+from competition.training.run_fold import run_fold
+from tests.tiny_data import REPO, write_audio_dataset, write_config
+
+FEATURES = ["egemaps", "mfcc_stats", {"name": "mfcc", "params": {"n_mfcc": 20, "stack": 4}}]
+
+
+def run(args: list[str], hash_seed: str) -> None:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONHASHSEED": hash_seed}
+    res = subprocess.run([sys.executable, *args], cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=300)
+    assert res.returncode == 0, res.stderr
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory) -> Path:
+    return write_audio_dataset(tmp_path_factory.mktemp("det") / "data", n_train=30, n_val=10, n_test=8)
+
+
+def folds_cmd(data: Path, w: Path, seed: int, *extra: str) -> list[str]:
+    return ["-m", "competition.folds", "--data", str(data), "--workdir", str(w), "--seed", str(seed), *extra]
+
+
+def test_same_seed_same_folds_across_processes(data, tmp_path):
+    groups = tmp_path / "groups.csv"
+    ids = load_dataset(data).ids
+    pd.DataFrame({"File_ID": ids, "Subject": [f"s{i % 9}" for i in range(len(ids))]}).to_csv(groups, index=False)
+    for extra in ([], ["--groups-file", str(groups), "--group-col", "Subject"]):
+        tag = "g" if extra else "p"
+        run(folds_cmd(data, tmp_path / f"{tag}a", 3, *extra), hash_seed="0")
+        run(folds_cmd(data, tmp_path / f"{tag}b", 3, *extra), hash_seed="12345")
+        run(folds_cmd(data, tmp_path / f"{tag}c", 4, *extra), hash_seed="0")
+        a, b, c = ((tmp_path / f"{tag}{x}" / "folds" / "folds.csv").read_bytes() for x in "abc")
+        assert a == b
+        assert a != c  # the seed is what decides the split
+
+
+def test_same_features_twice_and_with_parallel_workers(data, tmp_path):
+    ds = load_dataset(data)
+    extract(ds, FEATURES, tmp_path / "one", jobs=1, progress=False)
+    extract(ds, FEATURES, tmp_path / "two", jobs=2, progress=False)
+    for spec in FEATURES:
+        one, two = FeatureStore.for_spec(tmp_path / "one", spec), FeatureStore.for_spec(tmp_path / "two", spec)
+        assert one.failures().empty
+        for clip in ds.ids:
+            a, b = one.load(clip), two.load(clip)
+            assert a is not None and b is not None, (spec, clip)
+            assert np.array_equal(a.x, b.x), (spec, clip)
+            assert (a.t is None and b.t is None) or np.array_equal(a.t, b.t)
+
+
+def _configs(tmp: Path) -> list[Path]:
+    return [write_config(tmp / "ridge.yaml", "ridge_det", features=("egemaps", "mfcc_stats"), alpha=10.0),
+            write_config(tmp / "lstm.yaml", "lstm_det", model="lstm_head", features=(FEATURES[2],),
+                         epochs=3, hidden=16, batch_size=8, max_len=16, device="cpu", amp=False,
+                         progress=False, patience=5)]
+
+
+def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
+    cfgs = _configs(tmp_path)
+    ds = load_dataset(data)
+    a, b = Workdir(tmp_path / "a"), Workdir(tmp_path / "b")
+    run(folds_cmd(data, a.root, 42), hash_seed="0")
+    (b.root / "folds").mkdir(parents=True)
+    for f in ("folds.csv", "folds.json"):
+        (b.root / "folds" / f).write_bytes((a.root / "folds" / f).read_bytes())
+    for path in cfgs:
+        cfg = load_config(path)
+        for k in range(5):
+            run_fold(cfg, k, ds, a, jobs=1, progress=False, no_wandb=True)
+    run(["-m", "competition.training.run_fold", "--all-folds", "--jobs", "1", "--no-wandb", "--data", str(data),
+         "--workdir", str(b.root), "--exp", *map(str, cfgs)], hash_seed="777")
+    for name in ("ridge_det", "lstm_det"):
+        ea, eb = a.experiment(name), b.experiment(name)
+        for f in ("oof.csv", "test.csv", *(f"fold_{k}/train_ids.txt" for k in range(5))):
+            assert (ea / f).read_bytes() == (eb / f).read_bytes(), (name, f)
+        for k in range(5):  # the checkpoints too (joblib for ridge, safetensors for the LSTM)
+            ckpts = sorted(p.name for p in (ea / f"fold_{k}").iterdir() if p.suffix in (".joblib", ".safetensors"))
+            assert ckpts, (name, k)
+            for c in ckpts:
+                assert (ea / f"fold_{k}" / c).read_bytes() == (eb / f"fold_{k}" / c).read_bytes(), (name, k, c)
+        assert read_json(ea / "metrics.json")["oof_mean_pcc"] == read_json(eb / "metrics.json")["oof_mean_pcc"]
+
+
+def test_run_card_records_seed_versions_and_commit(data, tmp_path):
+    w = Workdir(tmp_path)
+    run(folds_cmd(data, w.root, 42), hash_seed="0")
+    cfg = load_config(_configs(tmp_path)[0])
+    run_fold(cfg, 1, load_dataset(data), w, jobs=1, progress=False, no_wandb=True)
+    card = read_json(w.experiment("ridge_det") / "fold_1" / "fold.json")
+    assert card["seed"] == cfg["seed"] + 1
+    assert {"numpy", "pandas", "scikit-learn", "torch"} <= set(card["run"]["packages"])
+    assert card["run"]["commit"] not in ("", "unknown")
+    assert card["run"]["python"] == ".".join(map(str, sys.version_info[:3]))
