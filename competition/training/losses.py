@@ -37,7 +37,7 @@ def _moments(pred: Tensor, target: Tensor, weight: Tensor | None) -> tuple[Tenso
 
 def pcc_per_target(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
     _, _, vp, vt, cov = _moments(pred, target, weight)
-    return cov / torch.sqrt(vp * vt + _EPS)
+    return cov / torch.sqrt((vp * vt).clamp_min(1e-12))
 
 
 def pcc_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:

@@ -78,6 +78,8 @@ def fit_fold(cfg: dict, k: int, ds: Dataset, fold: pd.Series, features_root: Pat
     seed_everything(seed)
     model = build_model(cfg["model"], cfg.get("params", {}), len(ds.emotions), seed=seed)
     model.reporter = reporter
+    if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
+        model.unlabelled_ids = list(test_ids)
     t1 = time.perf_counter()
     model.fit(bank, train_ids, ds.labels(train_ids), val_ids, ds.labels(val_ids))
     t_fit = time.perf_counter() - t1

@@ -16,6 +16,7 @@ Common params (all optional):
   loss              mse | pcc | ccc | 'mse+pcc' | {mse: w, pcc: w} (default: the model's)
   lr_patience, lr_factor   halve the LR when val mean PCC stalls this many epochs (seed 001: 10)
   patience          stop after this many epochs without a better val mean PCC; the best state is kept
+  min_delta         the smallest val mean PCC gain that counts as better (for both of the above)
   label_smoothing   shrink labels towards the training mean by this fraction (seed 004)
   pseudo_label      rounds of pseudo-labelling the unlabelled (Test) clips and retraining with them
   pseudo_weight     weight of a pseudo-labelled clip in the loss (labelled clips weigh 1)
@@ -53,7 +54,7 @@ TRAINER_DEFAULTS: dict[str, Any] = {
     "modalities": None, "resample": {}, "grid_len": None, "max_len": 64,
     "epochs": 30, "batch_size": 16, "eval_batch_size": 64, "lr": 1e-3, "weight_decay": 0.0,
     "optimizer": "adam", "grad_clip": 1.0, "loss": None,
-    "lr_patience": 10, "lr_factor": 0.5, "patience": 20,
+    "lr_patience": 10, "lr_factor": 0.5, "patience": 20, "min_delta": 1e-4,
     "label_smoothing": 0.0, "pseudo_label": 0, "pseudo_weight": 0.5,
     "amp": True, "device": None, "progress": True,
 }
@@ -216,7 +217,8 @@ class TorchSequenceModel(Model):
         loss_fn = build_loss(cfg["loss"] or self.default_loss)
         opt = self._optimizer(params)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=float(cfg["lr_factor"]),
-                                                           patience=int(cfg["lr_patience"]))
+                                                           patience=int(cfg["lr_patience"]),
+                                                           threshold=float(cfg["min_delta"]), threshold_mode="abs")
         cuda = self.device.type == "cuda"
         use_amp = bool(cfg["amp"]) and cuda
         scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
@@ -260,7 +262,7 @@ class TorchSequenceModel(Model):
                            lr=opt.param_groups[0]["lr"])
             if stage != "main":
                 metrics["stage"] = float(self.training_stages().index(stage))
-            if score > best_score + 1e-6:
+            if score > best_score + float(cfg["min_delta"]):
                 best_score, stale = score, 0
                 best_state = copy.deepcopy(self.module.state_dict())
             else:
