@@ -4,8 +4,10 @@ import numpy as np
 import pytest
 import torch
 
+from competition.config import load_config
 from competition.models.registry import _MODELS, build_model, list_models
-from competition.training.batching import ModalityInput, collate
+from competition.paths import CONFIG_DIR
+from competition.training.batching import ModalityInput, collate, resolve_modalities
 from competition.training.losses import build_loss
 from competition.training.trainer import TRAINER_DEFAULTS, TorchSequenceModel
 from synthetic_features import synthetic_bank
@@ -122,3 +124,15 @@ def test_checkpoint_round_trip(name, data, fitted, tmp_path):
     again = build_model(name, params_for(name), 7, seed=123)
     again.load(tmp_path)
     np.testing.assert_array_equal(m.predict(bank, ids), again.predict(bank, ids))
+
+
+@pytest.mark.parametrize("config", sorted(p.stem for p in CONFIG_DIR.glob("*.yaml")))
+def test_neural_configs_name_known_params_and_features(config):
+    cfg = load_config(config)
+    if cfg["model"] not in neural_models():
+        pytest.skip("not a neural model")
+    m = build_model(cfg["model"], cfg["params"], 7)  # unknown params raise here
+    known = set(TRAINER_DEFAULTS) | set(_MODELS[cfg["model"]].default_params)
+    assert {k.split(".", 1)[1] for k in cfg.get("search_space", {})} <= known
+    assert resolve_modalities(m.cfg["modalities"], cfg["features"])
+    assert cfg.get("default") is False
