@@ -3,7 +3,6 @@ seconds: the resume, determinism and bad-input tests. Labels follow the audio lo
 learn something, which makes a wrong OOF visible."""
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -44,11 +43,13 @@ def write_audio_dataset(root: Path, n_train: int = 30, n_val: int = 10, n_test: 
     return root
 
 
-def write_config(path: Path, name: str, model: str = "ridge", features: tuple[str, ...] = ("mfcc_stats",),
-                 **params: object) -> Path:
+def write_config(path: Path, name: str, model: str = "ridge", features: tuple = ("mfcc_stats",),
+                 search_space: dict | None = None, **params: object) -> Path:
     """An experiment config outside configs/, for `--exp <path>`."""
     import yaml
     cfg = {"name": name, "model": model, "features": list(features), "params": dict(params), "seed": 7}
+    if search_space:
+        cfg["search_space"] = search_space
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
     return path
