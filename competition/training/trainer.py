@@ -135,24 +135,27 @@ class TorchSequenceModel(Model):
                              "frame: set grid_len, or list their features in one modality")
 
     def _load(self, bank: FeatureBank, ids: list[str]) -> list[ClipInputs]:
+        """Each clip's modalities, built clip by clip (raw face crops of every clip at once would not
+        fit in memory)."""
         stores = [FeatureStore.for_spec(bank.root, s) for s in self._specs]
         used = sorted({i for idx in self._modalities.values() for i in idx})
-        clips = []
-        for cid in ids:
-            outs = [stores[i].load(cid) if i in used else None for i in range(len(stores))]
-            if not self.feature_dims:
-                self.feature_dims = [None] * len(stores)
-            for i, o in enumerate(outs):
-                if o is not None and self.feature_dims[i] is None:
-                    self.feature_dims[i] = int(o.x.shape[-1])
-            clips.append(outs)
-        for i in used:
+        if len(self.feature_dims) != len(stores):
+            self.feature_dims = [None] * len(stores)
+        for i in used:  # widths, to shape the masked zeros of a clip missing a feature
+            for cid in ids if self.feature_dims[i] is None else []:
+                out = stores[i].load(cid)
+                if out is not None:
+                    self.feature_dims[i] = int(out.x.shape[-1])
+                    break
             if self.feature_dims[i] is None:
                 raise ValueError(f"feature {parse_feature_spec(self._specs[i])[0]!r} is stored for none of "
                                  f"these {len(ids)} clips under {bank.root}")
-        return [build_clip_inputs(outs, self._modalities, self.feature_dims, self.cfg["resample"] or {},
-                                  self.cfg["grid_len"], self.cfg["max_len"], self.prepare_rows)
-                for outs in clips]
+        clips = []
+        for cid in ids:
+            outs = [stores[i].load(cid) if i in used else None for i in range(len(stores))]
+            clips.append(build_clip_inputs(outs, self._modalities, self.feature_dims, self.cfg["resample"] or {},
+                                           self.cfg["grid_len"], self.cfg["max_len"], self.prepare_rows))
+        return clips
 
     def _standardise(self, clips: list[ClipInputs]) -> list[ClipInputs]:
         return [self.standardiser.apply(c) for c in clips] if self.standardiser else clips
