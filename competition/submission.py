@@ -1,6 +1,6 @@
 """Official-format submissions and their checker.
 
-    python -m competition.submission check FILE --data DIR
+    python -m competition.submission check FILE --data DIR      (FILE: the .csv, or the .zip holding it)
 
 Format: CSV with header `File_ID,<targets...>` (Hume: Adoration,...,Surprise), one row per Test clip,
 bracketed ids, sorted, no NaN, values in [0, 1], fixed float format.
@@ -45,15 +45,36 @@ def write_submission(path: Path, ids: list[str], pred: np.ndarray, targets: list
     return path
 
 
+def _read_zipped_csv(path: Path) -> tuple[pd.DataFrame | None, list[str]]:
+    """The one CSV inside a submission zip; the zip must hold exactly that file."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            if len(names) != 1 or not names[0].endswith(".csv"):
+                return None, [f"{path}: a submission zip must hold exactly one .csv file, holds {names}"]
+            with zf.open(names[0]) as fh:
+                return pd.read_csv(fh, dtype={ID_COL: str}, keep_default_na=True), []
+    except zipfile.BadZipFile as exc:
+        return None, [f"{path}: not a readable zip ({exc})"]
+    except Exception as exc:
+        return None, [f"{path}: not a readable CSV inside the zip ({exc})"]
+
+
 def check_submission(path: Path, ds: Dataset) -> list[str]:
-    """Every problem of a submission file, each naming the file; empty list = valid."""
+    """Every problem of a submission file (.csv, or a .zip holding only it), each naming the file;
+    empty list = valid."""
     path = Path(path)
     if not path.exists():
         return [f"{path}: file not found"]
-    try:
-        df = pd.read_csv(path, dtype={ID_COL: str}, keep_default_na=True)
-    except Exception as exc:
-        return [f"{path}: not a readable CSV ({exc})"]
+    if path.suffix == ".zip":
+        df, problems = _read_zipped_csv(path)
+        if df is None:
+            return problems
+    else:
+        try:
+            df = pd.read_csv(path, dtype={ID_COL: str}, keep_default_na=True)
+        except Exception as exc:
+            return [f"{path}: not a readable CSV ({exc})"]
     problems = []
     header = [ID_COL, *ds.emotions]
     if list(df.columns) != header:

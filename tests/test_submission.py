@@ -1,3 +1,5 @@
+import zipfile
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -56,3 +58,32 @@ def test_refuses_nan_predictions(ds, tmp_path):
     pred = np.full((len(ds.test_ids), len(ds.emotions)), np.nan)
     with pytest.raises(ValueError, match="NaN"):
         write_submission(tmp_path / "x.csv", ds.test_ids, pred, ds.emotions)
+
+
+def test_zip_is_checked_through_the_csv_it_holds(ds, good, tmp_path):
+    z = good.with_suffix(".zip")
+    assert check_submission(z, ds) == []
+    assert main(["check", str(z), "--data", str(ds.root)]) == 0
+    bad = _broken(good, lambda d: d.iloc[1:], tmp_path)
+    bz = tmp_path / "bad.zip"
+    with zipfile.ZipFile(bz, "w") as zf:
+        zf.write(bad, arcname="bad.csv")
+    assert any("Test clip(s) missing" in p and str(bz) in p for p in check_submission(bz, ds))
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.write(good, arcname="a.csv")
+        zf.write(good, arcname="b.csv")
+    assert any("exactly one .csv" in p for p in check_submission(two, ds))
+    fake = tmp_path / "fake.zip"
+    fake.write_text("not a zip")
+    assert any("not a readable zip" in p for p in check_submission(fake, ds))
+
+
+@pytest.mark.parametrize("text,expect", [("", "not a readable CSV"), (None, "file not found"),
+                                         ("File_ID,Adoration\n[00052],0.5\n", "header")])
+def test_unreadable_or_missing_files(ds, tmp_path, text, expect):
+    p = tmp_path / "s.csv"
+    if text is not None:
+        p.write_text(text)
+    assert any(expect in x for x in check_submission(p, ds))
+    assert main(["check", str(p), "--data", str(ds.root)]) == 1
