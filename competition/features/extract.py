@@ -20,6 +20,8 @@ from competition.features.registry import list_extractors
 from competition.features.store import extract
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
+# `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
+DEFAULT_EXTRACTORS: tuple[str, ...] = ("faces", "pose", "egemaps", "mfcc")
 _FIRST = ("faces",)  # producers of caches that other extractors read
 
 
@@ -37,6 +39,7 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
 
 
 def build_specs(names: list[str], sets: dict[str, dict[str, Any]]) -> list[str | dict]:
+    names = [n for name in names for n in (DEFAULT_EXTRACTORS if name == "default" else (name,))]
     unknown = [n for n in [*names, *sets] if n not in list_extractors()]
     if unknown:
         raise ValueError(f"unknown extractor(s) {unknown}; known: {list_extractors()}")
@@ -51,7 +54,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m competition.features.extract", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, help="dataset root holding data_info.csv")
-    ap.add_argument("--extractors", nargs="+", default=[], metavar="NAME")
+    ap.add_argument("--extractors", nargs="+", default=[], metavar="NAME",
+                    help=f"extractor names, or 'default' for {' '.join(DEFAULT_EXTRACTORS)}")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips (joblib)")
     ap.add_argument("--workdir", type=Path, default=REPO_ROOT, help="features go to WORKDIR/features")
     ap.add_argument("--ids", nargs="+", default=None, help="only these clip ids")

@@ -60,6 +60,7 @@ class FaceTrack:
 def _haar():
     import cv2
     path = Path(cv2.data.haarcascades) / "haarcascade_frontalface_default.xml"
+    cv2.setNumThreads(1)  # frames are tiny: threads only fight the clip-level worker processes
     cascade = cv2.CascadeClassifier(str(path))
     if cascade.empty():
         raise FeatureError(f"OpenCV Haar cascade not loadable from {path}")
@@ -131,7 +132,8 @@ def detect_mtcnn(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
 
 
 def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
-                  ) -> tuple[np.ndarray | None, np.ndarray | None, int]:
+                  ) -> tuple[np.ndarray | None, np.ndarray | None, int, np.ndarray | None]:
+    """(box, landmarks or None, detector code, Haar box to search around in the next frame)."""
     for name in chain:
         if name == "haar":
             box = detect_haar(frame, prior)
@@ -139,15 +141,15 @@ def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
                 continue
             refined, lm, p = refine_onet(frame, box)
             if p >= 0.5:  # O-Net agrees it is a face: take its tighter box and landmarks
-                return refined, lm, DETECTOR_CODES["haar"]
-            return box, None, DETECTOR_CODES["haar"]
+                return refined, lm, DETECTOR_CODES["haar"], box
+            return box, None, DETECTOR_CODES["haar"], box
         if name == "mtcnn":
             found = detect_mtcnn(frame)
             if found is not None:
-                return found[0], found[1], DETECTOR_CODES["mtcnn"]
+                return found[0], found[1], DETECTOR_CODES["mtcnn"], None
         elif name != "haar":
             raise ValueError(f"unknown face detector {name!r}; expected 'haar' or 'mtcnn'")
-    return None, None, DETECTOR_CODES["none"]
+    return None, None, DETECTOR_CODES["none"], None
 
 
 # ---------------------------------------------------------------- geometry
@@ -230,9 +232,9 @@ def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None) -
     source = np.zeros(t_count, np.int8)
     prior = None
     for i, frame in enumerate(vf.frames):
-        box, lm, code = _detect_frame(frame, chain, prior)
+        box, lm, code, prior = _detect_frame(frame, chain, prior)
         if box is not None:
-            boxes[i], source[i], prior = box, code, box
+            boxes[i], source[i] = box, code
             if lm is not None:
                 lms[i] = lm
     found = source > 0
