@@ -36,13 +36,15 @@ def synthetic(m: int, n: int, e: int, seed: int = 0) -> tuple[np.ndarray, np.nda
     return preds, y
 
 
-def best_of(fn, repeat: int) -> tuple[float, object]:
-    times, out = [], None
+def best_of(fn, repeat: int) -> tuple[float, float, object]:
+    """(best wall seconds, CPU seconds of that run summed over threads, result)."""
+    runs, out = [], None
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         out = fn()
-        times.append(time.perf_counter() - t0)
-    return min(times), out
+        runs.append((time.perf_counter() - t0, time.process_time() - c0))
+    wall, cpu = min(runs)
+    return wall, cpu, out
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -59,13 +61,14 @@ def main(argv: list[str] | None = None) -> None:
     names = [f"m{i:03d}" for i in range(a.models)]
     print(f"library: {a.models} models x {a.clips} clips x {a.emotions} emotions, {a.folds} folds; "
           f"cpus {os.cpu_count()}, threads {os.environ.get('OMP_NUM_THREADS', 'default')}")
-    t_stats, parts = best_of(lambda: block_moments(preds, y, fold), a.repeat)
+    print(f"load average {os.getloadavg()[0]:.1f}; times: best of {a.repeat}, wall (CPU over all threads)")
+    t_stats, c_stats, parts = best_of(lambda: block_moments(preds, y, fold), a.repeat)
     stats = total(parts).centred()
-    t_sel, sel = best_of(lambda: select_from_stats(stats, names, CaruanaOptions()), a.repeat)
-    print(f"fold statistics        {t_stats:7.3f} s")
-    print(f"caruana selection      {t_sel:7.3f} s  ({len(sel.steps)} steps, {len(sel.weights)} members, "
-          f"OOF mean PCC {sel.score:.4f})")
-    print(f"statistics + selection {t_stats + t_sel:7.3f} s")
+    t_sel, c_sel, sel = best_of(lambda: select_from_stats(stats, names, CaruanaOptions()), a.repeat)
+    print(f"fold statistics        {t_stats:7.3f} s ({c_stats:.3f} s CPU)")
+    print(f"caruana selection      {t_sel:7.3f} s ({c_sel:.3f} s CPU)  {len(sel.steps)} steps, "
+          f"{len(sel.weights)} members, OOF mean PCC {sel.score:.4f}")
+    print(f"statistics + selection {t_stats + t_sel:7.3f} s ({c_stats + c_sel:.3f} s CPU)")
     if a.nested:
         lib = Library(names, preds, preds[:, :10], y, [str(i) for i in range(a.clips)], [str(i) for i in range(10)],
                       [f"e{j}" for j in range(a.emotions)], "bench", {}, fold)

@@ -86,6 +86,9 @@ def build_card(lib: Library, cv: NestedCV, evals: dict[str, Evaluation], chosen:
                         "in_sample_oof_mean_pcc": evals[BASELINE].in_sample,
                         "nested_oof_mean_pcc": evals[BASELINE].nested},
         "beats_best_single": beats, "verdict": note,
+        "caveat": ("picking the best of several methods (and each method's post-processing) by nested score is "
+                   "itself a selection: the chosen nested score is slightly optimistic, the more so the closer "
+                   "the runners-up"),
         "methods": {m: {"in_sample": ev.in_sample, "nested": ev.nested, "post": ev.post,
                         "by_post": {p: {"in_sample": s[0], "nested": s[1]} for p, s in ev.by_post.items()}}
                     for m, ev in evals.items()},
