@@ -84,8 +84,7 @@ class FaceBank:
     fields: np.ndarray   # (K, S, S, 2) float32: displacement (dx, dy) in px at activation 1
     shades: np.ndarray   # (K, S, S) float32: relative brightness change at activation 1 (mostly 0)
     has_shade: np.ndarray  # (K,) bool
-    grid_x: np.ndarray   # (S, S) float32
-    grid_y: np.ndarray
+    grid: np.ndarray     # (S, S, 2) float32 pixel coordinates (x, y)
 
 
 def _grid() -> tuple[np.ndarray, np.ndarray]:
@@ -158,7 +157,7 @@ def face_bank() -> FaceBank:
     alpha = cv2.GaussianBlur(cv2.resize(big, (CANON, CANON), interpolation=cv2.INTER_AREA), (0, 0), 1.0)
     fields, shades = _build_fields(xs, ys)
     return FaceBank(rgb=rgb, alpha=alpha, fields=fields, shades=shades,
-                    has_shade=shades.reshape(len(COMPONENTS), -1).any(1), grid_x=xs, grid_y=ys)
+                    has_shade=shades.reshape(len(COMPONENTS), -1).any(1), grid=np.dstack([xs, ys]))
 
 
 def render_head(bank: FaceBank, act: np.ndarray) -> np.ndarray:
@@ -168,8 +167,8 @@ def render_head(bank: FaceBank, act: np.ndarray) -> np.ndarray:
     if len(on) == 0:
         return bank.rgb.copy()
     disp = np.tensordot(act[on], bank.fields[on], axes=1)
-    img = cv2.remap(bank.rgb, bank.grid_x - disp[..., 0], bank.grid_y - disp[..., 1],
-                    interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+    img = cv2.remap(bank.rgb, bank.grid - disp, None, interpolation=cv2.INTER_LINEAR,
+                    borderMode=cv2.BORDER_REFLECT)
     shade_on = on[bank.has_shade[on]]
     if len(shade_on):
         img *= (1.0 + np.tensordot(act[shade_on], bank.shades[shade_on], axes=1))[..., None]
