@@ -20,6 +20,8 @@ import argparse
 import copy
 import hashlib
 import json
+import os
+import socket
 import sys
 import warnings
 from contextlib import contextmanager
@@ -172,8 +174,10 @@ def open_storage(spec: str) -> Storage:
 def _sqlite(path: Path) -> Storage:
     path.parent.mkdir(parents=True, exist_ok=True)
     url = f"sqlite:///{path}"
-    # several local workers write one file: wait for SQLite's lock instead of failing
-    return Storage(_rdb(url, {"connect_args": {"timeout": 120}}), url, Path(f"{path}.budget"))
+    lock = Path(f"{path}.budget")
+    with budget_lock(lock):  # two workers creating the tables of a new file at once would collide
+        # several local workers write one file: wait for SQLite's lock instead of failing
+        return Storage(_rdb(url, {"connect_args": {"timeout": 120}}), url, lock)
 
 
 def _rdb(url: str, engine_kwargs: dict | None = None) -> optuna.storages.RDBStorage:
@@ -222,6 +226,7 @@ def cv_objective(cfg: dict, space: dict[str, dict], ds: Dataset, fold: pd.Series
     epoch_key = f"val_{task.metric_name}"
 
     def objective(trial: Trial) -> float:
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         tcfg = with_values(cfg, suggest(trial, space))
         scores: list[float] = []
         for i, k in enumerate(folds):
@@ -287,11 +292,13 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
     st = open_storage(storage or default_storage(wd, cfg["name"]))
     name = study or study_name(cfg, space, ds, fold, fast)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    n_before = len(optuna.create_study(storage=st.storage, study_name=name, direction="maximize",
-                                       load_if_exists=True).trials)
+    with budget_lock(st.lock_file):
+        n_before = len(optuna.create_study(storage=st.storage, study_name=name, direction="maximize",
+                                           load_if_exists=True).trials)
     # a resumed study must not replay its first samples, and each worker needs its own seed
+    sampler_seed = None if seed is None else int(np.random.SeedSequence([seed, n_before]).generate_state(1)[0])
     s = optuna.load_study(study_name=name, storage=st.storage,
-                          sampler=optuna.samplers.TPESampler(seed=None if seed is None else seed + n_before),
+                          sampler=optuna.samplers.TPESampler(seed=sampler_seed),
                           pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
     s.set_user_attr("experiment", cfg["name"])
     s.set_user_attr("folds", folds)
