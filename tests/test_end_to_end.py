@@ -1,0 +1,63 @@
+"""The walking skeleton end to end, through the same scripts a user runs: embedded dataset ->
+folds -> every fold of the first model -> blended submission -> independent artifact check."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from competition.data.contract import load_dataset
+from competition.data.synth import generate
+from competition.metrics import mean_pcc
+from competition.submission import check_submission
+
+REPO = Path(__file__).resolve().parent.parent
+CHECKER = REPO.parent / "shared" / "tools" / "check_artifacts.py"
+
+
+@pytest.fixture(scope="module")
+def tiny_synth(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("synth") / "data", n=30, seed=3, jobs=1, duration=(2.0, 3.0))
+
+
+def test_scripts_end_to_end(tiny_synth, tmp_path):
+    work = tmp_path / "work"
+    env = {**os.environ, "DATA": str(tiny_synth), "WORKDIR": str(work), "JOBS": "1",
+           "WANDB_MODE": "disabled"}
+    run = lambda *cmd: subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, text=True)
+    out = run("bash", "scripts/run_all.sh", "ridge_audio").stdout
+    assert "all folds done: OOF mean PCC" in out
+
+    ds = load_dataset(tiny_synth)
+    folds = pd.read_csv(work / "folds" / "folds.csv", dtype={"File_ID": str})
+    assert set(folds.File_ID.str.strip("[]")) == set(ds.ids)
+    exp = work / "oof" / "ridge_audio"
+    oof = pd.read_csv(exp / "oof.csv", dtype={"File_ID": str}).set_index("File_ID")
+    oof.index = oof.index.str.strip("[]")
+    assert set(oof.index) == set(ds.labelled_ids)
+    metrics = json.loads((exp / "metrics.json").read_text())
+    recomputed = mean_pcc(oof.loc[ds.labelled_ids, ds.emotions].to_numpy(), ds.labels())
+    assert metrics["oof_mean_pcc"] == pytest.approx(recomputed, abs=1e-9)
+    assert metrics["dataset"] == ds.fingerprint and len(metrics["fold_mean_pcc"]) == 5
+
+    # a rerun resumes: every fold is skipped, results are unchanged
+    again = run("bash", "scripts/run_fold.sh", "0", "ridge_audio").stdout
+    assert "fold 0 already done" in again
+    assert json.loads((exp / "metrics.json").read_text()) == metrics
+
+    run(sys.executable, "make_submission.py", "--blend", "best", "--data", str(tiny_synth),
+        "--workdir", str(work))
+    subs = sorted((work / "submissions").glob("*.csv"))
+    assert subs and all(check_submission(s, ds) == [] for s in subs)
+    card = json.loads(subs[0].with_suffix(".json").read_text())
+    assert "ridge_audio" in card["weights"]
+
+    if CHECKER.exists():
+        res = subprocess.run([sys.executable, str(CHECKER), str(work), "--data", str(tiny_synth)],
+                             capture_output=True, text=True)
+        assert res.returncode == 0, res.stdout
+        assert res.stdout.strip().splitlines()[-1].startswith("OK")
