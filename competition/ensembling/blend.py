@@ -34,8 +34,8 @@ def evaluate(cv: NestedCV, requested: str) -> dict[str, Evaluation]:
     """All methods for `best`, else the requested one and the single-model baseline."""
     if requested != "best" and requested not in METHODS:
         raise ValueError(f"unknown blend method {requested!r}; known: best or one of {list(METHODS)}")
-    names = METHODS if requested == "best" else dict.fromkeys([BASELINE, requested])
-    return {m: cv.evaluate(m) for m in names}
+    methods = list(METHODS) if requested == "best" else list(dict.fromkeys([BASELINE, requested]))
+    return {m: cv.evaluate(m) for m in methods}
 
 
 def choose(evals: dict[str, Evaluation], requested: str) -> Evaluation:
