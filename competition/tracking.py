@@ -111,6 +111,7 @@ class LoggedRun:
     config: dict[str, Any] = field(default_factory=dict)
     history: list[dict[str, Any]] = field(default_factory=list)
     summary: dict[str, Any] = field(default_factory=dict)
+    complete: bool = False  # the exit record is written: wandb writes offline runs asynchronously
 
 
 def _records(blob: bytes) -> list[bytes]:
@@ -164,4 +165,6 @@ def read_offline_run(run_dir: Path | str) -> LoggedRun:
         elif kind == "summary":
             for item in rec.summary.update:
                 run.summary["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
+        elif kind == "exit":
+            run.complete = True
     return run
