@@ -155,3 +155,34 @@ def test_blend_selection_does_not_look_at_test_predictions(setup, tmp_path):
     sub_a = pd.read_csv(w / "submissions" / "a.csv")
     sub_b = pd.read_csv(w / "submissions" / "b.csv")
     assert not np.allclose(sub_a[ds.emotions], sub_b[ds.emotions])  # the Test values did change
+
+
+@pytest.mark.slow
+def test_planted_subject_leak_inflates_the_score_and_grouping_removes_it(tmp_path):
+    """Synthetic data: a per-subject reporting bias plus a per-subject look (face size and place, room).
+    Ungrouped folds put one subject's clips on both sides of a split, so an RBF SVR on face-box features
+    recognises the subject and scores higher than with Subject-grouped folds, for every fold seed."""
+    from competition.data.synth import generate
+    from competition.folds import main as folds_main
+    data = generate(tmp_path / "data", n=180, seed=1, jobs=2, duration=(1.0, 1.5))
+    ds = load_dataset(data)
+    truth = pd.read_csv(data / "synth_truth.csv", dtype=str)
+    cfg = load_config(write_config(tmp_path / "svr.yaml", "svr_pose", model="svr", features=("pose",)))
+    subject = pd.Series(truth.Subject.to_numpy(), index=truth.File_ID.str.strip("[]"))
+    scores: dict[str, list[float]] = {"plain": [], "grouped": []}
+    for seed in range(3):
+        for mode in scores:
+            wd = Workdir(tmp_path / f"{mode}{seed}")
+            extra = ["--groups-file", str(data / "synth_truth.csv"), "--group-col", "Subject"] if mode == "grouped" else []
+            folds_main(["--data", str(data), "--workdir", str(wd.root), "--seed", str(seed), *extra])
+            fold = read_folds(wd.folds, ds)
+            lab = fold[fold >= 0]
+            split_subjects = lab.groupby(subject[lab.index]).nunique()
+            assert (split_subjects > 1).any() if mode == "plain" else (split_subjects == 1).all()
+            if seed or mode == "grouped":
+                shutil.copytree(tmp_path / "plain0" / "features", wd.features, dirs_exist_ok=True)
+            for k in range(5):
+                run_fold(cfg, k, ds, wd, jobs=2, progress=False, no_wandb=True)
+            scores[mode].append(read_json(wd.experiment("svr_pose") / "metrics.json")["oof_mean_pcc"])
+    print(scores)
+    assert min(scores["plain"]) > max(scores["grouped"]), scores
