@@ -208,6 +208,19 @@ def find_studies(oof_root: Path, extra_storages: list[str]) -> list[StudyInfo]:
     return out
 
 
+def at_edge(trial: optuna.trial.FrozenTrial, margin: float = 0.02) -> list[str]:
+    """Numeric params of `trial` within `margin` of an end of their range (log scale when searched so)."""
+    out = []
+    for name, d in trial.distributions.items():
+        if not isinstance(d, (optuna.distributions.FloatDistribution, optuna.distributions.IntDistribution)):
+            continue
+        f = np.log if d.log else float
+        pos = (f(trial.params[name]) - f(d.low)) / (f(d.high) - f(d.low))
+        if pos < margin or pos > 1 - margin:
+            out.append(f"{name}={trial.params[name]:.4g} (range {d.low:g}..{d.high:g})")
+    return out
+
+
 def tuned_vs_untuned(metrics: dict[str, dict], study: optuna.Study) -> str:
     """What tuning bought, in words: inside the study (baseline trial vs best) and, when both were run
     through every fold, the finished experiments <exp> vs <exp>_tuned."""
@@ -223,6 +236,10 @@ def tuned_vs_untuned(metrics: dict[str, dict], study: optuna.Study) -> str:
         if best.number == base.number:
             parts.append("No sampled trial beat the config's own values: the config is already at a good point "
                          "of this search space, or the budget was too small to find a better one.")
+    edge = at_edge(best)
+    if edge:
+        parts.append(f"The best trial sits at the edge of the search space ({', '.join(edge)}): widen the "
+                     "range in search_space, the optimum may lie outside it.")
     exp = study.user_attrs.get("experiment")
     a, b = metrics.get(exp or ""), metrics.get(f"{exp}_tuned")
     if a and b:

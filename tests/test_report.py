@@ -16,7 +16,7 @@ from competition.features.store import extract
 from competition.folds import make_folds, write_folds
 from competition.io import read_json
 from competition.paths import Workdir
-from competition.report import build_report, confusion, main, quantise, tuned_vs_untuned
+from competition.report import at_edge, build_report, confusion, main, quantise, tuned_vs_untuned
 from competition.training.run_fold import run_fold
 from competition.tune import tune
 from tests.tiny_data import write_audio_dataset
@@ -123,3 +123,14 @@ def test_tuned_vs_untuned_says_by_how_much_and_why():
     worse = tuned_vs_untuned({"e": b, "e_tuned": a}, study_with([0.31, 0.29]))
     assert "No sampled trial beat" in worse and "does NOT beat" in worse
     assert "scripts/run_all.sh e_tuned" in tuned_vs_untuned({}, study_with([0.3]))
+
+
+def test_best_trial_at_the_edge_of_the_space_is_flagged():
+    s = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=0))
+    for alpha in (0.5, 990.0, 20.0):
+        s.enqueue_trial({"params.alpha": alpha, "params.depth": 5})
+    s.optimize(lambda t: t.suggest_float("params.alpha", 0.1, 1000.0, log=True)
+               + 0 * t.suggest_int("params.depth", 1, 9), n_trials=3)
+    assert at_edge(s.best_trial) == ["params.alpha=990 (range 0.1..1000)"]
+    assert at_edge(s.trials[2]) == []
+    assert "edge of the search space (params.alpha=990" in tuned_vs_untuned({}, s)
