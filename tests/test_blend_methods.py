@@ -143,3 +143,22 @@ def test_single_fold_falls_back_to_a_random_split():
     assert len(np.unique(blocks)) == 5 and "single validation fold" in note
     same, note2 = split_for_nested(np.arange(100) % 3)
     assert np.array_equal(same, np.arange(100) % 3) and "trained on" in note2
+
+
+def test_evaluating_a_method_never_changes_the_library():
+    """Regression: rank_mean once ranked a column-major OOF matrix in place (pandas hands those out),
+    which changed every method evaluated after it."""
+    rng = np.random.default_rng(7)
+    y = rng.random((200, 3))
+    preds = np.stack([y + rng.normal(0, s, y.shape) for s in (0.3, 0.5, 0.7)])
+    pandas_like = np.ascontiguousarray(preds.transpose(0, 2, 1)).transpose(0, 2, 1)  # same values, other layout
+    assert pandas_like.transpose(0, 2, 1).flags["C_CONTIGUOUS"]
+    lib = library(pandas_like, y, ["a", "b", "c"])
+    before = lib.oof.copy()
+    cv = NestedCV(lib)
+    first = cv.evaluate("caruana")
+    for method in METHODS:
+        cv.evaluate(method)
+    assert np.array_equal(lib.oof, before)
+    again = cv.evaluate("caruana")
+    assert again.in_sample == first.in_sample and again.nested == first.nested

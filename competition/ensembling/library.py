@@ -88,6 +88,7 @@ def load_library(oof_root: Path, ds: Dataset, names: list[str] | None = None) ->
         scores[name] = float(m["oof_mean_pcc"])
     if len(fps) > 1:
         raise ExperimentError(f"experiments {names} were trained on different fold files; rerun them on one")
-    return Library(names=list(names), oof=np.stack(oofs), test=np.stack(tests), y=ds.labels(ids), ids=ids,
+    # C order: pandas hands out column-major blocks, and the blend code relies on (M, N, E) row order
+    return Library(names=list(names), oof=np.ascontiguousarray(np.stack(oofs)), test=np.ascontiguousarray(np.stack(tests)), y=ds.labels(ids), ids=ids,
                    test_ids=ds.test_ids, targets=ds.emotions, folds_fingerprint=fps.pop(), scores=scores,
                    fold=held_out_fold(oof_root / names[0], ids))

@@ -71,7 +71,7 @@ def rank_reference(preds: np.ndarray, q: int = RANK_QUANTILES) -> np.ndarray:
 def rank_transform(preds: np.ndarray, reference: np.ndarray) -> np.ndarray:
     """Each prediction -> its empirical CDF in [0, 1] against the member's reference quantiles."""
     probs = np.linspace(0, 1, reference.shape[2])
-    cols = np.ascontiguousarray(preds.transpose(0, 2, 1))    # (M, E, n): contiguous rows for np.interp
+    cols = preds.transpose(0, 2, 1).astype(np.float64, order="C", copy=True)  # (M, E, n), never a view
     for m in range(cols.shape[0]):
         for e in range(cols.shape[1]):
             cols[m, e] = np.interp(cols[m, e], reference[m, e], probs)
