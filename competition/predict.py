@@ -32,7 +32,7 @@ from competition.ensembling.methods import Blender, rank_reference
 from competition.experiment import read_predictions
 from competition.features.audio import SAMPLE_RATE, audio_from_video
 from competition.features.registry import FeatureError
-from competition.features.store import FeatureStore, extract
+from competition.features.store import FeatureStore, extract, pool, pooled_matrix
 from competition.io import read_json
 from competition.models.base import FeatureBank
 from competition.models.registry import build_model
@@ -119,14 +119,17 @@ def stage_videos(videos: list[Path], root: Path, targets: list[str]) -> tuple[Da
     return Dataset(root=root, table=table, emotions=list(targets), fingerprint="predict"), notes
 
 
-def extraction_notes(specs: list, features_root: Path, videos: dict[str, Path]) -> list[str]:
-    """Warnings the feature store recorded for these clips: failures and faceless videos."""
+def extraction_notes(specs: list, features_root: Path, videos: dict[str, Path], staged: Path) -> list[str]:
+    """Warnings the feature store recorded for these clips: failures and faceless videos. Failures
+    for want of a wav are left out: the missing audio has been reported already."""
     notes = []
     for spec in specs:
         store = FeatureStore.for_spec(features_root, spec)
         for row in store.failures().itertuples():
-            if row.clip in videos:
-                notes.append(f"{videos[row.clip]}: feature {store.key} failed ({row.reason}); imputed by the models")
+            wav = media_path(staged, "Test", row.clip, "wav")
+            if row.clip in videos and not (str(wav) in row.reason and not wav.exists()):
+                reason = row.reason.replace(f"{staged}/", "")
+                notes.append(f"{videos[row.clip]}: feature {store.key} failed ({reason}); imputed by the models")
         man = store.manifest()
         for row in man[man["clip"].isin(list(videos))].itertuples():
             info = json.loads(row.info) if row.info else {}
@@ -137,12 +140,39 @@ def extraction_notes(specs: list, features_root: Path, videos: dict[str, Path]) 
     return notes
 
 
-def member_prediction(exp_dir: Path, ds: Dataset, features_root: Path, device: str | None = None,
-                      jobs: int = 1) -> np.ndarray:
+class PredictBank(FeatureBank):
+    """The training FeatureBank, except that a feature no new clip has (e.g. none of the videos has
+    audio) becomes NaN columns for the models to impute, as a failed clip is in training; its width
+    is read from one clip of the training feature store."""
+
+    def __init__(self, root: Path, specs: list, train_root: Path):
+        super().__init__(root, specs)
+        self.train_root = Path(train_root)
+
+    def width(self, spec) -> int:
+        store = FeatureStore.for_spec(self.train_root, spec)
+        for p in store.dir.glob("*.npz"):
+            if not p.name.endswith(".track.npz"):
+                return len(pool(store.load(p.stem)))
+        raise PredictError(f"feature {store.key} is missing for every video, and its width is unknown: the "
+                           f"training features are not in {store.dir}")
+
+    def pooled(self, ids: list[str]) -> np.ndarray:
+        cols = []
+        for spec in self.specs:
+            try:
+                cols.append(pooled_matrix(spec, self.root, ids))
+            except FeatureError:
+                cols.append(np.full((len(ids), self.width(spec)), np.nan, np.float32))
+        return np.concatenate(cols, axis=1)
+
+
+def member_prediction(exp_dir: Path, ds: Dataset, features_root: Path, train_features: Path,
+                      device: str | None = None, jobs: int = 1) -> np.ndarray:
     """(n, E): the experiment's fold models, each loaded from its fold directory, averaged."""
     cfg = load_config(exp_dir / "config.yaml")
     extract(ds, cfg["features"], features_root, jobs=jobs, progress=False)
-    bank = FeatureBank(features_root, cfg["features"])
+    bank = PredictBank(features_root, cfg["features"], train_features)
     params = {**cfg.get("params", {}), **({"device": device} if device else {})}
     folds = sorted(exp_dir.glob("fold_*/fold.json"), key=lambda p: int(p.parent.name.split("_")[1]))
     if not folds:
@@ -166,9 +196,10 @@ def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | No
     with tempfile.TemporaryDirectory(prefix="eri-predict-") as tmp:
         ds, notes = stage_videos(videos, Path(tmp) / "data", card.targets)
         features = Path(tmp) / "features"
-        preds = np.stack([member_prediction(wd.experiment(n), ds, features, device, jobs) for n in card.blender.names])
+        preds = np.stack([member_prediction(wd.experiment(n), ds, features, wd.features, device, jobs)
+                          for n in card.blender.names])
         specs = [s for n in card.blender.names for s in load_config(wd.experiment(n) / "config.yaml")["features"]]
-        notes += extraction_notes(specs, features, dict(zip(ds.ids, videos)))
+        notes += extraction_notes(specs, features, dict(zip(ds.ids, videos)), ds.root)
     out = pd.DataFrame(np.clip(card.blender.apply(preds), lo, hi), columns=card.targets)
     out.insert(0, "video", [str(v) for v in videos])
     return out, list(dict.fromkeys(notes))

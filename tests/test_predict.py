@@ -91,6 +91,11 @@ def test_generated_clip_without_audio_track(trained, tmp_path, capsys):
     assert vals.shape == (2, 7) and np.isfinite(vals).all() and (vals >= 0).all() and (vals <= 1).all()
     err = capsys.readouterr().err
     assert f"{silent}: no usable audio" in err and f"{with_track}: no" not in err
+    # every member here is audio-only and no video has audio: the models impute every feature
+    assert predict(wd, silent, "--blend", "mean", "--out", out) == 0
+    alone = pd.read_csv(out)[list(HUME_EMOTIONS)].to_numpy()
+    assert np.allclose(alone, vals[1:], atol=1e-6)
+    assert "failed" not in capsys.readouterr().err    # the missing wav is reported once, not per feature
 
 
 @pytest.mark.slow
