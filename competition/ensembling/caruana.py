@@ -21,7 +21,7 @@ _EPS = 1e-12
 @dataclass(frozen=True)
 class CaruanaOptions:
     init: int = 1            # sorted initialisation: start from the `init` best single members
-    max_steps: int = 50      # forward steps after the initialisation
+    max_steps: int = 100     # forward steps after the initialisation (patience usually stops it first)
     min_gain: float = 1e-4   # a step only counts as an improvement if it adds more than this
     patience: int = 5        # stop after this many steps without an improvement
     bags: int = 0            # > 0: average this many selections, each on a random subset of the library
