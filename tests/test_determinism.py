@@ -77,21 +77,21 @@ def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
     cfgs = _configs(tmp_path)
     ds = load_dataset(data)
     a, b = Workdir(tmp_path / "a"), Workdir(tmp_path / "b")
-    run(folds_cmd(data, a.root, 42), hash_seed="0")
+    run(folds_cmd(data, a.root, 42, "--n-folds", "3"), hash_seed="0")
     (b.root / "folds").mkdir(parents=True)
     for f in ("folds.csv", "folds.json"):
         (b.root / "folds" / f).write_bytes((a.root / "folds" / f).read_bytes())
     for path in cfgs:
         cfg = load_config(path)
-        for k in range(5):
+        for k in range(3):
             run_fold(cfg, k, ds, a, jobs=1, progress=False, no_wandb=True)
     run(["-m", "competition.training.run_fold", "--all-folds", "--jobs", "1", "--no-wandb", "--data", str(data),
          "--workdir", str(b.root), "--exp", *map(str, cfgs)], hash_seed="777")
     for name in ("ridge_det", "lstm_det"):
         ea, eb = a.experiment(name), b.experiment(name)
-        for f in ("oof.csv", "test.csv", *(f"fold_{k}/train_ids.txt" for k in range(5))):
+        for f in ("oof.csv", "test.csv", *(f"fold_{k}/train_ids.txt" for k in range(3))):
             assert (ea / f).read_bytes() == (eb / f).read_bytes(), (name, f)
-        for k in range(5):  # the checkpoints too (joblib for ridge, safetensors for the LSTM)
+        for k in range(3):  # the checkpoints too (joblib for ridge, safetensors for the LSTM)
             ckpts = sorted(p.name for p in (ea / f"fold_{k}").iterdir() if p.suffix in (".joblib", ".safetensors"))
             assert ckpts, (name, k)
             for c in ckpts:
