@@ -184,6 +184,10 @@ def design(n: int, seed: int, duration: tuple[float, float] = (4.0, 6.0)) -> lis
     for s in order:
         split_of[int(s)] = SPLITS[int(np.searchsorted(cuts, done + sizes[s] / 2))]
         done += sizes[s]
+    for split in ("Test", "Val"):  # small n: give every split a subject while Train keeps one
+        train = [int(s) for s in order if split_of[int(s)] == "Train"]
+        if split not in split_of.values() and len(train) > 1:
+            split_of[train[-1]] = split
     subjects = [_make_subject(_rng(seed, 1, s), f"S{s:03d}", split_of[s], bg_seed=s) for s in range(len(sizes))]
     latents = sample_latents(_rng(seed, 2), n)
     ids = rng.permutation(n)
