@@ -53,7 +53,7 @@ def comparison_table(evals: dict[str, Evaluation], chosen: str, metric: str) -> 
         folds = " ".join(f"{s:.3f}" for s in ev.nested_per_fold.values())
         mark = "*" if ev.method == chosen else " "
         lines.append(f"{mark} {ev.method:<20} {ev.in_sample:>10.4f} {ev.nested:>8.4f} "
-                     f"{ev.in_sample - ev.nested:>+9.4f}  {ev.post:<8} {folds}")
+                     f"{round(ev.in_sample - ev.nested, 4) + 0.0:>+9.4f}  {ev.post:<8} {folds}")
     return "\n".join(lines)
 
 
