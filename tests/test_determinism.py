@@ -91,8 +91,8 @@ def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
         ea, eb = a.experiment(name), b.experiment(name)
         for f in ("oof.csv", "test.csv", *(f"fold_{k}/train_ids.txt" for k in range(3))):
             assert (ea / f).read_bytes() == (eb / f).read_bytes(), (name, f)
-        for k in range(3):  # the checkpoints too (joblib for ridge, safetensors for the LSTM)
-            ckpts = sorted(p.name for p in (ea / f"fold_{k}").iterdir() if p.suffix in (".joblib", ".safetensors"))
+        for k in range(3):  # the checkpoints too (arrays for ridge, safetensors for the LSTM)
+            ckpts = sorted(p.name for p in (ea / f"fold_{k}").iterdir() if p.suffix in (".npz", ".safetensors"))
             assert ckpts, (name, k)
             for c in ckpts:
                 assert (ea / f"fold_{k}" / c).read_bytes() == (eb / f"fold_{k}" / c).read_bytes(), (name, k, c)

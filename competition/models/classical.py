@@ -3,6 +3,7 @@ small data, so they stay honest competitors for the sequence models. Missing fea
 extraction failed) are imputed with an explicit missing-indicator column, never silently zero-filled."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import joblib
@@ -39,13 +40,43 @@ class PooledModel(Model):
         joblib.dump(self.pipeline, Path(directory) / "model.joblib")
 
     def load(self, directory: Path) -> None:
+        # joblib unpickles, which runs code from the file: only for experiment folders the user made.
+        if os.environ.get("ERI_TRUST_PICKLE") != "1":
+            raise PermissionError(
+                f"{Path(directory) / 'model.joblib'}: loading a {type(self).__name__} checkpoint unpickles "
+                "it, which can run code; set ERI_TRUST_PICKLE=1 if you created this experiment folder")
         self.pipeline = joblib.load(Path(directory) / "model.joblib")
 
 
 @register_model("ridge")
 class RidgeModel(PooledModel):
+    """Saved as plain arrays (ridge.npz), so loading never unpickles anything."""
+
     def regressor(self):
         return Ridge(alpha=float(self.params.get("alpha", 10.0)))
+
+    def save(self, directory: Path) -> None:
+        imputer, scaler, ridge = (self.pipeline[i] for i in range(3))
+        indicator = imputer.indicator_.features_ if imputer.indicator_ is not None else np.zeros(0, int)
+        with open(Path(directory) / "ridge.npz", "wb") as fh:
+            np.savez(fh, fill=imputer.statistics_, indicator=indicator, mean=scaler.mean_,
+                     scale=scaler.scale_, coef=ridge.coef_, intercept=ridge.intercept_)
+
+    def load(self, directory: Path) -> None:
+        with np.load(Path(directory) / "ridge.npz", allow_pickle=False) as z:
+            self.state = {k: z[k] for k in z.files}
+        self.pipeline = None
+
+    def predict(self, bank: FeatureBank, ids) -> np.ndarray:
+        if getattr(self, "pipeline", None) is not None:
+            return super().predict(bank, ids)
+        st = self.state
+        x = bank.pooled(ids)
+        missing = np.isnan(x)
+        x = np.where(missing, st["fill"], x)
+        x = np.concatenate([x, missing[:, st["indicator"].astype(int)].astype(float)], axis=1)
+        z = (x - st["mean"]) / st["scale"]
+        return np.clip(z @ st["coef"].T + st["intercept"], 0.0, 1.0)
 
 
 @register_model("svr")
