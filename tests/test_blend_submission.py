@@ -14,7 +14,7 @@ from test_blend_library import make_library
 from competition.ensembling.blend import main
 from competition.submission import check_submission
 
-CHECKER = Path("/work/shared/tools/check_artifacts.py")
+CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_artifacts.py"
 
 
 def run(ds, wd, *args) -> int:

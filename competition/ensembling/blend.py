@@ -15,6 +15,8 @@ import sys
 from dataclasses import asdict
 from pathlib import Path
 
+from tqdm.auto import tqdm
+
 from competition.data.contract import load_dataset
 from competition.ensembling.caruana import CaruanaOptions
 from competition.ensembling.library import Library, load_library
@@ -26,6 +28,7 @@ from competition.io import write_json
 from competition.paths import Workdir
 from competition.submission import check_submission, write_submission
 from competition.task import get_task
+from competition.tracking import start_run
 
 BASELINE = "best_single"
 
@@ -35,7 +38,7 @@ def evaluate(cv: NestedCV, requested: str) -> dict[str, Evaluation]:
     if requested != "best" and requested not in METHODS:
         raise ValueError(f"unknown blend method {requested!r}; known: best or one of {list(METHODS)}")
     methods = list(METHODS) if requested == "best" else list(dict.fromkeys([BASELINE, requested]))
-    return {m: cv.evaluate(m) for m in methods}
+    return {m: cv.evaluate(m) for m in tqdm(methods, desc="blend methods", unit="method", leave=False)}
 
 
 def choose(evals: dict[str, Evaluation], requested: str) -> Evaluation:
@@ -113,6 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--patience", type=int, default=d.patience)
     ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
     ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
     a = ap.parse_args(argv)
     if a.blend != "best" and a.blend not in METHODS:
         ap.error(f"--blend must be best or one of {list(METHODS)}, not {a.blend!r}")
@@ -138,6 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                             lib.targets)
     card = {"name": name, **card, "dataset": ds.fingerprint, "csv": path.name, "zip": path.with_suffix(".zip").name}
     write_json(path.with_suffix(".json"), card)
+    with start_run("blend", "blend", name, {"requested": a.blend, **asdict(opts), "members": lib.names},
+                   wd.root, no_wandb=a.no_wandb) as run:
+        run.summary({"method": chosen.method, "nested_mean_pcc": chosen.nested,
+                     "in_sample_mean_pcc": chosen.in_sample,
+                     **{f"nested/{m}": ev.nested for m, ev in evals.items()},
+                     **{f"in_sample/{m}": ev.in_sample for m, ev in evals.items()}})
     problems = check_submission(path, ds)
     for p in problems:
         print(p, file=sys.stderr)
