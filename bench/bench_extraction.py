@@ -1,21 +1,33 @@
 """Benchmark of the default feature extraction against the decode-only floor of the same clips.
 
-    python bench/bench_extraction.py [--data DIR] [--n 24] [--jobs 2]
+    python bench/bench_extraction.py [--data DIR] [--n 24] [--jobs 2]          # tiny synthetic clips
+    python bench/bench_extraction.py --hume-like [--n 8] [--jobs 2]             # 640x480, 30 fps, 10-15 s
 
 Without --data a synthetic dataset (competition.data.synth) is generated in a temporary folder; all
-scratch output goes to a temporary folder, never into the repository. Reports per clip:
+scratch output goes to a temporary folder, never into the repository. --hume-like renders the same
+generator's clips at the capture settings of Hume-Reaction webcam videos (--size 640 480, --fps 30,
+--duration 10 15; the synthetic default is 160x120..256x192, 8-15 fps, 4-6 s).
+
+Reports per clip:
 - decode: every video frame decoded (no pixel conversion) plus the wav read — the floor any
   extractor that looks at the video pays;
 - decode_rgb: the same with every frame converted to RGB;
-- extract: the default extractor set run in-process on the same clip, models already loaded;
-then the wall time and clips/s of `competition.features.store.extract` with --jobs workers (including
-worker start-up and model loading), and the peak resident memory of this process and its workers.
+- extract: the default extractor set run in-process on the same clip, models already loaded (one
+  torch / OpenCV thread, as in a worker), also split by extractor;
+- faces_on_visible: detections within half a face width of the generator's face centre, over the
+  sampled frames where the generator shows the face (the quality check of the slow faces test);
+then `competition.features.store.extract` with --jobs workers in a fresh subprocess (worker start-up
+and model loading included): wall time, clips/s, CPU of the workers, peak resident memory of that
+process and of its largest worker. CPU times are the figures to compare on a shared machine.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
+import os
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -39,16 +51,18 @@ def decode_floor(mp4: Path, wav: Path, rgb: bool) -> tuple[float, float]:
     return time.perf_counter() - t0, time.process_time() - c0
 
 
-def run_inprocess(clip, names: list[str], root: Path) -> tuple[float, float]:
-    """(wall s, CPU s) of the extractors on one clip, computed and saved as the store does."""
+def run_inprocess(clip, names: list[str], root: Path) -> dict[str, tuple[float, float]]:
+    """{extractor: (wall s, CPU s)} on one clip, computed and saved as the store does."""
     from competition.features.registry import get_extractor
     from competition.features.store import FeatureStore, using_root
-    t0, c0 = time.perf_counter(), time.process_time()
+    out = {}
     with using_root(root):
         for name in names:  # pose reads the crops/geometry cache that faces has just written
+            t0, c0 = time.perf_counter(), time.process_time()
             store = FeatureStore(root, get_extractor(name))
             store.save(clip.clip_id, store.extractor.run(clip, store.params))
-    return time.perf_counter() - t0, time.process_time() - c0
+            out[name] = (time.perf_counter() - t0, time.process_time() - c0)
+    return out
 
 
 def _frames(mp4: Path) -> int:
@@ -62,62 +76,168 @@ def peak_mb() -> tuple[float, float]:
     return own, kids
 
 
+def build_hume_like(out: Path, n: int, seed: int, jobs: int, size: tuple[int, int], fps: float,
+                    duration: tuple[float, float]) -> Path:
+    """The synthetic dataset (labels, layout) with every clip re-rendered at webcam capture settings
+    by the generator's own renderer; synth_frames.csv is rewritten for the new frame grid."""
+    import pandas as pd
+    from joblib import Parallel, delayed
+    from competition.data import synth
+    from competition.io import write_csv
+    synth.generate(out, n=n, seed=seed, jobs=jobs, duration=duration)  # layout + labels (small clips)
+    specs = [dataclasses.replace(s, width=size[0], height=size[1], fps=fps)
+             for s in synth.design(n, seed, duration)]
+    for s in specs:
+        for kind in ("mp4", "wav"):
+            synth.media_path(out, s.split, s.clip_id, kind).unlink()
+    results = Parallel(n_jobs=jobs)(delayed(synth.make_clip)(out, s) for s in specs)
+    frames = pd.concat([pd.DataFrame(r["frames"], columns=["frame", "pts", "face_visible", "face_x", "face_y",
+                                                           "face_w", "face_h"]).assign(File_ID=f"[{s.clip_id}]")
+                        for s, r in zip(specs, results)])
+    frames["t"] = frames.pop("pts") / 1000.0
+    write_csv(out / synth.FRAMES_CSV, frames, float_format="%.3f")
+    return out
+
+
+def face_hits(data: Path, root: Path, ids: list[str]) -> dict[str, float] | None:
+    """Detections on the generator's face over sampled frames where it is visible (as the slow test)."""
+    import pandas as pd
+    from competition.features.faces import _track_path
+    from competition.features.registry import get_extractor
+    from competition.features.store import FeatureStore
+    truth_csv = data / "synth_frames.csv"
+    if not truth_csv.exists():
+        return None
+    frames = pd.read_csv(truth_csv, dtype={"File_ID": str})
+    frames["id"] = frames.File_ID.str.strip("[]")
+    store = FeatureStore(root, get_extractor("faces"))
+    hit = visible = hidden = on_hidden = 0
+    for cid in ids:
+        with np.load(store.path(cid)) as z:
+            t = z["t"]
+        with np.load(_track_path(store.path(cid))) as z:
+            boxes, source, (w, _) = z["boxes"], z["source"], z["frame_size"]
+        g = frames[frames.id == cid]
+        near = np.abs(g.t.to_numpy()[None] - t[:, None]).argmin(1)
+        vis = g.face_visible.to_numpy()[near] == 1
+        cx = (boxes[:, 0] + boxes[:, 2]) / 2 * w
+        gx = (g.face_x + g.face_w / 2).to_numpy()[near]
+        det = np.isin(source, [1, 2])
+        on_face = det & (np.abs(cx - gx) < g.face_w.to_numpy()[near] / 2)
+        hit, visible = hit + int((on_face & vis).sum()), visible + int(vis.sum())
+        hidden, on_hidden = hidden + int((~vis).sum()), on_hidden + int((det & ~vis).sum())
+    return {"hit_on_visible": hit, "visible": visible, "rate": round(hit / max(visible, 1), 4),
+            "detections_on_hidden": on_hidden, "hidden": hidden}
+
+
+def parallel_child(data: Path, root: Path, names: list[str], jobs: int) -> None:
+    """Runs in a fresh process: store.extract, then the workers are shut down so that their peak RSS
+    and CPU time are counted in RUSAGE_CHILDREN."""
+    from joblib.externals.loky import get_reusable_executor
+    from competition.data.contract import load_dataset
+    from competition.features.store import extract
+    ds = load_dataset(data)
+    t0 = time.perf_counter()
+    reports = extract(ds, names, root, jobs=jobs, progress=False)
+    wall = time.perf_counter() - t0
+    get_reusable_executor().shutdown(wait=True)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    own = resource.getrusage(resource.RUSAGE_SELF)
+    print(json.dumps({"wall": wall, "failed": sum(r.failed for r in reports),
+                      "cpu_workers": kids.ru_utime + kids.ru_stime, "cpu_main": own.ru_utime + own.ru_stime,
+                      "rss_main_mb": own.ru_maxrss / 1024, "rss_worker_mb": kids.ru_maxrss / 1024}))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path)
-    ap.add_argument("--n", type=int, default=24, help="clips to generate when --data is not given")
+    ap.add_argument("--n", type=int, default=None, help="clips to generate when --data is not given "
+                                                         "(24, or 8 with --hume-like)")
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--extractors", nargs="+", default=None)
+    ap.add_argument("--hume-like", action="store_true", help="render the clips at webcam capture settings")
+    ap.add_argument("--size", type=int, nargs=2, default=(640, 480), metavar=("W", "H"))
+    ap.add_argument("--fps", type=float, default=30.0)
+    ap.add_argument("--duration", type=float, nargs=2, default=None, metavar=("MIN_S", "MAX_S"),
+                    help="clip length range (default 4 6, or 10 15 with --hume-like)")
+    ap.add_argument("--skip-parallel", action="store_true", help="only the in-process per-clip loop")
+    ap.add_argument("--_parallel", nargs=2, type=Path, help=argparse.SUPPRESS)
     args = ap.parse_args()
-    from competition.data.contract import load_dataset
     from competition.features.extract import DEFAULT_EXTRACTORS
-    from competition.features.store import clip_media, extract
     names = list(args.extractors or DEFAULT_EXTRACTORS)
+    if args._parallel:
+        parallel_child(args._parallel[0], args._parallel[1], names, args.jobs)
+        return
+    from competition.data.contract import load_dataset
+    from competition.features.store import clip_media
     import cv2
     import torch
     torch.set_num_threads(1)  # the in-process loop stands for one worker on one core
     cv2.setNumThreads(1)
+    n = args.n or (8 if args.hume_like else 24)
+    duration = tuple(args.duration or ((10.0, 15.0) if args.hume_like else (4.0, 6.0)))
     with tempfile.TemporaryDirectory(prefix="bench_extraction_") as tmp:
         tmp = Path(tmp)
         data = args.data
-        if data is None:
+        t0 = time.perf_counter()
+        if data is None and args.hume_like:
+            data = build_hume_like(tmp / "data", n, 0, args.jobs, tuple(args.size), args.fps, duration)
+        elif data is None:
             from competition.data.synth import generate
-            data = generate(tmp / "data", n=args.n, seed=0, jobs=args.jobs)
+            data = generate(tmp / "data", n=n, seed=0, jobs=args.jobs, duration=duration)
+        print(f"data ready in {time.perf_counter() - t0:.0f} s: {data}", file=sys.stderr)
         ds = load_dataset(data)
         clips = [clip_media(ds, c) for c in ds.ids]
         run_inprocess(clips[0], names, tmp / "warm")  # load models and JIT once
         rows = []
+        load0 = os.getloadavg()[0]
         for clip in clips:
             rows.append((decode_floor(clip.mp4, clip.wav, False), decode_floor(clip.mp4, clip.wav, True),
                          run_inprocess(clip, names, tmp / "seq")))
-        dec, dec_rgb, ext = (np.array(c) for c in zip(*rows))  # each (clips, [wall, cpu])
-        t0 = time.perf_counter()
-        reports = extract(ds, names, tmp / "par", jobs=args.jobs, progress=False)
-        wall = time.perf_counter() - t0
-        own, kids = peak_mb()
+        load1 = os.getloadavg()[0]
+        dec, dec_rgb = (np.array(c) for c in list(zip(*rows))[:2])  # each (clips, [wall, cpu])
+        by_name = {k: np.array([r[2][k] for r in rows]) for k in names}
+        ext = sum(by_name.values())
+        own, _ = peak_mb()
+        import av
+        with av.open(str(clips[0].mp4)) as c:
+            res = f"{c.streams.video[0].width}x{c.streams.video[0].height}"
         result = {
-            "clips": len(clips), "extractors": names, "jobs": args.jobs,
+            "clips": len(clips), "extractors": names, "jobs": args.jobs, "first_clip_resolution": res,
             "frames_per_clip": round(float(np.mean([_frames(c.mp4) for c in clips])), 1),
             "decode_ms_per_clip": {"wall": round(1000 * dec[:, 0].mean(), 1), "cpu": round(1000 * dec[:, 1].mean(), 1)},
             "decode_rgb_ms_per_clip": {"wall": round(1000 * dec_rgb[:, 0].mean(), 1),
                                        "cpu": round(1000 * dec_rgb[:, 1].mean(), 1)},
             "extract_ms_per_clip": {"wall": round(1000 * ext[:, 0].mean(), 1), "cpu": round(1000 * ext[:, 1].mean(), 1)},
+            "extract_cpu_ms_per_clip_by_extractor": {k: round(1000 * v[:, 1].mean(), 1) for k, v in by_name.items()},
             "ratio_vs_decode": {"wall": round(ext[:, 0].sum() / dec[:, 0].sum(), 2),
                                 "cpu": round(ext[:, 1].sum() / dec[:, 1].sum(), 2)},
             "ratio_vs_decode_rgb": {"wall": round(ext[:, 0].sum() / dec_rgb[:, 0].sum(), 2),
                                     "cpu": round(ext[:, 1].sum() / dec_rgb[:, 1].sum(), 2)},
-            "load_average_1min": round(__import__("os").getloadavg()[0], 1),
-            "parallel_wall_s": round(wall, 1), "parallel_clips_per_s": round(len(clips) / wall, 2),
-            "failed": sum(r.failed for r in reports),
-            "peak_rss_mb": {"main": round(own), "largest_worker": round(kids)},
+            "load_average_1min": {"start": round(load0, 1), "end": round(load1, 1)},
+            "peak_rss_mb_inprocess": round(own),
         }
-        per = {}
-        for name in names:
+        if "faces" in names:
+            result["faces_on_visible"] = face_hits(Path(data), tmp / "seq", [c.clip_id for c in clips])
+        if not args.skip_parallel:
+            cmd = [sys.executable, __file__, "--_parallel", str(data), str(tmp / "par"), "--jobs", str(args.jobs),
+                   "--extractors", *names]
+            par = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+            result.update({
+                "parallel_wall_s": round(par["wall"], 1), "parallel_clips_per_s": round(len(clips) / par["wall"], 2),
+                "parallel_worker_cpu_ms_per_clip": round(1000 * par["cpu_workers"] / len(clips), 1),
+                "failed": par["failed"],
+                "peak_rss_mb_parallel": {"main": round(par["rss_main_mb"]),
+                                         "largest_worker": round(par["rss_worker_mb"])},
+            })
             from competition.features.registry import get_extractor
             from competition.features.store import FeatureStore
-            m = FeatureStore(tmp / "par", get_extractor(name)).manifest()
-            per[name] = round(1000 * m["seconds"].astype(float).mean(), 1)
-        result["worker_ms_per_clip_by_extractor"] = per
+            per = {}
+            for name in names:
+                m = FeatureStore(tmp / "par", get_extractor(name)).manifest()
+                per[name] = round(1000 * m["seconds"].astype(float).mean(), 1)
+            result["worker_wall_ms_per_clip_by_extractor"] = per
+            result["load_average_1min"]["after_parallel"] = round(os.getloadavg()[0], 1)
         print(json.dumps(result, indent=2))
 
 

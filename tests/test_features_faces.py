@@ -48,6 +48,35 @@ def test_no_face_clip_falls_back_to_whole_frames(tmp_path: Path):
     assert track.crops.shape == (10, 112, 112, 3) and track.crops.std() > 5  # real pixels, not zeros
 
 
+def test_batched_onet_matches_one_frame_calls_and_large_frames_are_searched_downscaled(face_clip: Path):
+    import cv2
+    from competition.features.faces import detect_haar, detect_mtcnn, refine_onet, refine_onet_batch
+    from competition.media.video import read_sampled
+    vf = read_sampled(face_clip, "every", every=15)
+    boxes = [detect_haar(f) for f in vf.frames]
+    assert all(b is not None for b in boxes)
+    rb, lm, p = refine_onet_batch(vf.frames, boxes)
+    assert rb.shape == (3, 4) and lm.shape == (3, 5, 2) and (p > 0.9).all()
+    for i, (frame, box) in enumerate(zip(vf.frames, boxes)):
+        r1, l1, p1 = refine_onet(frame, box)
+        assert np.allclose(r1, rb[i], atol=0.05) and np.allclose(l1, lm[i], atol=0.05) and abs(p1 - p[i]) < 1e-4
+    # a 4x webcam-sized frame (768x576): Haar (whole frame, then around the last box) and MTCNN run on
+    # downscaled copies and find the same face, in the big frame's pixels
+    big = cv2.resize(vf.frames[0], None, fx=4, fy=4, interpolation=cv2.INTER_CUBIC)
+    side = 4 * (boxes[0][2] - boxes[0][0])
+
+    def centre(b):
+        return np.array([(b[0] + b[2]) / 2, (b[1] + b[3]) / 2])
+    full = detect_haar(big)
+    tracked = detect_haar(big, prior=full)
+    mt = detect_mtcnn(big, max_side=320)
+    assert full is not None and tracked is not None and mt is not None
+    for b in (full, tracked, mt[0]):
+        assert np.abs(centre(b) - 4 * centre(boxes[0])).max() < 0.15 * side
+        assert 0.7 < (b[2] - b[0]) / side < 1.4
+    assert np.abs(mt[1] - 4 * lm[0]).max() < 0.1 * side  # MTCNN's landmarks agree with O-Net's
+
+
 def test_interpolation_respects_the_window():
     idx = np.array([0, 6, 12, 18, 42, 48])
     boxes = np.array([[0, 0, 1, 1], [0, 0, 0, 0], [2, 2, 3, 3], [0, 0, 0, 0], [0, 0, 0, 0], [4, 4, 5, 5]], np.float32)

@@ -4,7 +4,10 @@ interpolation over missed frames, plus the face-box / head-pose `pose` features.
 Detector chain (tried per frame, in the order of the `detectors` parameter):
 - "haar":  OpenCV's frontal-face Haar cascade (ships with opencv-python-headless), searched first around
            the previous face; its box is refined by MTCNN's O-Net, which adds 5 landmarks for alignment.
-- "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust).
+           Both Haar searches run on a grey copy downscaled to a fixed face size (HAAR_TRACK_FACE,
+           HAAR_FULL_MIN), and O-Net refines all of a clip's Haar boxes in one batched call.
+- "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust), on frames
+           downscaled to MTCNN_MAX_SIDE.
 A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
 this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
 
@@ -81,10 +84,49 @@ def _largest(rects: np.ndarray) -> np.ndarray | None:
     return rects[np.argmax(rects[:, 2] * rects[:, 3])]
 
 
-def detect_haar(frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray | None:
-    """Largest Haar face as (x0, y0, x1, y1) pixels; searched first in a window around `prior`."""
+# Haar's cost follows the image area at each scale searched relative to the face (and the windows
+# near a face, which run every stage), not the frame size, so both searches run on a grey copy
+# downscaled to a fixed face size. Measured on 640x480 clips: 9 ms -> 3 ms CPU per tracked frame, same
+# detections (bench/bench_extraction.py --hume-like, docs/BENCHMARKS.md).
+HAAR_TRACK_FACE = 28  # px: the window around the previous face is scaled so that face is this size
+HAAR_TRACK_STEP = 1.1  # scale step of the tracked search (1.2 misses more and falls back to full searches)
+HAAR_FULL_MIN = 32    # px: the whole frame is scaled so the smallest face searched (12 % of it) is this size
+MTCNN_MAX_SIDE = 320  # px: full MTCNN runs on frames downscaled to this side (its 20 px minimum face
+                      # is then 40 px of a 640x480 webcam frame; Haar's minimum there is 57 px)
+
+
+def _gray(frame: np.ndarray) -> np.ndarray:
     import cv2
-    gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+
+
+def _haar_scan(gray: np.ndarray, scale: float, lo: float, hi: float | None, factor: float
+               ) -> np.ndarray | None:
+    """Largest Haar face (x, y, w, h) in `gray` pixels, searched on a copy scaled by `scale` (<= 1)
+    for faces of `lo`..`hi` pixels (of `gray`)."""
+    import cv2
+    h, w = gray.shape
+    if scale < 1.0:
+        sw, sh = max(24, int(round(w * scale))), max(24, int(round(h * scale)))
+        img, sx, sy = cv2.resize(gray, (sw, sh), interpolation=cv2.INTER_AREA), sw / w, sh / h
+    else:
+        img, sx, sy = gray, 1.0, 1.0
+    s = min(sx, sy)
+    mn = max(24, int(lo * s))
+    kw = {"minSize": (mn, mn)}
+    if hi is not None:
+        mx = max(mn + 1, int(hi * s) + 1)
+        kw["maxSize"] = (mx, mx)
+    r = _largest(_haar().detectMultiScale(img, factor, 4, **kw))
+    if r is None:
+        return None
+    return np.array([r[0] / sx, r[1] / sy, r[2] / sx, r[3] / sy], np.float32)
+
+
+def detect_haar(frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray | None:
+    """Largest Haar face as (x0, y0, x1, y1) pixels of `frame` (RGB or grey); searched first in a
+    window around `prior` (the previous frame's Haar box) for a face near its size."""
+    gray = _gray(frame)
     h, w = gray.shape
     min_side = max(24, int(0.12 * min(h, w)))
     if prior is not None:
@@ -94,62 +136,110 @@ def detect_haar(frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarra
         side = max(pw, ph)
         lo, hi = max(min_side, int(0.7 * side)), int(1.4 * side) + 1
         if x1 - x0 >= lo and y1 - y0 >= lo:  # a face near its last size: only a few scales to scan
-            r = _largest(_haar().detectMultiScale(gray[y0:y1, x0:x1], 1.1, 4, minSize=(lo, lo), maxSize=(hi, hi)))
+            r = _haar_scan(gray[y0:y1, x0:x1], min(1.0, HAAR_TRACK_FACE / side), lo, hi, HAAR_TRACK_STEP)
             if r is not None:
                 return np.array([r[0] + x0, r[1] + y0, r[0] + x0 + r[2], r[1] + y0 + r[3]], np.float32)
-    r = _largest(_haar().detectMultiScale(gray, 1.15, 4, minSize=(min_side, min_side)))
+    r = _haar_scan(gray, min(1.0, HAAR_FULL_MIN / min_side), min_side, None, 1.15)
     return None if r is None else np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]], np.float32)
 
 
-def refine_onet(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """MTCNN's O-Net on a proposed box: (refined box, 5 landmarks (5, 2) pixels, face probability)."""
-    import torch
-    from torch.nn.functional import interpolate
-    h, w = frame.shape[:2]
+def _onet_square(box: np.ndarray, w: int, h: int) -> tuple[int, int, int, int]:
     cx, cy = (box[0] + box[2]) / 2, (box[1] + box[3]) / 2
     side = max(box[2] - box[0], box[3] - box[1])
     sq = np.array([cx - side / 2, cy - side / 2, cx + side / 2, cy + side / 2], np.float32)
     x0, y0 = int(max(0, np.floor(sq[0]))), int(max(0, np.floor(sq[1])))
     x1, y1 = int(min(w, np.ceil(sq[2]))), int(min(h, np.ceil(sq[3])))
+    return x0, y0, x1, y1
+
+
+def refine_onet_batch(frames: list[np.ndarray] | np.ndarray, boxes: list[np.ndarray]
+                      ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """MTCNN's O-Net on proposed boxes, one per frame, in one batched call: refined boxes (N, 4),
+    5 landmarks (N, 5, 2) in pixels, face probabilities (N,)."""
+    import torch
+    from torch.nn.functional import interpolate
+    n = len(boxes)
+    if n == 0:
+        return np.zeros((0, 4), np.float32), np.zeros((0, 5, 2), np.float32), np.zeros(0, np.float32)
     net = _mtcnn()
-    img = torch.as_tensor(frame[y0:y1, x0:x1], dtype=torch.float32, device=net.device).permute(2, 0, 1)[None]
-    data = (interpolate(img, size=(48, 48), mode="area") - 127.5) * 0.0078125
+    squares, inputs = [], []
+    for frame, box in zip(frames, boxes):
+        x0, y0, x1, y1 = sq = _onet_square(box, frame.shape[1], frame.shape[0])
+        squares.append(sq)
+        img = torch.as_tensor(frame[y0:y1, x0:x1], dtype=torch.float32, device=net.device).permute(2, 0, 1)[None]
+        inputs.append(interpolate(img, size=(48, 48), mode="area"))  # as facenet-pytorch's own O-Net stage
     with torch.no_grad():
-        reg, pts, prob = net.onet(data)
-    reg, pts, p = reg[0].cpu().numpy(), pts[0].cpu().numpy(), float(prob[0, 1])
+        reg, pts, prob = net.onet((torch.cat(inputs) - 127.5) * 0.0078125)
+    reg, pts, prob = reg.cpu().numpy(), pts.cpu().numpy(), prob[:, 1].cpu().numpy()
+    sq = np.asarray(squares, np.float32)
+    x0, y0, x1, y1 = sq.T
     bw, bh = x1 - x0, y1 - y0
-    lm = np.stack([bw * pts[:5] + x0, bh * pts[5:] + y0], axis=1).astype(np.float32)
-    refined = np.array([x0 + reg[0] * bw, y0 + reg[1] * bh, x1 + reg[2] * bw, y1 + reg[3] * bh], np.float32)
-    return refined, lm, p
+    lm = np.stack([bw[:, None] * pts[:, :5] + x0[:, None], bh[:, None] * pts[:, 5:] + y0[:, None]], axis=2)
+    refined = np.stack([x0 + reg[:, 0] * bw, y0 + reg[:, 1] * bh, x1 + reg[:, 2] * bw, y1 + reg[:, 3] * bh], 1)
+    return refined.astype(np.float32), lm.astype(np.float32), prob.astype(np.float32)
 
 
-def detect_mtcnn(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
-    """Full MTCNN: (box (4,), landmarks (5, 2)) of the largest face, in pixels."""
+def refine_onet(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+    """MTCNN's O-Net on a proposed box: (refined box, 5 landmarks (5, 2) pixels, face probability)."""
+    refined, lm, p = refine_onet_batch([frame], [box])
+    return refined[0], lm[0], float(p[0])
+
+
+def detect_mtcnn(frame: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
+    """Full MTCNN: (box (4,), landmarks (5, 2)) of the largest face, in pixels of `frame`. With
+    `max_side`, a larger frame is searched on a copy downscaled to that side (faces from
+    min_face_size * scale up); the landmarks lose little, since O-Net sees every face at 48x48."""
+    import cv2
+    h, w = frame.shape[:2]
+    scale = 1.0
+    if max_side and max(h, w) > max_side:
+        scale = max_side / max(h, w)
+        frame = cv2.resize(frame, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
     boxes, probs, points = _mtcnn().detect(frame, landmarks=True)
     if boxes is None or len(boxes) == 0:
         return None
-    return boxes[0].astype(np.float32), points[0].astype(np.float32)
+    return (boxes[0] / scale).astype(np.float32), (points[0] / scale).astype(np.float32)
 
 
 def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
                   ) -> tuple[np.ndarray | None, np.ndarray | None, int, np.ndarray | None]:
-    """(box, landmarks or None, detector code, Haar box to search around in the next frame)."""
+    """(box, landmarks or None, detector code, Haar box to search around in the next frame).
+    A Haar box comes back unrefined with landmarks None: `detect_frames` refines all of a clip's
+    Haar boxes with O-Net in one batch."""
     for name in chain:
         if name == "haar":
             box = detect_haar(frame, prior)
-            if box is None:
-                continue
-            refined, lm, p = refine_onet(frame, box)
-            if p >= 0.5:  # O-Net agrees it is a face: take its tighter box and landmarks
-                return refined, lm, DETECTOR_CODES["haar"], box
-            return box, None, DETECTOR_CODES["haar"], box
-        if name == "mtcnn":
-            found = detect_mtcnn(frame)
+            if box is not None:
+                return box, None, DETECTOR_CODES["haar"], box
+        elif name == "mtcnn":
+            found = detect_mtcnn(frame, MTCNN_MAX_SIDE)
             if found is not None:
                 return found[0], found[1], DETECTOR_CODES["mtcnn"], None
-        elif name != "haar":
+        else:
             raise ValueError(f"unknown face detector {name!r}; expected 'haar' or 'mtcnn'")
     return None, None, DETECTOR_CODES["none"], None
+
+
+def detect_frames(frames: np.ndarray, chain: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detector chain over a clip's frames in order: boxes (T, 4) and landmarks (T, 5, 2) in
+    pixels (NaN where unknown), detector codes (T,). Haar boxes that O-Net accepts as a face
+    (p >= 0.5) take its tighter box and landmarks; the others stay as Haar found them."""
+    t_count = len(frames)
+    boxes = np.zeros((t_count, 4), np.float32)
+    lms = np.full((t_count, 5, 2), np.nan, np.float32)
+    source = np.zeros(t_count, np.int8)
+    prior = None
+    for i, frame in enumerate(frames):
+        box, lm, code, prior = _detect_frame(frame, chain, prior)
+        if box is not None:
+            boxes[i], source[i] = box, code
+            if lm is not None:
+                lms[i] = lm
+    haar = np.flatnonzero(source == DETECTOR_CODES["haar"])
+    refined, lm, p = refine_onet_batch([frames[i] for i in haar], [boxes[i] for i in haar])
+    ok = p >= 0.5  # O-Net agrees it is a face
+    boxes[haar[ok]], lms[haar[ok]] = refined[ok], lm[ok]
+    return boxes, lms, source
 
 
 # ---------------------------------------------------------------- geometry
@@ -227,16 +317,7 @@ def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None) -
     chain = [d.strip() for d in str(p["detectors"]).split(",") if d.strip()]
     vf = read_sampled(video, p["scheme"], step=p["step"], n=p["n"], every=p["every"], max_side=p["max_side"])
     t_count, (h, w) = len(vf.frames), vf.frames.shape[1:3]
-    boxes = np.zeros((t_count, 4), np.float32)
-    lms = np.full((t_count, 5, 2), np.nan, np.float32)
-    source = np.zeros(t_count, np.int8)
-    prior = None
-    for i, frame in enumerate(vf.frames):
-        box, lm, code, prior = _detect_frame(frame, chain, prior)
-        if box is not None:
-            boxes[i], source[i] = box, code
-            if lm is not None:
-                lms[i] = lm
+    boxes, lms, source = detect_frames(vf.frames, chain)
     found = source > 0
     boxes, lms, mask, interp = interpolate_track(vf.indices, boxes, lms, found, int(p["interp_frames"]))
     source[interp] = DETECTOR_CODES["interpolated"]

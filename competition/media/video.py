@@ -122,9 +122,11 @@ def _decode(path: Path, pts: np.ndarray, base: float, indices: np.ndarray,
         raise ValueError("no frame indices requested")
     if indices.min() < 0 or indices.max() >= len(pts):
         raise ValueError(f"frame indices outside [0, {len(pts)})")
-    wanted = {int(pts[i]): int(i) for i in np.unique(indices)}
-    last = int(pts[indices.max()])
-    got: dict[int, np.ndarray] = {}
+    uniq = np.unique(indices)
+    wanted = {int(pts[i]): k for k, i in enumerate(uniq)}  # pts -> row of `buf`
+    last = int(pts[uniq[-1]])
+    buf: np.ndarray | None = None  # one array for all wanted frames: no per-frame arrays to stack
+    have = np.zeros(len(uniq), bool)
     truncated = False
     container = _open(path)
     try:
@@ -134,26 +136,37 @@ def _decode(path: Path, pts: np.ndarray, base: float, indices: np.ndarray,
             for frame in container.decode(stream):
                 if frame.pts is None:
                     continue
-                if frame.pts in wanted:
+                k = wanted.get(frame.pts)
+                if k is not None:
                     if size is None:
                         size = _scaled_size(frame.width, frame.height, max_side)
-                    got[wanted[frame.pts]] = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
-                if frame.pts >= last and len(got) == len(wanted):
-                    break
+                        buf = np.empty((len(uniq), size[1], size[0], 3), np.uint8)
+                    if size == (frame.width, frame.height):
+                        buf[k] = frame.to_ndarray(format="rgb24")
+                    else:
+                        buf[k] = frame.to_ndarray(format="rgb24", width=size[0], height=size[1])
+                    have[k] = True
+                    if frame.pts >= last and have.all():
+                        break
         except Exception as exc:  # corrupt packets part-way through
             truncated = True
-            if not got:
+            if not have.any():
                 raise FeatureError(f"{path}: video could not be decoded ({type(exc).__name__}: {exc})") from exc
-            warnings.warn(f"{path}: decoding stopped early ({exc}); using {len(got)} frame(s)", stacklevel=2)
+            warnings.warn(f"{path}: decoding stopped early ({exc}); using {int(have.sum())} frame(s)", stacklevel=2)
     finally:
         container.close()
-    if not got:
+    if not have.any():
         raise FeatureError(f"{path}: none of the requested frames could be decoded")
-    if len(got) < len(wanted):
+    if not have.all():
         truncated = True
-    keep = np.array([i for i in indices if int(i) in got], np.int64)
+    row = np.full(len(pts), -1, np.int64)
+    row[uniq[have]] = np.flatnonzero(have)
+    keep = indices[row[indices] >= 0]
+    rows = row[keep]
+    # sorted unique indices (schemes "step" and "every") use the buffer as it is; repeats copy
+    frames = buf if len(rows) == len(buf) and np.array_equal(rows, np.arange(len(buf))) else buf[rows]
     times = (pts[keep] - pts[0]) * base
-    return VideoFrames(frames=np.stack([got[int(i)] for i in keep]), times=times.astype(np.float64),
+    return VideoFrames(frames=frames, times=times.astype(np.float64),
                        indices=keep, n_total=len(pts), duration=float((pts[-1] - pts[0]) * base),
                        truncated=truncated)
 
