@@ -13,6 +13,14 @@ is SQLite, any other path is an Optuna journal file (shared filesystems, NFS); a
 postgresql://user:pw@host/db is used as is (many machines). The first trial is the config's own values,
 so the study itself shows what tuning gained. The best trial is written to configs/<exp>_tuned.yaml,
 which `bash scripts/run_fold.sh K <exp>_tuned` runs.
+
+Resume after a kill: every trial holds a budget slot (user attr `slot`, 0..N-1) and is sampled by a TPE
+seeded from (seed, slot), so its parameters depend only on the seed, the slot and the finished trials
+before it, never on how many runs it took. A trial left RUNNING by a worker that died on this machine
+(user attr `worker_id`: host, boot id, pid, process start time) is failed by the next worker and queued
+again in the same slot (user attr `requeue_of`), with the same parameters once they were all drawn; a
+kill -9 and rerun thus ends with the same N trials and the same tuned config as an uninterrupted run.
+Workers on other machines that died are found by their stale heartbeat (RDB storages, 3 minutes).
 """
 from __future__ import annotations
 
@@ -23,6 +31,9 @@ import json
 import os
 import socket
 import sys
+import threading
+import time
+import uuid
 import warnings
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -51,6 +62,8 @@ from competition.training.run_fold import fit_fold
 # (k+1)*STEP_STRIDE - 1. The pruner thus always compares the same fold and epoch across trials.
 STEP_STRIDE = 1000
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING, TrialState.WAITING)
+HEARTBEAT_SECONDS, HEARTBEAT_GRACE_SECONDS = 60, 180  # RDB storages: a remote worker's trial is stale after 3 min
+LOCK_GRACE_SECONDS = 60  # a budget lock unchanged for this long is broken (its holder on another machine died)
 
 # Used when a config has no search_space. TE: seed 000's Ray Tune ranges (lr evenly in 1e-5..2e-4, batch
 # 8..32, transformer hidden 512..1024, at most 10 epochs per trial).
@@ -181,11 +194,123 @@ def _sqlite(path: Path) -> Storage:
 
 
 def _rdb(url: str, engine_kwargs: dict | None = None) -> optuna.storages.RDBStorage:
-    """With heartbeats, a trial whose worker died is marked failed and its budget slot reused."""
+    """With heartbeats, a trial whose worker died (anywhere) is failed once its heartbeat is stale and
+    queued again in its budget slot (see requeue)."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=60,
-                                          grace_period=180)
+        return optuna.storages.RDBStorage(url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_SECONDS,
+                                          grace_period=HEARTBEAT_GRACE_SECONDS,
+                                          heartbeat_stale_trial_callback=requeue)
+
+
+# ---- workers: who runs a trial, and is it still alive ----
+
+def _boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
+def _start_time(pid: int) -> str | None:
+    """The process's start time (clock ticks since boot), '' where /proc cannot tell, None if no live
+    process has this pid (zombies included)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None if Path("/proc/self/stat").exists() else ""
+    except OSError:
+        return ""
+    fields = stat.rsplit(")", 1)[1].split()  # the command name may hold spaces and parentheses
+    return None if fields[0] in ("Z", "X", "x") else fields[19]
+
+
+def worker_id() -> dict[str, Any]:
+    """This process, identified well enough to tell later, on this machine, whether it is still running."""
+    pid = os.getpid()
+    return {"host": socket.gethostname(), "boot": _boot_id(), "pid": pid, "start": _start_time(pid) or ""}
+
+
+def worker_dead(wid: Any) -> bool:
+    """True only when `wid` (a worker_id) certainly ran on this machine since its last boot and that
+    process is gone; a worker on another machine (or of an unknown kind) is never declared dead here."""
+    if not isinstance(wid, dict) or "pid" not in wid:
+        return False
+    me = worker_id()
+    if wid.get("host") != me["host"] or wid.get("boot", "") != me["boot"]:
+        return False
+    pid = int(wid["pid"])
+    start = _start_time(pid)
+    if start is None:
+        return True
+    if start and wid.get("start"):
+        return start != wid["start"]  # the pid was reused by another process
+    try:  # no /proc: ask the kernel
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
+
+
+# ---- the trial budget ----
+
+class BudgetLock:
+    """An exclusive lock file (O_EXCL: works on NFS) holding its owner's worker_id. A waiter removes it at
+    once when the owner died on this machine (kill -9 inside the lock), else after LOCK_GRACE_SECONDS
+    without change (an owner on another machine died)."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.token = ""
+
+    def acquire(self) -> None:
+        self.token = json.dumps({**worker_id(), "nonce": uuid.uuid4().hex})
+        seen, since, delay = None, time.monotonic(), 0.001
+        while True:
+            try:
+                fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+            except FileExistsError:
+                pass
+            else:
+                with os.fdopen(fd, "w") as f:
+                    f.write(self.token)
+                return
+            try:
+                held = (self.path.read_text(), self.path.stat().st_mtime_ns)
+            except FileNotFoundError:
+                continue
+            if held != seen:
+                seen, since = held, time.monotonic()
+            try:
+                owner = json.loads(held[0]) if held[0] else None  # empty: its owner is writing it
+            except ValueError:
+                owner = None
+            if worker_dead(owner) or time.monotonic() - since > LOCK_GRACE_SECONDS:
+                self._break(held[0])
+                continue
+            time.sleep(delay)
+            delay = min(2 * delay, 0.05)
+
+    def _break(self, content: str) -> None:
+        """Remove the lock if it still holds `content`; waiters on this machine break it one at a time,
+        so none removes the lock another has just taken."""
+        import fcntl
+        with open(f"{self.path}.break", "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                if self.path.read_text() == content:
+                    self.path.unlink()
+            except FileNotFoundError:
+                pass
+
+    def release(self) -> None:
+        try:
+            if self.path.read_text() == self.token:
+                self.path.unlink()
+        except FileNotFoundError:
+            pass
 
 
 @contextmanager
@@ -193,8 +318,7 @@ def budget_lock(lock_file: Path | None) -> Iterator[None]:
     if lock_file is None:  # server databases: the budget may overshoot by one trial per extra worker
         yield
         return
-    from optuna.storages.journal import JournalFileOpenLock
-    lock = JournalFileOpenLock(str(lock_file), grace_period=60)
+    lock = BudgetLock(Path(f"{lock_file}.lock"))
     lock.acquire()
     try:
         yield
@@ -202,20 +326,158 @@ def budget_lock(lock_file: Path | None) -> Iterator[None]:
         lock.release()
 
 
-def claim_trial(study: optuna.Study, n_trials: int, lock_file: Path | None,
-                baseline: dict[str, Any] | None) -> bool:
-    """Reserve one of the study's N trials for this worker by queueing it (the baseline first); False
-    when the budget is spent. Queued trials are popped atomically by whichever worker asks next, so
-    workers never run the same trial and a worker killed between claim and run loses nothing."""
+def live_trials(trials: list[FrozenTrial]) -> list[FrozenTrial]:
+    """The trials that hold a budget slot: all but those a requeued copy replaced. Slot i is held by
+    exactly one of them, so the next slot is len(live_trials)."""
+    replaced = {t.user_attrs.get("requeue_of") for t in trials}
+    return [t for t in trials if t.number not in replaced]
+
+
+def requeue(study: optuna.Study, t: FrozenTrial) -> None:
+    """Queue a trial whose worker died again in its slot, then fail it (idempotent, so a kill in between
+    only makes the next worker finish the job). It keeps its enqueued values (the baseline's) and, once
+    all were drawn, its sampled ones; a trial killed while sampling is sampled again, by the same
+    slot-seeded sampler, from the same finished trials."""
+    if not any(x.user_attrs.get("requeue_of") == t.number for x in study.get_trials(deepcopy=False)):
+        params = {**(t.params if t.user_attrs.get("sampled") else {}), **t.system_attrs.get("fixed_params", {})}
+        attrs = {k: t.user_attrs[k] for k in ("slot", "baseline") if k in t.user_attrs}
+        study.enqueue_trial(params, user_attrs={"slot": t.number, **attrs, "requeue_of": t.number})
+    if t.state == TrialState.RUNNING:
+        try:
+            study._storage.set_trial_state_values(t._trial_id, state=TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:  # its worker was alive after all and finished
+            pass
+
+
+def recover_dead_trials(study: optuna.Study, exclusive: bool) -> None:
+    """Requeue the RUNNING trials whose worker died on this machine, and those it died before naming
+    (`exclusive`: we hold the budget lock, inside which a worker pops a trial and names itself); RDB
+    storages also fail (and requeue, via their callback) the trials whose heartbeat is stale."""
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        wid = t.user_attrs.get("worker_id")
+        if worker_dead(wid) if wid is not None else (exclusive and "slot" in t.user_attrs):
+            requeue(study, t)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        optuna.storages.fail_stale_trials(study)
+
+
+def _heartbeat_interval(storage: optuna.storages.BaseStorage) -> int | None:
+    if isinstance(storage, optuna.storages.RDBStorage):
+        return storage.get_heartbeat_interval()
+    return None
+
+
+def next_trial(study: optuna.Study, n_trials: int, lock_file: Path | None,
+               baseline: dict[str, Any] | None) -> Trial | None:
+    """Under the budget lock: recover dead workers' trials, then pop a queued trial or, while fewer than
+    N trials are done or running, queue one in the next slot (the baseline first) and pop it; this worker
+    names itself on the trial before the lock is released. None when the budget is spent."""
     with budget_lock(lock_file):
-        trials = study.get_trials(deepcopy=False, states=BUDGET_STATES)
-        if len(trials) >= n_trials:
-            return False
-        if baseline is not None and not any(t.user_attrs.get("baseline") for t in trials):
-            study.enqueue_trial(baseline, user_attrs={"baseline": True})
-        else:
-            study.enqueue_trial({})
-    return True
+        recover_dead_trials(study, exclusive=lock_file is not None)
+        live = live_trials(study.get_trials(deepcopy=False))
+        if not any(t.state == TrialState.WAITING for t in live):
+            if sum(t.state in BUDGET_STATES for t in live) >= n_trials:
+                return None
+            taken = [t for t in live if t.state in BUDGET_STATES]
+            if baseline is not None and not any(t.user_attrs.get("baseline") for t in taken):
+                study.enqueue_trial(baseline, user_attrs={"slot": len(live), "baseline": True})
+            else:
+                study.enqueue_trial({}, user_attrs={"slot": len(live)})
+        with warnings.catch_warnings():  # we run the heartbeat ourselves (run_trial)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage")
+            trial = study.ask()
+        if _heartbeat_interval(study._storage):
+            study._storage.record_heartbeat(trial._trial_id)
+        wid = worker_id()
+        trial.set_user_attr("worker", f"{wid['host']}:{wid['pid']}")
+        trial.set_user_attr("worker_id", wid)
+        if "slot" not in trial.user_attrs:  # no lock: another worker popped the trial we queued
+            trial.set_user_attr("slot", len(live))
+    return trial
+
+
+@contextmanager
+def heartbeat(storage: optuna.storages.BaseStorage, trial_id: int) -> Iterator[None]:
+    interval = _heartbeat_interval(storage)
+    if not interval:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while not stop.wait(interval):
+            try:
+                storage.record_heartbeat(trial_id)
+            except Exception as exc:  # a database hiccup: try again next time
+                warnings.warn(f"heartbeat of trial {trial_id} failed: {exc}")
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial_id}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_trial(study: optuna.Study, trial: Trial, objective: Callable[[Trial], float],
+              lock_file: Path | None) -> FrozenTrial:
+    """Run one popped trial and record its result, as Study.optimize would (an error fails the trial and
+    is raised). Interrupted (Ctrl-C, SystemExit), it is queued again for the next run."""
+    try:
+        with heartbeat(study._storage, trial._trial_id):
+            value = objective(trial)
+    except optuna.TrialPruned:
+        return study.tell(trial, state=TrialState.PRUNED)
+    except Exception:
+        study.tell(trial, state=TrialState.FAIL)
+        raise
+    except BaseException:
+        with budget_lock(lock_file):
+            requeue(study, study._storage.get_trial(trial._trial_id))
+        raise
+    return study.tell(trial, value)
+
+
+# ---- sampling ----
+
+def slot_seed(seed: int, slot: int) -> int:
+    return int(np.random.SeedSequence([seed, slot]).generate_state(1)[0])
+
+
+class SlotSampler(optuna.samplers.BaseSampler):
+    """TPE whose random state for a trial is seeded from (seed, the trial's budget slot): what a trial
+    draws depends on the seed, its slot and the finished trials, not on restarts, so a resumed study
+    samples what an uninterrupted one would. Workers with their own seeds draw their own points."""
+
+    def __init__(self, seed: int | None) -> None:
+        self.seed = seed
+        self._by_trial: dict[int, optuna.samplers.TPESampler] = {}
+
+    def _tpe(self, trial: FrozenTrial) -> optuna.samplers.TPESampler:
+        tpe = self._by_trial.get(trial._trial_id)
+        if tpe is None:
+            slot = int(trial.user_attrs.get("slot", trial.number))
+            tpe = optuna.samplers.TPESampler(seed=None if self.seed is None else slot_seed(self.seed, slot))
+            self._by_trial[trial._trial_id] = tpe
+        return tpe
+
+    def infer_relative_search_space(self, study, trial):  # type: ignore[no-untyped-def]
+        return self._tpe(trial).infer_relative_search_space(study, trial)
+
+    def sample_relative(self, study, trial, search_space):  # type: ignore[no-untyped-def]
+        return self._tpe(trial).sample_relative(study, trial, search_space)
+
+    def sample_independent(self, study, trial, param_name, param_distribution):  # type: ignore[no-untyped-def]
+        return self._tpe(trial).sample_independent(study, trial, param_name, param_distribution)
+
+    def before_trial(self, study: optuna.Study, trial: FrozenTrial) -> None:
+        self._tpe(trial).before_trial(study, trial)
+
+    def after_trial(self, study, trial, state, values):  # type: ignore[no-untyped-def]
+        self._tpe(trial).after_trial(study, trial, state, values)
+        self._by_trial.pop(trial._trial_id, None)
 
 
 # ---- objective ----
@@ -226,8 +488,8 @@ def cv_objective(cfg: dict, space: dict[str, dict], ds: Dataset, fold: pd.Series
     epoch_key = f"val_{task.metric_name}"
 
     def objective(trial: Trial) -> float:
-        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         tcfg = with_values(cfg, suggest(trial, space))
+        trial.set_user_attr("sampled", True)  # a requeued copy of this trial reuses its values
         scores: list[float] = []
         for i, k in enumerate(folds):
             def reporter(epoch: int, row: dict[str, float], base: int = i * STEP_STRIDE) -> None:
@@ -258,8 +520,11 @@ def tuned_config(cfg: dict, best: FrozenTrial, study: str, storage_url: str, n_f
     out = with_values(cfg, {k: best.params[k] for k in space if k in best.params})
     out.pop("default", None)
     out["name"] = f"{cfg['name']}_tuned"
+    # the slot, not the trial number: a trial re-run after a kill has a new number but keeps its slot, so
+    # a killed-and-resumed study writes the same file as an uninterrupted one
+    slot = best.user_attrs.get("slot", best.number)
     out["description"] = (f"{cfg.get('description', cfg['name'])} | tuned: study {study} ({storage_url}), "
-                          f"trial {best.number}, CV mean PCC {best.value:.4f} over {n_folds} fold(s)")
+                          f"trial slot {slot}, CV mean PCC {best.value:.4f} over {n_folds} fold(s)")
     return out
 
 
@@ -293,12 +558,8 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
     name = study or study_name(cfg, space, ds, fold, fast)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     with budget_lock(st.lock_file):
-        n_before = len(optuna.create_study(storage=st.storage, study_name=name, direction="maximize",
-                                           load_if_exists=True).trials)
-    # a resumed study must not replay its first samples, and each worker needs its own seed
-    sampler_seed = None if seed is None else int(np.random.SeedSequence([seed, n_before]).generate_state(1)[0])
-    s = optuna.load_study(study_name=name, storage=st.storage,
-                          sampler=optuna.samplers.TPESampler(seed=sampler_seed),
+        optuna.create_study(storage=st.storage, study_name=name, direction="maximize", load_if_exists=True)
+    s = optuna.load_study(study_name=name, storage=st.storage, sampler=SlotSampler(seed),
                           pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
     s.set_user_attr("experiment", cfg["name"])
     s.set_user_attr("folds", folds)
@@ -306,7 +567,7 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
 
     objective = cv_objective(cfg, space, ds, fold, folds, wd, jobs)
     baseline = baseline_values(cfg, space)
-    done_before = len(s.get_trials(deepcopy=False, states=BUDGET_STATES))
+    done_before = sum(t.state in BUDGET_STATES for t in live_trials(s.get_trials(deepcopy=False)))
     bar = tqdm(total=max(0, n_trials - done_before), desc=f"tune {name}", unit="trial", disable=not progress)
     run = tracking.start_run(group=cfg["name"], job_type="tune", name=f"{cfg['name']}-tune",
                              config={**cfg, "study": name, "storage": st.url, "n_trials": n_trials,
@@ -325,8 +586,8 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
         bar.update(1)
 
     with run, bar:
-        while claim_trial(s, n_trials, st.lock_file, baseline):
-            s.optimize(objective, n_trials=1, callbacks=[on_trial])
+        while (trial := next_trial(s, n_trials, st.lock_file, baseline)) is not None:
+            on_trial(s, run_trial(s, trial, objective, st.lock_file))
         best, base = _best(s), _baseline(s)
         run.summary({"best_value": best.value if best else float("nan"),
                      "baseline_value": base.value if base and base.value is not None else float("nan")})
