@@ -1,0 +1,202 @@
+"""Hand-crafted facial appearance and geometry on the cached aligned face crops (seed 003 names LBP and
+HOG as the classic FER features). Every extractor here reads the `faces` cache through `face_track()`
+(the video is never decoded again when the cache exists) and returns one row per sampled frame with
+the faces mask, so the rows line up with `pose` and `expression`.
+
+- `hog`   (T, (size/cell)^2 * orientations): skimage HOG of the grey crop resized to `size` px.
+- `lbp`   (T, grid^2 * (P + 2)): uniform LBP histograms (each sums to 1) on a grid x grid split of the
+          grey crop resized to `size` px.
+- `face_flow` (T, 2 * grid^2 + 2): Farneback optical flow from the clip's own reference face (the
+          median grey crop over its real frames) to each frame, averaged per cell of a grid x grid split,
+          the frame's mean flow subtracted (alignment jitter), then the mean flow itself; in fractions
+          of the crop side. It measures facial motion relative to the person's own resting face, so
+          identity (and mirror, tint, lighting) mostly cancels.
+- `landmark_geometry` (T, len(GEOMETRY_COLUMNS)): distances between the 5 MTCNN landmarks and the face
+          box in an eye-aligned frame, normalised by the inter-ocular distance (mouth width, mouth and
+          mouth-corner height below the eye line, their asymmetry, nose height, face-box extent above
+          the eyes and below the mouth). The 5-point detector gives no brow points: brow motion is only
+          seen through the box top and the appearance features. Frames without landmarks are
+          interpolated in time (mask False when the clip has none).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from competition.features.registry import ClipMedia, FeatureOutput, register_extractor
+
+GEOMETRY_COLUMNS: tuple[str, ...] = (
+    "iod_over_box_w",     # inter-ocular distance / face-box width
+    "mouth_width",        # |right corner - left corner| / iod
+    "mouth_y",            # mean mouth-corner height below the eye line / iod
+    "mouth_corner_asym",  # (right corner y - left corner y) / iod in the eye frame
+    "nose_y",             # nose tip below the eye line / iod
+    "mouth_minus_nose",   # mouth_y - nose_y: mouth corners relative to the nose
+    "nose_x",             # nose tip offset from the eye midpoint along the eye line / iod (yaw proxy)
+    "mouth_x",            # mouth-centre offset from the nose along the eye line / iod
+    "box_top",            # face-box top above the eye line / iod (brows, forehead)
+    "box_bottom",         # face-box bottom below the mouth corners / iod (chin, jaw drop)
+    "box_aspect",         # face-box height / width
+    "roll",               # eye-line angle, degrees
+)
+
+
+def _grey(crops: np.ndarray, size: int) -> np.ndarray:
+    """(T, S, S, 3) uint8 RGB -> (T, size, size) uint8 grey."""
+    import cv2
+    out = np.empty((len(crops), size, size), np.uint8)
+    for i, c in enumerate(crops):
+        g = cv2.cvtColor(np.ascontiguousarray(c), cv2.COLOR_RGB2GRAY)
+        out[i] = g if g.shape[0] == size else cv2.resize(g, (size, size), interpolation=cv2.INTER_AREA)
+    return out
+
+
+def hog_rows(crops: np.ndarray, size: int = 64, cell: int = 8, orientations: int = 9, block: int = 1
+             ) -> np.ndarray:
+    """(T, D) HOG descriptors of RGB crops (L2-Hys block normalisation)."""
+    from skimage.feature import hog
+    grey = _grey(crops, size)
+    n_cells = size // cell
+    dim = (n_cells - block + 1) ** 2 * block * block * orientations
+    if len(grey) == 0:
+        return np.zeros((0, dim), np.float32)
+    return np.stack([hog(g, orientations=orientations, pixels_per_cell=(cell, cell),
+                         cells_per_block=(block, block), block_norm="L2-Hys", feature_vector=True)
+                     for g in grey]).astype(np.float32)
+
+
+def lbp_rows(crops: np.ndarray, size: int = 64, grid: int = 4, points: int = 8, radius: float = 1.0
+             ) -> np.ndarray:
+    """(T, grid*grid*(points+2)) uniform-LBP histograms per region, each normalised to sum 1."""
+    from skimage.feature import local_binary_pattern
+    grey = _grey(crops, size)
+    bins = points + 2
+    rows = np.zeros((len(grey), grid * grid * bins), np.float32)
+    edges = np.linspace(0, size, grid + 1).round().astype(int)
+    for i, g in enumerate(grey):
+        codes = local_binary_pattern(g, points, radius, method="uniform").astype(np.int64)
+        hists = []
+        for a in range(grid):
+            for b in range(grid):
+                cell = codes[edges[a]:edges[a + 1], edges[b]:edges[b + 1]].ravel()
+                h = np.bincount(cell, minlength=bins)[:bins].astype(np.float32)
+                hists.append(h / max(1.0, h.sum()))
+        rows[i] = np.concatenate(hists)
+    return rows
+
+
+def flow_rows(crops: np.ndarray, mask: np.ndarray | None = None, size: int = 64, grid: int = 8
+              ) -> np.ndarray:
+    """(T, 2*grid*grid + 2) optical flow from the clip's median face to each frame, per grid cell
+    (dx then dy, frame-mean flow removed), then the frame-mean flow (dx, dy); fractions of the side."""
+    import cv2
+    grey = _grey(crops, size)
+    dim = 2 * grid * grid + 2
+    if len(grey) == 0:
+        return np.zeros((0, dim), np.float32)
+    real = grey[mask] if mask is not None and np.any(mask) else grey
+    ref = np.median(real, axis=0).astype(np.uint8)
+    edges = np.linspace(0, size, grid + 1).round().astype(int)
+    rows = np.zeros((len(grey), dim), np.float32)
+    for i, g in enumerate(grey):
+        f = cv2.calcOpticalFlowFarneback(ref, g, None, 0.5, 2, 9, 3, 5, 1.1, 0) / size
+        mean = f.reshape(-1, 2).mean(0)
+        cells = np.array([[f[edges[a]:edges[a + 1], edges[b]:edges[b + 1]].reshape(-1, 2).mean(0)
+                           for b in range(grid)] for a in range(grid)]) - mean  # (grid, grid, 2)
+        rows[i] = np.concatenate([cells[..., 0].ravel(), cells[..., 1].ravel(), mean])
+    return rows
+
+
+def geometry_rows(landmarks: np.ndarray, boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
+    """(T, len(GEOMETRY_COLUMNS)) from 5 landmarks (T, 5, 2) and boxes (T, 4) in frame fractions
+    (image-left eye, image-right eye, nose, image-left mouth corner, image-right mouth corner).
+    NaN rows where the landmarks are unknown or degenerate."""
+    w, h = frame_size
+    scale = np.array([w, h], np.float64)
+    lm = np.asarray(landmarks, np.float64) * scale
+    bx = np.asarray(boxes, np.float64).reshape(-1, 2, 2) * scale   # (T, 2 corners, xy)
+    out = np.full((len(lm), len(GEOMETRY_COLUMNS)), np.nan, np.float32)
+    for i in range(len(lm)):
+        p = lm[i]
+        if not np.isfinite(p).all():
+            continue
+        le, re, nose, ml, mr = p
+        axis = re - le
+        iod = float(np.hypot(*axis))
+        if iod < 1e-6:
+            continue
+        ex = axis / iod                     # along the eye line (image left -> right)
+        ey = np.array([-ex[1], ex[0]])      # perpendicular, pointing down the face
+        mid = (le + re) / 2
+
+        def to_eye(q: np.ndarray) -> np.ndarray:
+            d = q - mid
+            return np.array([d @ ex, d @ ey]) / iod
+
+        n, l_, r_ = to_eye(nose), to_eye(ml), to_eye(mr)
+        corners = [to_eye(q) for q in (bx[i, 0], np.array([bx[i, 1, 0], bx[i, 0, 1]]),
+                                       np.array([bx[i, 0, 0], bx[i, 1, 1]]), bx[i, 1])]
+        ys = np.array([c[1] for c in corners])
+        box_w, box_h = bx[i, 1] - bx[i, 0]
+        mouth_y = (l_[1] + r_[1]) / 2
+        out[i] = [iod / max(box_w, 1e-6), np.hypot(*(r_ - l_)), mouth_y, r_[1] - l_[1], n[1],
+                  mouth_y - n[1], n[0], (l_[0] + r_[0]) / 2 - n[0], -ys.min(), ys.max() - mouth_y,
+                  box_h / max(box_w, 1e-6), np.degrees(np.arctan2(axis[1], axis[0]))]
+    return out
+
+
+def _fill_time(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolate NaN rows over time; (filled, rows that were known). All-NaN -> zeros."""
+    known = np.isfinite(x).all(1)
+    x = x.copy()
+    if not known.any():
+        return np.zeros_like(x), known
+    for j in range(x.shape[1]):
+        x[:, j] = np.interp(t, t[known], x[known, j])
+    return x, known
+
+
+def _track(clip: ClipMedia, faces: dict[str, Any]):
+    from competition.features.faces import face_track
+    return face_track(clip, faces)
+
+
+_IMG = {"faces": {}, "size": 64}
+
+
+@register_extractor("hog", kind="sequence", defaults={**_IMG, "cell": 8, "orientations": 9, "block": 1})
+def hog(clip: ClipMedia, faces: dict[str, Any], size: int, cell: int, orientations: int, block: int
+        ) -> FeatureOutput:
+    """HOG of the grey aligned face crop per frame (skimage; 64 px, 8 px cells, 9 bins: 576-D)."""
+    track = _track(clip, faces)
+    return FeatureOutput(x=hog_rows(track.crops, int(size), int(cell), int(orientations), int(block)),
+                         t=track.times, mask=track.mask)
+
+
+@register_extractor("lbp", kind="sequence", defaults={**_IMG, "grid": 4, "points": 8, "radius": 1.0})
+def lbp(clip: ClipMedia, faces: dict[str, Any], size: int, grid: int, points: int, radius: float
+        ) -> FeatureOutput:
+    """Uniform LBP histograms per face region (4x4 regions of the 64 px grey crop: 160-D)."""
+    track = _track(clip, faces)
+    return FeatureOutput(x=lbp_rows(track.crops, int(size), int(grid), int(points), float(radius)),
+                         t=track.times, mask=track.mask)
+
+
+@register_extractor("face_flow", kind="sequence", defaults={**_IMG, "grid": 8})
+def face_flow(clip: ClipMedia, faces: dict[str, Any], size: int, grid: int) -> FeatureOutput:
+    """Optical flow from the clip's median face to each frame, per cell of an 8x8 grid (130-D)."""
+    track = _track(clip, faces)
+    return FeatureOutput(x=flow_rows(track.crops, track.mask, int(size), int(grid)),
+                         t=track.times, mask=track.mask)
+
+
+@register_extractor("landmark_geometry", kind="sequence", defaults={"faces": {}})
+def landmark_geometry(clip: ClipMedia, faces: dict[str, Any]) -> FeatureOutput:
+    """Mouth / nose / face-box geometry from the 5 landmarks, in inter-ocular units (GEOMETRY_COLUMNS)."""
+    track = _track(clip, faces)
+    t = np.asarray(track.times, np.float64)
+    x, known = _fill_time(geometry_rows(track.landmarks, track.boxes, track.frame_size), t)
+    mask = np.asarray(track.mask, bool) & bool(known.any())
+    return FeatureOutput(x=x.astype(np.float32), t=track.times, mask=mask,
+                         info={"landmark_rate": round(float(known.mean()), 4) if len(known) else 0.0})
