@@ -7,14 +7,14 @@ lookup, so a new extractor is one new module (or function) and nothing else.
 from __future__ import annotations
 
 import hashlib
-import importlib
 import json
-import pkgutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
+
+from competition.plugins import import_submodules
 
 
 class FeatureError(RuntimeError):
@@ -70,7 +70,6 @@ class Extractor:
 
 
 _REGISTRY: dict[str, Extractor] = {}
-_LOADED = False
 
 
 def register_extractor(name: str, kind: str, defaults: dict[str, Any] | None = None,
@@ -89,14 +88,7 @@ def register_extractor(name: str, kind: str, defaults: dict[str, Any] | None = N
 
 
 def _load_all() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    import competition.features as pkg
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name not in ("registry", "store", "extract"):
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
-    _LOADED = True
+    import_submodules("competition.features", frozenset({"registry", "store", "extract"}))
 
 
 def get_extractor(name: str) -> Extractor:

@@ -2,14 +2,12 @@
 Modules are imported on first lookup, so a new model is its module plus a config in configs/."""
 from __future__ import annotations
 
-import importlib
-import pkgutil
 from typing import Any
 
 from competition.models.base import Model
+from competition.plugins import import_submodules
 
 _MODELS: dict[str, type[Model]] = {}
-_LOADED = False
 
 
 def register_model(name: str):
@@ -23,14 +21,7 @@ def register_model(name: str):
 
 
 def _load_all() -> None:
-    global _LOADED
-    if _LOADED:
-        return
-    import competition.models as pkg
-    for mod in pkgutil.iter_modules(pkg.__path__):
-        if mod.name not in ("registry", "base"):
-            importlib.import_module(f"{pkg.__name__}.{mod.name}")
-    _LOADED = True
+    import_submodules("competition.models", frozenset({"registry", "base"}))
 
 
 def list_models() -> list[str]:
