@@ -4,8 +4,10 @@ half-written file (each clip is written to a temporary name and renamed)."""
 from __future__ import annotations
 
 import json
+import os
 import time
 import warnings
+from collections import OrderedDict
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,6 +45,33 @@ def using_root(root: Path | str) -> Iterator[None]:
         _ROOT = old
 
 
+# Every fold of a run reads the same clips several times (fit, val, Test); small clip arrays are kept in a
+# bounded LRU cache (ERI_FEATURE_CACHE_MB, default 1024; 0 turns it off). Cached arrays are read-only, so
+# a consumer that modified one in place would fail loudly instead of corrupting the next fold.
+_CACHE: OrderedDict[tuple[str, int, int], FeatureOutput] = OrderedDict()
+_CACHE_BYTES = [0]
+_CACHE_MAX_ENTRY = 1 << 20
+
+
+def _nbytes(out: FeatureOutput) -> int:
+    return sum(a.nbytes for a in (out.x, out.t, out.mask) if a is not None)
+
+
+def _remember(key: tuple[str, int, int], out: FeatureOutput) -> None:
+    budget = int(os.environ.get("ERI_FEATURE_CACHE_MB", "1024")) << 20
+    size = _nbytes(out)
+    if size > min(budget, _CACHE_MAX_ENTRY):
+        return
+    for a in (out.x, out.t, out.mask):
+        if a is not None:
+            a.setflags(write=False)
+    _CACHE[key] = out
+    _CACHE_BYTES[0] += size
+    while _CACHE_BYTES[0] > budget:
+        _, old = _CACHE.popitem(last=False)
+        _CACHE_BYTES[0] -= _nbytes(old)
+
+
 class FeatureStore:
     def __init__(self, root: Path | str, extractor: Extractor, params: dict[str, Any] | None = None):
         self.extractor = extractor
@@ -75,12 +104,20 @@ class FeatureStore:
 
     def load(self, clip_id: str) -> FeatureOutput | None:
         p = self.path(clip_id)
-        if not p.exists():
+        try:
+            st = p.stat()
+        except FileNotFoundError:
             return None
+        key = (str(p), st.st_mtime_ns, st.st_size)  # a rewritten file is a new key
+        if key in _CACHE:
+            _CACHE.move_to_end(key)
+            return _CACHE[key]
         with np.load(p, allow_pickle=False) as z:
-            return FeatureOutput(x=z["x"].astype(np.float32),
-                                 t=z["t"] if "t" in z.files else None,
-                                 mask=z["mask"] if "mask" in z.files else None)
+            out = FeatureOutput(x=z["x"].astype(np.float32),
+                                t=z["t"] if "t" in z.files else None,
+                                mask=z["mask"] if "mask" in z.files else None)
+        _remember(key, out)
+        return out
 
     def stored_info(self, clip_id: str) -> str:
         """The manifest `info` JSON saved with a clip (its shape only for clips stored before info was kept)."""
