@@ -127,6 +127,8 @@ def _records(blob: bytes) -> list[bytes]:
         if length == 0 and kind == 0:
             break
         data = blob[pos + 7:pos + 7 + length]
+        if len(data) < length:  # the writer is mid-record: stop at the last whole one
+            break
         pos += 7 + length
         if kind == 1:
             out.append(data)

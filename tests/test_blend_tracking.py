@@ -3,7 +3,7 @@ import json
 
 import pytest
 from test_blend_library import make_library
-from test_tracking import offline_runs, read_finished
+from test_tracking import finished_run_named, offline_runs
 
 from competition.ensembling.blend import main
 
@@ -12,7 +12,7 @@ def test_blend_run_is_logged_offline(tmp_path, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     ds, wd = make_library(tmp_path, {"strong": 0.25, "medium": 0.35})
     assert main(["--blend", "best", "--name", "sub1", "--data", str(ds.root), "--workdir", str(wd.root)]) == 0
-    (logged,) = [r for r in map(read_finished, offline_runs(wd.root)) if r.name == "sub1"]
+    logged = finished_run_named(wd.root, "sub1")
     card = json.loads((wd.submissions / "sub1.json").read_text())
     assert (logged.group, logged.job_type) == ("blend", "blend")
     assert logged.summary["method"] == card["method"]

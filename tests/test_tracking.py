@@ -40,13 +40,34 @@ def offline_runs(root: Path) -> list[Path]:
     return sorted((root / "wandb").glob("offline-run-*"))
 
 
+def _read_if_started(run_dir: Path) -> LoggedRun:
+    try:
+        return read_offline_run(run_dir)
+    except FileNotFoundError:  # the .wandb file is not created yet
+        return LoggedRun()
+
+
 def read_finished(run_dir: Path, timeout: float = 60.0) -> LoggedRun:
     """wandb finishes writing an offline run in the background after run.finish() returns."""
     deadline = time.monotonic() + timeout
-    while not (logged := read_offline_run(run_dir)).complete and time.monotonic() < deadline:
+    while not (logged := _read_if_started(run_dir)).complete and time.monotonic() < deadline:
         time.sleep(0.2)
     assert logged.complete, f"{run_dir}: no exit record after {timeout} s"
     return logged
+
+
+def finished_run_named(root: Path, name: str, timeout: float = 60.0) -> LoggedRun:
+    """The one offline run called `name`, once wandb has written it out (the run record, like the exit
+    record, can land on disk after finish() returns when the machine is busy)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [r for r in map(_read_if_started, offline_runs(root)) if r.name == name]
+        if len(runs) == 1 and runs[0].complete or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert len(runs) == 1, f"{len(runs)} offline runs named {name!r} under {root} after {timeout} s"
+    assert runs[0].complete, f"run {name!r}: no exit record after {timeout} s"
+    return runs[0]
 
 
 def test_fold_run_logs_config_epochs_scores_and_timings(tiny, monkeypatch):
@@ -54,8 +75,7 @@ def test_fold_run_logs_config_epochs_scores_and_timings(tiny, monkeypatch):
     monkeypatch.setenv("WANDB_MODE", "offline")
     ds = load_dataset(data)
     run_fold(TE, 0, ds, wd, jobs=1, progress=False)
-    (run_dir,) = [d for d in offline_runs(wd.root) if read_offline_run(d).name == "tetrack-f0"]
-    logged = read_finished(run_dir)
+    logged = finished_run_named(wd.root, "tetrack-f0")
     fold = read_json(wd.experiment("tetrack") / "fold_0" / "fold.json")
     assert (logged.group, logged.job_type) == ("tetrack", "fold")
     assert logged.config["model"] == "te" and logged.config["fold"] == 0
