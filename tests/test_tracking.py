@@ -47,15 +47,6 @@ def _read_if_started(run_dir: Path) -> LoggedRun:
         return LoggedRun()
 
 
-def read_finished(run_dir: Path, timeout: float = 60.0) -> LoggedRun:
-    """wandb finishes writing an offline run in the background after run.finish() returns."""
-    deadline = time.monotonic() + timeout
-    while not (logged := _read_if_started(run_dir)).complete and time.monotonic() < deadline:
-        time.sleep(0.2)
-    assert logged.complete, f"{run_dir}: no exit record after {timeout} s"
-    return logged
-
-
 def finished_run_named(root: Path, name: str, timeout: float = 60.0) -> LoggedRun:
     """The one offline run called `name`, once wandb has written it out (the run record, like the exit
     record, can land on disk after finish() returns when the machine is busy)."""
@@ -146,9 +137,9 @@ def test_tune_run_logs_every_trial(tmp_path, tiny, monkeypatch):
     write_folds(ds, make_folds(ds, n_folds=2, seed=0), wd.folds, {"n_folds": 2})
     monkeypatch.setenv("WANDB_MODE", "offline")
     res = tune(RIDGE, ds, wd, n_trials=3, seed=0, fast=True, out=tmp_path / "t.yaml", progress=False)
-    (run_dir,) = offline_runs(tmp_path)
-    logged = read_finished(run_dir)
-    assert (logged.name, logged.group, logged.job_type) == ("rtrack-tune", "rtrack", "tune")
+    logged = finished_run_named(tmp_path, "rtrack-tune")
+    assert len(offline_runs(tmp_path)) == 1
+    assert (logged.group, logged.job_type) == ("rtrack", "tune")
     assert logged.config["study"] == res.study.study_name
     rows = [r for r in logged.history if "trial" in r]
     assert [r["trial"] for r in rows] == [0, 1, 2]
