@@ -24,7 +24,7 @@ import pandas as pd
 from competition.config import config_hash, dump_config
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.folds import n_folds_of
-from competition.io import read_json, write_csv, write_json, write_text
+from competition.io import read_json, remove_orphans, write_csv, write_json, write_text
 from competition.metrics import score_report
 from competition.paths import REPO_ROOT
 
@@ -103,6 +103,8 @@ class Experiment:
                     "rerun with --force to discard them, or give the experiment another name")
             if diff:
                 shutil.rmtree(self.dir)
+        for d in [self.dir, *self.dir.glob("fold_*")]:  # temporary files and staging folders of a killed run
+            remove_orphans(d)
         write_json(meta_path, ident)
         write_text(self.dir / "config.yaml", dump_config(self.cfg))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import socket
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -14,12 +15,45 @@ import numpy as np
 import pandas as pd
 
 
+def _owner() -> str:
+    """Temporary names carry their writer (host, pid), so a later run can tell a killed writer's
+    leftovers from a live writer's work in progress."""
+    return f"@{socket.gethostname().replace('@', '_')}@{os.getpid()}@"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True
+
+
+def remove_orphans(directory: Path | str) -> list[Path]:
+    """Delete the temporary files and staging folders in `directory` (not below it) left by writers on
+    this host that were killed; those of live processes and of other hosts are kept. Returns them."""
+    host = socket.gethostname().replace("@", "_")
+    removed = []
+    for p in Path(directory).glob(".*@*@*@*.tmp"):
+        try:
+            _, p_host, pid, _ = p.name.rsplit("@", 3)
+            if p_host != host or _pid_alive(int(pid)):
+                continue
+        except ValueError:  # not one of ours
+            continue
+        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        removed.append(p)
+    return removed
+
+
 @contextmanager
 def atomic_path(path: Path | str) -> Iterator[Path]:
     """Yield a temporary path beside `path`; rename it to `path` only if the block succeeds."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{_owner()}", suffix=".tmp", dir=path.parent)
     os.close(fd)
     tmp_path = Path(tmp)
     try:
@@ -36,7 +70,7 @@ def atomic_files(directory: Path | str) -> Iterator[Path]:
     into it to `directory`, each by an atomic rename (for writers that take a folder, e.g. Model.save)."""
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".staging.", suffix=".tmp", dir=directory))
+    tmp = Path(tempfile.mkdtemp(prefix=f".staging.{_owner()}", suffix=".tmp", dir=directory))
     try:
         yield tmp
         for f in sorted(tmp.rglob("*")):

@@ -135,6 +135,7 @@ def test_killed_extraction_resumes_to_the_same_features(ref):
     cmd = retarget(ref["cmds"]["extract"], ref, w)
     kill_then_finish(cmd, ref["seconds"]["extract"], seed=1)
     assert snapshot(w / "features") == snapshot(ref["w"] / "features")
+    assert not list((w / "features").rglob("*.tmp")), "a killed run's temporary files survived the rerun"
     before = mtimes(w / "features")
     out = run(cmd)[1]
     assert "done=0" in out and "failed=0" in out, out
@@ -147,6 +148,7 @@ def test_killed_fold_runs_resume_to_the_same_oof(ref):
     cmd = retarget(ref["cmds"]["folds"], ref, w)
     kill_then_finish(cmd, ref["seconds"]["folds"], seed=2)
     assert snapshot(w / "oof") == snapshot(ref["w"] / "oof")
+    assert not list((w / "oof").rglob("*.tmp")), "a killed run's temporary files survived the rerun"
     fold_files = {k: v for k, v in mtimes(w / "oof").items() if "/fold_" in k}
     out = run(cmd)[1]
     assert out.count("already done, skipping") == 2 * 5, out
@@ -158,6 +160,7 @@ def test_killed_blend_resumes_to_the_same_submission(ref):
     w = workdir_with(ref, "blend", "folds", "oof")
     cmd = retarget(ref["cmds"]["blend"], ref, w)
     kill_then_finish(cmd, full_seconds, seed=3)
+    assert not list((w / "submissions").rglob("*.tmp")), "a killed run's temporary files survived the rerun"
     got, want = snapshot(w / "submissions"), snapshot(ref["w"] / "submissions")
     assert got == want
     assert any(k.endswith(".csv") for k in got) and any(k.endswith(".json") for k in got)

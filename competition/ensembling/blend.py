@@ -24,7 +24,7 @@ from competition.ensembling.methods import METHODS
 from competition.ensembling.nested import Evaluation, NestedCV
 from competition.ensembling.table import format_steps
 from competition.experiment import git_commit
-from competition.io import write_json
+from competition.io import remove_orphans, write_json
 from competition.paths import Workdir
 from competition.submission import check_submission, write_submission
 from competition.task import get_task
@@ -123,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
     task = get_task()
     wd = Workdir.of(a.workdir)
+    remove_orphans(wd.submissions)  # temporary files of a killed run
     ds = load_dataset(a.data or wd.embedded_data, check_media=False)
     lib = load_library(wd.oof, ds, a.exp)
     print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF clips, {len(lib.test_ids)} Test clips): "

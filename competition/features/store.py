@@ -21,7 +21,7 @@ from tqdm.auto import tqdm
 from competition.data.contract import Dataset
 from competition.features.registry import (ClipMedia, Extractor, FeatureError, FeatureOutput,
                                            get_extractor, parse_feature_spec)
-from competition.io import atomic_path, write_csv, write_json
+from competition.io import atomic_path, remove_orphans, write_csv, write_json
 
 FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
@@ -190,6 +190,7 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
                 jobs: int = 1, progress: bool = True) -> ExtractReport:
     store = FeatureStore.for_spec(root, spec)
     store.dir.mkdir(parents=True, exist_ok=True)
+    remove_orphans(store.dir)  # temporary files of a killed run
     write_json(store.dir / "params.json", {"extractor": store.extractor.name, "kind": store.extractor.kind,
                                            "version": store.extractor.version, "params": store.params})
     ids = list(dataset.ids if ids is None else ids)
