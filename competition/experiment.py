@@ -143,7 +143,8 @@ class Experiment:
             parts.append(val)
             tests.append(read_predictions(d / "test.csv", targets).reindex(ds.test_ids))
             per_fold[str(k)] = read_json(d / "fold.json")
-        oof = pd.concat(parts).reindex([i for i in ds.labelled_ids if i in set(fold.index[fold >= 0])])
+        in_folds = set(fold.index[fold >= 0])
+        oof = pd.concat(parts).reindex([i for i in ds.labelled_ids if i in in_folds])
         if oof.isna().any().any():
             raise ExperimentError(f"{self.dir}: OOF has missing predictions")
         test = sum(t.to_numpy() for t in tests) / len(tests)
