@@ -15,10 +15,14 @@ import numpy as np
 import pandas as pd
 
 
+def _host() -> str:
+    return socket.gethostname().replace("@", "_")
+
+
 def _owner() -> str:
     """Temporary names carry their writer (host, pid), so a later run can tell a killed writer's
     leftovers from a live writer's work in progress."""
-    return f"@{socket.gethostname().replace('@', '_')}@{os.getpid()}@"
+    return f"@{_host()}@{os.getpid()}@"
 
 
 def _pid_alive(pid: int) -> bool:
@@ -34,8 +38,7 @@ def _pid_alive(pid: int) -> bool:
 def remove_orphans(directory: Path | str) -> list[Path]:
     """Delete the temporary files and staging folders in `directory` (not below it) left by writers on
     this host that were killed; those of live processes and of other hosts are kept. Returns them."""
-    host = socket.gethostname().replace("@", "_")
-    removed = []
+    host, removed = _host(), []
     for p in Path(directory).glob(".*@*@*@*.tmp"):
         try:
             _, p_host, pid, _ = p.name.rsplit("@", 3)
@@ -43,7 +46,10 @@ def remove_orphans(directory: Path | str) -> list[Path]:
                 continue
         except ValueError:  # not one of ours
             continue
-        shutil.rmtree(p, ignore_errors=True) if p.is_dir() else p.unlink(missing_ok=True)
+        if p.is_dir():
+            shutil.rmtree(p, ignore_errors=True)
+        else:
+            p.unlink(missing_ok=True)
         removed.append(p)
     return removed
 
