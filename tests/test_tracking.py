@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from competition import tracking
-from competition.data.contract import load_dataset
+from competition.data.contract import Dataset, load_dataset
 from competition.folds import make_folds, write_folds
 from competition.io import read_json
 from competition.paths import Workdir
@@ -30,10 +30,14 @@ TE = {"name": "tetrack", "model": "te", "features": ["mfcc"], "seed": 7,
 def tiny(tmp_path_factory) -> tuple[Workdir, Path]:
     root = tmp_path_factory.mktemp("track")
     data = write_audio_dataset(root / "data", n_train=24, n_val=8, n_test=4, seconds=1.0)
-    ds = load_dataset(data)
-    wd = Workdir.of(root)
+    return workdir_with_folds(root, data)[0], data
+
+
+def workdir_with_folds(root: Path, data: Path) -> tuple[Workdir, Dataset]:
+    """A fresh work directory with 2 folds of the tiny dataset."""
+    wd, ds = Workdir.of(root), load_dataset(data)
     write_folds(ds, make_folds(ds, n_folds=2, seed=0), wd.folds, {"n_folds": 2})
-    return wd, data
+    return wd, ds
 
 
 def offline_runs(root: Path) -> list[Path]:
@@ -83,9 +87,7 @@ def test_fold_run_logs_config_epochs_scores_and_timings(tiny, monkeypatch):
 @pytest.mark.parametrize("how", ["flag", "env"])
 def test_no_wandb_and_disabled_mode_log_nothing(tmp_path, tiny, monkeypatch, how):
     _, data = tiny
-    wd = Workdir.of(tmp_path)
-    ds = load_dataset(data)
-    write_folds(ds, make_folds(ds, n_folds=2, seed=0), wd.folds, {"n_folds": 2})
+    wd, ds = workdir_with_folds(tmp_path, data)
     monkeypatch.setenv("WANDB_MODE", "disabled" if how == "env" else "offline")
     run_fold(RIDGE, 0, ds, wd, jobs=1, progress=False, no_wandb=how == "flag")
     assert (wd.experiment("rtrack") / "fold_0" / "fold.json").exists()
@@ -95,9 +97,7 @@ def test_no_wandb_and_disabled_mode_log_nothing(tmp_path, tiny, monkeypatch, how
 def test_a_failing_wandb_never_breaks_a_run(tmp_path, tiny, monkeypatch):
     import wandb
     _, data = tiny
-    wd = Workdir.of(tmp_path)
-    ds = load_dataset(data)
-    write_folds(ds, make_folds(ds, n_folds=2, seed=0), wd.folds, {"n_folds": 2})
+    wd, ds = workdir_with_folds(tmp_path, data)
     monkeypatch.setenv("WANDB_MODE", "offline")
 
     def broken_init(**kwargs):
@@ -132,9 +132,7 @@ def test_a_failing_wandb_never_breaks_a_run(tmp_path, tiny, monkeypatch):
 
 def test_tune_run_logs_every_trial(tmp_path, tiny, monkeypatch):
     _, data = tiny
-    wd = Workdir.of(tmp_path)
-    ds = load_dataset(data)
-    write_folds(ds, make_folds(ds, n_folds=2, seed=0), wd.folds, {"n_folds": 2})
+    wd, ds = workdir_with_folds(tmp_path, data)
     monkeypatch.setenv("WANDB_MODE", "offline")
     res = tune(RIDGE, ds, wd, n_trials=3, seed=0, fast=True, out=tmp_path / "t.yaml", progress=False)
     logged = finished_run_named(tmp_path, "rtrack-tune")
