@@ -1,9 +1,17 @@
-"""Training losses for clip-level intensity regression: MSE, 1 - PCC and 1 - CCC (each averaged over
-targets, PCC/CCC computed over the batch), weighted sums of them, and label smoothing.
+"""Training losses, weighted sums of them, and label smoothing.
 
-A loss spec in a config is a name (`mse`, `pcc`, `ccc`), a sum of names (`mse+pcc`) or a mapping of
-weights (`{mse: 0.5, ccc: 1.0}`). Every loss takes optional per-sample weights (pseudo-labelled clips
-count less than labelled ones)."""
+Regression (ERI intensities, Aff-Wild2 valence-arousal): `mse`, `pcc` = 1 - PCC and `ccc` = 1 - CCC
+(each averaged over targets, PCC/CCC computed over the batch).
+
+Classification (Aff-Wild2 EXPR), where the prediction is (B, K) class probabilities (a softmax output,
+rows summing to 1) and the target (B, K) one-hot or soft (e.g. label-smoothed) class labels:
+`ce` = cross-entropy, mean over samples of -sum_k y_k log p_k (p clamped away from 0), and
+`soft_f1` = 1 - macro soft-F1 (paper 004): per class TP = sum p*y, FP = sum p*(1-y), FN = sum (1-p)*y
+over the batch, F1 = 2TP / (2TP + FP + FN), averaged over all K classes.
+
+A loss spec in a config is a name (`mse`, `pcc`, `ccc`, `ce`, `soft_f1`), a sum of names (`mse+pcc`,
+`ce+soft_f1`) or a mapping of weights (`{mse: 0.5, ccc: 1.0}`). Every loss takes optional per-sample
+weights (pseudo-labelled clips count less than labelled ones; a zero weight ignores a sample)."""
 from __future__ import annotations
 
 from typing import Callable, Mapping
@@ -52,7 +60,47 @@ def ccc_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tens
     return 1.0 - ccc.mean()
 
 
-LOSSES: dict[str, LossFn] = {"mse": mse_loss, "pcc": pcc_loss, "ccc": ccc_loss}
+_PROB_MIN = 1e-7  # probabilities are clamped to [_PROB_MIN, 1] before the log (finite loss and gradients)
+
+
+def _check_classes(pred: Tensor, target: Tensor, name: str) -> None:
+    if pred.ndim != 2 or pred.shape != target.shape:
+        raise ValueError(f"{name} needs (B, K) class probabilities and (B, K) one-hot/soft targets, "
+                         f"got {tuple(pred.shape)} and {tuple(target.shape)}")
+
+
+def ce_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """Cross-entropy of class probabilities `pred` (rows from a softmax) against one-hot or soft targets:
+    weighted mean over samples of -sum_k y_k log p_k. Takes probabilities, not logits: for one-hot
+    targets it equals F.nll_loss(log p, class) (F.cross_entropy(logits, class) when p = softmax(logits))."""
+    _check_classes(pred, target, "ce")
+    w = _weights(pred, weight)
+    nll = -(target.to(pred) * torch.log(pred.clamp(_PROB_MIN, 1.0))).sum(1, keepdim=True)
+    return (nll * w).sum()
+
+
+def soft_f1_per_class(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """(K,) differentiable F1 per class over the batch: TP = sum w p y, FP = sum w p (1 - y),
+    FN = sum w (1 - p) y, F1 = 2TP / (2TP + FP + FN). (Paper 004's eqs. 6-7 name FP and FN the other way
+    round; F1 only uses FP + FN, so it is the same loss.) A class absent from the batch's targets has
+    TP = 0, hence F1 = 0 and no gradient, like the metric's zero_division=0: in such a batch the loss
+    cannot go below (number of absent classes) / K."""
+    _check_classes(pred, target, "soft_f1")
+    w = _weights(pred, weight)
+    y = target.to(pred)
+    tp = (pred * y * w).sum(0)
+    fp = (pred * (1 - y) * w).sum(0)
+    fn = ((1 - pred) * y * w).sum(0)
+    return 2 * tp / (2 * tp + fp + fn + _EPS)
+
+
+def soft_f1_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
+    """1 - mean over all K classes of the soft F1 (paper 004's F1 loss, a differentiable macro-F1)."""
+    return 1.0 - soft_f1_per_class(pred, target, weight).mean()
+
+
+LOSSES: dict[str, LossFn] = {"mse": mse_loss, "pcc": pcc_loss, "ccc": ccc_loss, "ce": ce_loss,
+                             "soft_f1": soft_f1_loss}
 
 
 def parse_loss_spec(spec: str | Mapping[str, float]) -> dict[str, float]:
