@@ -122,6 +122,7 @@ class ClipPlan:
     visible: np.ndarray     # (n,) bool
     events: list[AudioEvent]
     room: RoomSound
+    intensity: np.ndarray   # (n, 7) latent emotion intensities over time (what drives `act`)
 
 
 def _rng(seed: int, *keys: int) -> np.random.Generator:
@@ -355,7 +356,8 @@ def plan_clip(spec: ClipSpec) -> ClipPlan:
                      hum_level=float(arng.uniform(0.0005, 0.003)),
                      n_clicks=int(arng.integers(2, 7)) if arng.random() < 0.25 else 0)
     return ClipPlan(times=t, pts=pts, act=act, scale=scale, angle=angle, centre=centre, gain=gain,
-                    hands=hands, box=box, visible=visible, events=events, room=room)
+                    hands=hands, box=box, visible=visible, events=events, room=room,
+                    intensity=intensity)
 
 
 # ---------------------------------------------------------------- render: pixels and samples
