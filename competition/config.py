@@ -63,6 +63,9 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
+    from competition.task import TASKS
+    if cfg["task"] not in TASKS:
+        raise ConfigError(f"{path}: task {cfg['task']!r} is not one of {sorted(TASKS)}")
     return cfg
 
 
@@ -76,11 +79,11 @@ def dump_config(cfg: dict) -> str:
     return yaml.safe_dump(cfg, sort_keys=False)
 
 
-def default_experiments() -> list[str]:
-    """Configs flagged `default: true` run when run_fold is given no experiment."""
+def default_experiments(task: str = "eri") -> list[str]:
+    """The task's configs flagged `default: true` run when run_fold is given no experiment."""
     names = []
     for p in sorted(CONFIG_DIR.glob("*.yaml")):
         cfg = yaml.safe_load(p.read_text()) or {}
-        if cfg.get("default"):
+        if cfg.get("default") and cfg.get("task", "eri") == task:
             names.append(p.stem)
     return names

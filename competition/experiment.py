@@ -2,13 +2,17 @@
 
     experiment.json          what the results belong to: config hash, dataset and folds fingerprints
     config.yaml              the resolved config
-    fold_<k>/val.csv         File_ID + targets: predictions of fold k's model on its held-out clips
+    fold_<k>/val.csv         id + targets: predictions of fold k's model on its held-out clips
     fold_<k>/test.csv        the same model on every Test clip
     fold_<k>/train_ids.txt   the clips that trained fold k's model (leakage guard)
     fold_<k>/fold.json       scores and timings; written last, so it marks the fold as done
     oof.csv, test.csv        when every fold is done: held-out predictions of every Train+Val clip, and
                              fold-averaged Test predictions
-    metrics.json             oof_mean_pcc (recomputable from oof.csv), per-target and per-fold scores
+    metrics.json             oof_<metric> (recomputable from oof.csv), per-target and per-fold scores
+
+The task (config key `task`) decides the id column (File_ID, or frame_id for frame tasks), the metric
+(ERI: mean_pcc, so oof_mean_pcc; VA: mean_ccc; EXPR: macro_f1) and what a sample is (a clip, or a frame
+of a video; a frame task's folds must also keep every video whole).
 """
 from __future__ import annotations
 
@@ -22,11 +26,11 @@ import numpy as np
 import pandas as pd
 
 from competition.config import config_hash, dump_config
-from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
+from competition.data.contract import Dataset, normalise_id
 from competition.folds import n_folds_of
 from competition.io import read_json, remove_orphans, write_csv, write_json, write_text
-from competition.metrics import score_report
 from competition.paths import REPO_ROOT
+from competition.task import ERI, Task, get_task
 
 
 class ExperimentError(RuntimeError):
@@ -59,19 +63,19 @@ def run_card() -> dict:
     return {"commit": git_commit(), "python": platform.python_version(), "packages": versions}
 
 
-def predictions_frame(ids: list[str], pred: np.ndarray, targets: list[str]) -> pd.DataFrame:
+def predictions_frame(ids: list[str], pred: np.ndarray, targets: list[str], task: Task = ERI) -> pd.DataFrame:
     df = pd.DataFrame(np.asarray(pred, dtype=np.float64), columns=targets)
-    df.insert(0, ID_COL, [bracket_id(i) for i in ids])
+    df.insert(0, task.id_col, [task.format_id(i) for i in ids])
     return df
 
 
-def read_predictions(path: Path, targets: list[str]) -> pd.DataFrame:
+def read_predictions(path: Path, targets: list[str], task: Task = ERI) -> pd.DataFrame:
     """Prediction CSV -> DataFrame indexed by bare id with exactly `targets` as columns."""
-    df = pd.read_csv(path, dtype={ID_COL: str})
-    missing = [t for t in targets if t not in df.columns]
+    df = pd.read_csv(path, dtype={task.id_col: str})
+    missing = [t for t in [task.id_col, *targets] if t not in df.columns]
     if missing:
         raise ExperimentError(f"{path}: missing column(s) {missing}")
-    df.index = df[ID_COL].map(normalise_id)
+    df.index = df[task.id_col].map(normalise_id)
     return df[targets]
 
 
@@ -79,6 +83,7 @@ class Experiment:
     def __init__(self, root: Path, cfg: dict):
         self.cfg = cfg
         self.name = cfg["name"]
+        self.task = get_task(cfg.get("task", "eri"))
         self.dir = Path(root) / self.name
 
     def fold_dir(self, k: int) -> Path:
@@ -111,14 +116,14 @@ class Experiment:
     def write_fold(self, k: int, targets: list[str], train_ids: list[str], val_ids: list[str],
                    val_pred: np.ndarray, val_true: np.ndarray, test_ids: list[str], test_pred: np.ndarray,
                    info: dict) -> dict:
-        d = self.fold_dir(k)
-        write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets))
-        write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets))
+        d, task = self.fold_dir(k), self.task
+        write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets, task))
+        write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets, task))
         write_text(d / "train_ids.txt", "\n".join(train_ids) + "\n")
         # scores are computed from the rounded values written to val.csv, so they recompute exactly
-        val_written = read_predictions(d / "val.csv", targets).to_numpy()
+        val_written = read_predictions(d / "val.csv", targets, task).to_numpy()
         result = {"fold": k, "n_train": len(train_ids), "n_val": len(val_ids), "n_test": len(test_ids),
-                  **score_report(val_written, val_true, targets), **info, "run": run_card()}
+                  **task.report(val_written, val_true, targets), **info, "run": run_card()}
         write_json(d / "fold.json", result)
         return result
 
@@ -127,40 +132,42 @@ class Experiment:
         folds = range(n_folds_of(fold))
         if not all(self.fold_done(k) for k in folds):
             return None
-        targets = ds.emotions
+        targets, task = ds.targets, self.task
         parts, tests, per_fold = [], [], {}
         for k in folds:
             d = self.fold_dir(k)
-            val = read_predictions(d / "val.csv", targets)
+            val = read_predictions(d / "val.csv", targets, task)
             expected = set(fold.index[fold == k])
             if set(val.index) != expected:
                 raise ExperimentError(f"{d / 'val.csv'} does not hold exactly the clips of fold {k}")
             trained_on = set((d / "train_ids.txt").read_text().split())
             leaked = trained_on & set(val.index)
+            if ds.units is not ds:  # frames: no video may be on both sides
+                leaked |= set(ds.unit_of(sorted(trained_on))) & set(ds.unit_of(list(val.index)))
             if leaked:
                 raise ExperimentError(f"fold {k}: {len(leaked)} held-out clip(s) were also in its training "
                                       f"set, e.g. {sorted(leaked)[:3]}; OOF would be leaky")
             parts.append(val)
-            tests.append(read_predictions(d / "test.csv", targets).reindex(ds.test_ids))
+            tests.append(read_predictions(d / "test.csv", targets, task).reindex(ds.test_ids))
             per_fold[str(k)] = read_json(d / "fold.json")
         in_folds = set(fold.index[fold >= 0])
         oof = pd.concat(parts).reindex([i for i in ds.labelled_ids if i in in_folds])
         if oof.isna().any().any():
             raise ExperimentError(f"{self.dir}: OOF has missing predictions")
         test = sum(t.to_numpy() for t in tests) / len(tests)
-        write_csv(self.dir / "oof.csv", predictions_frame(list(oof.index), oof.to_numpy(), targets))
-        write_csv(self.dir / "test.csv", predictions_frame(ds.test_ids, test, targets))
-        oof_written = read_predictions(self.dir / "oof.csv", targets)
-        report = score_report(oof_written.to_numpy(), ds.labels(list(oof_written.index)), targets)
-        fold_scores = [per_fold[str(k)]["mean_pcc"] for k in folds]
+        write_csv(self.dir / "oof.csv", predictions_frame(list(oof.index), oof.to_numpy(), targets, task))
+        write_csv(self.dir / "test.csv", predictions_frame(ds.test_ids, test, targets, task))
+        oof_written = read_predictions(self.dir / "oof.csv", targets, task)
+        report = task.report(oof_written.to_numpy(), ds.labels(list(oof_written.index)), targets)
+        m = task.metric_name
+        fold_scores = [per_fold[str(k)][m] for k in folds]
         metrics = {
-            "experiment": self.name, "model": self.cfg["model"],
-            "oof_mean_pcc": report["mean_pcc"], "oof_pcc": report["pcc"],
-            "oof_mean_ccc": report["mean_ccc"], "oof_mse": report["mse"], "n_oof": report["n"],
-            "n_test": len(ds.test_ids),
-            "fold_mean_pcc": {str(k): s for k, s in zip(folds, fold_scores)},
-            "fold_mean_pcc_mean": float(np.mean(fold_scores)), "fold_mean_pcc_std": float(np.std(fold_scores)),
-            "folds": {k: {kk: v[kk] for kk in ("mean_pcc", "pcc", "n_train", "n_val", "seconds")
+            "experiment": self.name, "model": self.cfg["model"], "task": task.name,
+            f"oof_{m}": report[m], **{f"oof_{key}": v for key, v in report.items() if key not in (m, "n")},
+            "n_oof": report["n"], "n_test": len(ds.test_ids),
+            f"fold_{m}": {str(k): s for k, s in zip(folds, fold_scores)},
+            f"fold_{m}_mean": float(np.mean(fold_scores)), f"fold_{m}_std": float(np.std(fold_scores)),
+            "folds": {k: {kk: v[kk] for kk in (m, task.per_target_key, "n_train", "n_val", "seconds")
                           if kk in v} for k, v in per_fold.items()},
             "seconds_total": float(sum(v.get("seconds", {}).get("total", 0.0) for v in per_fold.values())),
             "dataset": ds.fingerprint, "folds_fingerprint": folds_fingerprint(fold),

@@ -6,6 +6,9 @@
 folds.csv has `File_ID,fold`: 0..K-1 for Train+Val clips, -1 for Test clips, and (scheme official only)
 -2 for Train clips that always train and are never validated. folds.json beside it records the dataset
 fingerprint and the parameters, so a fold file is never silently reused with another dataset.
+
+Frame tasks (`--task va|expr`) fold their units (annotated videos), grouped by source video, so the frames
+of one video are never split; `read_folds` hands every frame its video's fold.
 """
 from __future__ import annotations
 
@@ -17,9 +20,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from competition.data.contract import ID_COL, Dataset, bracket_id, load_dataset, normalise_id
+from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.io import read_json, write_csv, write_json
 from competition.paths import Workdir
+from competition.task import add_task_argument, get_task
 
 TEST_FOLD = -1
 ALWAYS_TRAIN = -2
@@ -104,8 +108,16 @@ def write_folds(ds: Dataset, folds: pd.DataFrame, path: Path, params: dict) -> N
                                            **params, "counts": out.fold.value_counts().sort_index().to_dict()})
 
 
-def read_folds(path: Path, ds: Dataset) -> pd.Series:
-    """fold per bare id; raise FoldsError if the file belongs to another dataset or misses clips."""
+def read_folds(path: Path, ds) -> pd.Series:
+    """fold per sample id (clips, or frames of a frame task: their unit's fold); raise FoldsError if the
+    file belongs to another dataset or misses clips."""
+    fold = _read_unit_folds(path, ds.units)
+    if ds.units is ds:
+        return fold
+    return pd.Series(fold.reindex(ds.unit_of(ds.ids)).to_numpy(int), index=pd.Index(ds.ids))
+
+
+def _read_unit_folds(path: Path, ds: Dataset) -> pd.Series:
     meta_path = path.with_suffix(".json")
     if not path.exists():
         raise FoldsError(f"{path} not found: run `python -m competition.folds --data {ds.root}` first")
@@ -145,18 +157,21 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--groups-file", type=Path, default=None, help="CSV File_ID,<group col> for --group-col")
     ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
+    add_task_argument(ap)
     a = ap.parse_args(argv)
-    wd = Workdir.of(a.workdir)
-    ds = load_dataset(a.data or wd.embedded_data)
+    task = get_task(a.task)
+    wd = Workdir.of(a.workdir, task)
+    ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
     if path.exists() and not a.force:
-        read_folds(path, ds)  # validates it belongs to this dataset
+        _read_unit_folds(path, ds)  # validates it belongs to this dataset
         print(f"{path} exists and matches the dataset; --force to rewrite")
         return
-    groups = load_groups(ds, a.group_col, a.groups_file)
+    group_col = a.group_col or (None if a.groups_file else task.group_col)
+    groups = load_groups(ds, group_col, a.groups_file)
     folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
     write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": a.n_folds if a.scheme == "kfold" else 1,
-                                  "seed": a.seed, "group_col": a.group_col})
+                                  "seed": a.seed, "group_col": group_col, "task": task.name})
     print(f"wrote {path}: " + ", ".join(f"fold {k}: {n}" for k, n in
                                          folds.fold.value_counts().sort_index().items()))
 

@@ -37,7 +37,7 @@ from competition.io import read_json
 from competition.models.base import FeatureBank
 from competition.models.registry import build_model
 from competition.paths import Workdir
-from competition.task import get_task
+from competition.task import add_task_argument, get_task
 
 
 class PredictError(RuntimeError):
@@ -192,7 +192,7 @@ def member_prediction(exp_dir: Path, ds: Dataset, features_root: Path, train_fea
 def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | None = None,
                    jobs: int = 1) -> tuple[pd.DataFrame, list[str]]:
     """One row per video (column `video`, then the card's targets, values in [0, 1]) and the warnings."""
-    lo, hi = get_task().output_range
+    lo, hi = get_task().value_range
     with tempfile.TemporaryDirectory(prefix="eri-predict-") as tmp:
         ds, notes = stage_videos(videos, Path(tmp) / "data", card.targets)
         features = Path(tmp) / "features"
@@ -224,7 +224,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--device", default=None, help="cpu or cuda for neural models (default: CUDA if present)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips during feature extraction")
+    add_task_argument(ap)
     a = ap.parse_args(argv)
+    if get_task(a.task).granularity != "clip":
+        ap.error(f"predict scores whole clips (task eri); for the per-frame task {a.task}, add the videos as "
+                 "Test videos of an Aff-Wild2-layout dataset and run make_submission (docs/AFFWILD2.md)")
     if a.out is not None and a.out.suffix not in (".csv", ".json"):
         ap.error(f"--out {a.out}: use a .csv or .json file name")
     wd = Workdir.of(a.workdir)

@@ -411,6 +411,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None, help="output folder (default <workdir>/reports)")
     ap.add_argument("--storage", action="append", default=[], help="extra Optuna storage (repeatable)")
+    ap.add_argument("--task", choices=["eri"], default="eri",
+                    help="eri only: the Aff-Wild2 tasks have their tables from `python -m competition.results "
+                         "--task va|expr`")
     a = ap.parse_args(argv)
     wd = Workdir.of(a.workdir)
     ds = load_dataset(a.data or wd.embedded_data, check_media=False)

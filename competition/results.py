@@ -1,11 +1,12 @@
 """The results table of every finished experiment, written to docs/RESULTS.md:
 
-    python -m competition.results [--workdir W] [--data DIR] [--out docs/RESULTS.md]
+    python -m competition.results [--workdir W] [--data DIR] [--out docs/RESULTS.md] [--task eri|va|expr]
 
-One row per experiment directory with a metrics.json made on this dataset: OOF mean PCC, its fraction of
-the oracle ceiling (read from <data>/synth_truth.json when the data is the synthetic set), per-emotion
-OOF PCC and the wall-clock seconds per fold on this machine (features + fit + predict, mean over folds).
-A constant predictor row anchors the table (its correlation is undefined; the metric scores it 0).
+One row per experiment directory with a metrics.json made on this dataset: the task's OOF score (ERI:
+mean PCC, VA: mean CCC, EXPR: macro-F1), its fraction of the oracle ceiling (from the synthetic
+generator's truth file, when the data is the synthetic set), per-target OOF scores and the wall-clock
+seconds per fold on this machine (features + fit + predict, mean over folds). A constant predictor row
+anchors the table (the correlation metrics score it 0).
 """
 from __future__ import annotations
 
@@ -16,30 +17,20 @@ from pathlib import Path
 
 import numpy as np
 
-from competition.data.contract import load_dataset
+from competition.data.contract import DataError
 from competition.io import read_json, write_text
 from competition.paths import REPO_ROOT, Workdir
-
-TRUTH_FILE = "synth_truth.json"
+from competition.task import ERI, Task, add_task_argument, get_task
 
 
 @dataclass
 class Row:
     experiment: str
     model: str
-    mean_pcc: float
-    pcc: dict[str, float]
+    score: float
+    per_target: dict[str, float]
     seconds_per_fold: float | None
     fit_seconds_per_fold: float | None
-
-
-def oracle_ceiling(data: Path) -> dict | None:
-    """{'mean_pcc': float, 'pcc': {emotion: float}} from the synthetic generator's truth file."""
-    path = Path(data) / TRUTH_FILE
-    if not path.exists():
-        return None
-    ceiling = read_json(path).get("oracle_ceiling")
-    return ceiling if isinstance(ceiling, dict) and "mean_pcc" in ceiling else None
 
 
 def _mean_seconds(metrics: dict, key: str) -> float | None:
@@ -48,7 +39,7 @@ def _mean_seconds(metrics: dict, key: str) -> float | None:
     return float(np.mean(vals)) if vals else None
 
 
-def collect(oof_dir: Path, fingerprint: str | None) -> tuple[list[Row], list[str]]:
+def collect(oof_dir: Path, fingerprint: str | None, task: Task = ERI) -> tuple[list[Row], list[str]]:
     """Rows of the experiments made on the dataset `fingerprint` (all if None), and the names skipped."""
     rows, skipped = [], []
     for path in sorted(Path(oof_dir).glob("*/metrics.json")):
@@ -56,9 +47,9 @@ def collect(oof_dir: Path, fingerprint: str | None) -> tuple[list[Row], list[str
         if fingerprint is not None and m.get("dataset") != fingerprint:
             skipped.append(path.parent.name)
             continue
-        rows.append(Row(m["experiment"], m["model"], float(m["oof_mean_pcc"]), m["oof_pcc"],
-                        _mean_seconds(m, "total"), _mean_seconds(m, "fit")))
-    rows.sort(key=lambda r: -r.mean_pcc)
+        rows.append(Row(m["experiment"], m["model"], float(m[f"oof_{task.metric_name}"]),
+                        m[f"oof_{task.per_target_key}"], _mean_seconds(m, "total"), _mean_seconds(m, "fit")))
+    rows.sort(key=lambda r: -r.score)
     return rows, skipped
 
 
@@ -67,29 +58,33 @@ def _num(v: float | None, fmt: str = ".3f") -> str:
 
 
 def render(rows: list[Row], emotions: list[str], ceiling: dict | None, data_label: str,
-           skipped: list[str]) -> str:
-    head = ["experiment", "model", "OOF mean PCC", "of ceiling", *emotions, "s/fold", "fit s/fold"]
-    lines = ["# Results", "",
+           skipped: list[str], task: Task = ERI) -> str:
+    metric = task.metric_label
+    head = ["experiment", "model", f"OOF {metric}", "of ceiling", *emotions, "s/fold", "fit s/fold"]
+    title = "# Results" if task.name == "eri" else f"# Results: {task.name}"
+    lines = [title, "",
              f"Out-of-fold (OOF) scores of every finished experiment on {data_label}, best first. "
-             "Regenerate with `python -m competition.results` (see its --help).", "",
-             "- OOF mean PCC: the official metric on the held-out predictions of all folds together.",
-             "- of ceiling: OOF mean PCC / the oracle's mean PCC (the synthetic generator's expected "
-             "intensities against the written labels), when the data has one.",
+             f"Regenerate with `python -m competition.results{'' if task.name == 'eri' else ' --task ' + task.name}` "
+             "(see its --help).", "",
+             f"- OOF {metric}: the official metric on the held-out predictions of all folds together.",
+             f"- of ceiling: OOF {metric} / the oracle's (the synthetic generator's noise-free labels "
+             "against the written labels), when the data has one.",
              "- s/fold: wall-clock seconds per fold on this machine (feature loading/extraction + fit + "
              "predict), mean over folds; fit s/fold: the fit alone.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
     def line(name: str, model: str, mean: float, pcc: dict, secs: float | None, fit: float | None) -> str:
-        frac = mean / ceiling["mean_pcc"] if ceiling and ceiling["mean_pcc"] else None
+        frac = mean / ceiling["score"] if ceiling and ceiling["score"] else None
         cells = [name, model, _num(mean), _num(frac, ".0%") if frac is not None else "–",
                  *[_num(pcc.get(e)) for e in emotions], _num(secs, ".1f"), _num(fit, ".1f")]
         return "| " + " | ".join(cells) + " |"
 
     if ceiling:
-        lines.append(line("*oracle ceiling*", "truth", ceiling["mean_pcc"], ceiling.get("pcc", {}), None, None))
+        lines.append(line("*oracle ceiling*", "truth", ceiling["score"], ceiling["per_target"], None, None))
     for r in rows:
-        lines.append(line(r.experiment, r.model, r.mean_pcc, r.pcc, r.seconds_per_fold, r.fit_seconds_per_fold))
-    lines.append(line("*constant predictor*", "constant", 0.0, {e: 0.0 for e in emotions}, None, None))
+        lines.append(line(r.experiment, r.model, r.score, r.per_target, r.seconds_per_fold, r.fit_seconds_per_fold))
+    if task.metric_name != "macro_f1":  # a constant class is not 0 macro-F1
+        lines.append(line("*constant predictor*", "constant", 0.0, {e: 0.0 for e in emotions}, None, None))
     if skipped:
         lines += ["", f"Not shown (made on another dataset): {', '.join(skipped)}."]
     return "\n".join(lines) + "\n"
@@ -99,16 +94,23 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--out", type=Path, default=REPO_ROOT / "docs" / "RESULTS.md")
+    ap.add_argument("--out", type=Path, default=None,
+                    help="default: docs/RESULTS.md (eri), docs/RESULTS_<TASK>.md (other tasks)")
+    add_task_argument(ap)
     a = ap.parse_args(argv)
-    wd = Workdir.of(a.workdir)
+    task = get_task(a.task)
+    out = a.out or REPO_ROOT / "docs" / ("RESULTS.md" if task.name == "eri" else f"RESULTS_{task.name.upper()}.md")
+    wd = Workdir.of(a.workdir, task)
     data = a.data or wd.embedded_data
-    ds = load_dataset(data) if (Path(data) / "data_info.csv").exists() else None
-    rows, skipped = collect(wd.oof, ds.fingerprint if ds else None)
-    emotions = ds.emotions if ds else (list(rows[0].pcc) if rows else [])
+    try:
+        ds = task.load(data, check_media=False)
+    except DataError:
+        ds = None
+    rows, skipped = collect(wd.oof, ds.fingerprint if ds else None, task)
+    targets = ds.targets if ds else (list(rows[0].per_target) if rows else [])
     label = f"the dataset at `{data}` (fingerprint {ds.fingerprint})" if ds else "all datasets"
-    write_text(a.out, render(rows, emotions, oracle_ceiling(data), label, skipped))
-    print(f"wrote {a.out}: {len(rows)} experiment(s)")
+    write_text(out, render(rows, targets, task.oracle_ceiling(data), label, skipped, task))
+    print(f"wrote {out}: {len(rows)} experiment(s)")
     return 0
 
 

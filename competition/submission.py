@@ -1,6 +1,7 @@
 """Official-format submissions and their checker.
 
-    python -m competition.submission check FILE --data DIR      (FILE: the .csv, or the .zip holding it)
+    python -m competition.submission check FILE --data DIR [--task eri|va|expr]
+                                                        (FILE: the .csv/.txt, or the .zip holding it)
 
 Format: CSV with header `File_ID,<targets...>` (Hume: Adoration,...,Surprise), one row per Test clip,
 bracketed ids, sorted, no NaN, values in [0, 1], fixed float format.
@@ -15,9 +16,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from competition.data.contract import ID_COL, Dataset, bracket_id, load_dataset, normalise_id
+from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.io import atomic_path, write_csv
 from competition.paths import Workdir
+from competition.task import add_task_argument, get_task
 
 FLOAT_FORMAT = "%.6f"
 
@@ -116,12 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     chk = sub.add_parser("check", help="validate a submission CSV against a dataset's Test split")
     chk.add_argument("file", type=Path)
     chk.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
+    add_task_argument(chk)
     a = ap.parse_args(argv)
-    ds = load_dataset(a.data or Workdir.of().embedded_data, check_media=False)
-    problems = check_submission(a.file, ds)
+    task = get_task(a.task)
+    ds = task.load(a.data or Workdir.of(None, task).embedded_data, check_media=False)
+    problems = task.check_submission(a.file, ds)
     for p in problems:
         print(p)
-    print(f"{a.file}: {'INVALID' if problems else 'OK'} ({len(ds.test_ids)} Test clips expected)")
+    print(f"{a.file}: {'INVALID' if problems else 'OK'} ({len(ds.test_ids)} Test samples expected)")
     return 1 if problems else 0
 
 

@@ -90,13 +90,16 @@ def start_run(group: str, job_type: str, name: str, config: dict[str, Any], work
         return Run()
 
 
-def fold_summary(result: dict[str, Any]) -> dict[str, float]:
-    """The flat W&B summary of a fold.json result: mean and per-target PCC, sizes, timings."""
-    out: dict[str, float] = {"val_mean_pcc": float(result["mean_pcc"])}
-    out.update({f"val_pcc/{t}": float(v) for t, v in result.get("pcc", {}).items()})
+def fold_summary(result: dict[str, Any], task: Any = None) -> dict[str, float]:
+    """The flat W&B summary of a fold.json result: the task's score and per-target scores, sizes, timings."""
+    from competition.task import get_task
+    t = get_task(task or "eri")
+    m, per = t.metric_name, t.per_target_key
+    out: dict[str, float] = {f"val_{m}": float(result[m])}
+    out.update({f"val_{per}/{name}": float(v) for name, v in result.get(per, {}).items()})
     out.update({f"seconds/{k}": float(v) for k, v in result.get("seconds", {}).items()})
-    for key in ("n_train", "n_val", "n_test", "mean_ccc", "mse"):
-        if key in result:
+    for key in ("n_train", "n_val", "n_test", "mean_ccc", "mean_pcc", "mse", "accuracy"):
+        if key in result and key != m:
             out[key] = float(result[key])
     return out
 

@@ -48,14 +48,14 @@ from tqdm.auto import tqdm
 
 from competition import tracking
 from competition.config import ConfigError, config_hash, dump_config, load_config
-from competition.data.contract import Dataset, load_dataset
+from competition.data.contract import Dataset
 from competition.experiment import folds_fingerprint
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
 from competition.io import write_text
 from competition.metrics import ConstantPredictionWarning
 from competition.paths import CONFIG_DIR, Workdir
-from competition.task import get_task
+from competition.task import add_task_argument, get_task
 from competition.training.run_fold import fit_fold
 
 # Intermediate values of fold k live at steps k*STEP_STRIDE + epoch; the running CV mean after fold k at
@@ -524,7 +524,8 @@ def tuned_config(cfg: dict, best: FrozenTrial, study: str, storage_url: str, n_f
     # a killed-and-resumed study writes the same file as an uninterrupted one
     slot = best.user_attrs.get("slot", best.number)
     out["description"] = (f"{cfg.get('description', cfg['name'])} | tuned: study {study} ({storage_url}), "
-                          f"trial slot {slot}, CV mean PCC {best.value:.4f} over {n_folds} fold(s)")
+                          f"trial slot {slot}, CV {get_task(cfg.get('task', 'eri')).metric_name} {best.value:.4f} over "
+                          f"{n_folds} fold(s)")
     return out
 
 
@@ -563,7 +564,7 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
                           pruner=optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=2))
     s.set_user_attr("experiment", cfg["name"])
     s.set_user_attr("folds", folds)
-    extract(ds, cfg["features"], wd.features, jobs=jobs, progress=progress)  # once, not per trial
+    extract(ds.units, cfg["features"], wd.features, jobs=jobs, progress=progress)  # once, not per trial
 
     objective = cv_objective(cfg, space, ds, fold, folds, wd, jobs)
     baseline = baseline_values(cfg, space)
@@ -623,20 +624,24 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
     ap.add_argument("--out", type=Path, default=None, help="tuned config path (default configs/<exp>_tuned.yaml)")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
+    add_task_argument(ap)
     a = ap.parse_args(argv)
-    wd = Workdir.of(a.workdir)
-    ds = load_dataset(a.data or wd.embedded_data)
+    task = get_task(a.task)
     cfg = load_config(a.exp, a.overrides)
+    if cfg["task"] != task.name:
+        ap.error(f"config {cfg['name']!r} is for task {cfg['task']!r}, not {task.name!r}; pass --task {cfg['task']}")
+    wd = Workdir.of(a.workdir, task)
+    ds = task.load(a.data or wd.embedded_data)
     res = tune(cfg, ds, wd, a.trials, a.storage, a.study, a.fast, a.seed, a.jobs, a.out, no_wandb=a.no_wandb)
     states = pd.Series([t.state.name for t in res.study.trials]).value_counts().to_dict()
     print(f"study {res.study.study_name} in {res.storage_url}: {states}")
     if res.baseline is not None:
-        print(f"  config as written (trial {res.baseline.number}): CV mean PCC {res.baseline.value:.4f}")
+        print(f"  config as written (trial {res.baseline.number}): CV {task.metric_name} {res.baseline.value:.4f}")
     if res.best is None:
         print("  no completed trial yet")
         return 1
     gain = f" ({res.best.value - res.baseline.value:+.4f} over the config)" if res.baseline else ""
-    print(f"  best trial {res.best.number}: CV mean PCC {res.best.value:.4f}{gain}  {res.best.params}")
+    print(f"  best trial {res.best.number}: CV {task.metric_name} {res.best.value:.4f}{gain}  {res.best.params}")
     tuned = f"{cfg['name']}_tuned" if res.config_path.parent == CONFIG_DIR else str(res.config_path)
     print(f"  wrote {res.config_path}; run every fold with: bash scripts/run_all.sh {tuned}")
     return 0

@@ -12,3 +12,4 @@ export TOKENIZERS_PARALLELISM=false
 export PYTHONHASHSEED=0
 export WORKDIR=${WORKDIR:-$PWD}
 export JOBS=${JOBS:-2}
+export TASK=${TASK:-eri}   # eri | va | expr (docs/AFFWILD2.md)

@@ -1,5 +1,6 @@
-"""Every shipped experiment config runs all its folds end to end on a tiny embedded dataset, with the real
-extractors it names, and leaves a complete experiment directory (sequence models at a tiny size)."""
+"""Every shipped experiment config runs all its folds end to end on a tiny embedded dataset of its task
+(Hume-layout for ERI, Aff-Wild2-layout for VA/EXPR), with the real extractors it names, and leaves a
+complete experiment directory (sequence models at a tiny size)."""
 import json
 
 import numpy as np
@@ -7,12 +8,12 @@ import pandas as pd
 import pytest
 
 from competition.config import CONFIG_DIR, load_config
-from competition.data.contract import load_dataset
 from competition.data.synth import generate
+from competition.data.synth_affwild2 import generate_affwild2
 from competition.folds import make_folds, write_folds
-from competition.metrics import mean_pcc
 from competition.models.registry import _MODELS, list_models
 from competition.paths import Workdir
+from competition.task import get_task
 from competition.training.run_fold import run_fold
 from competition.training.trainer import TorchSequenceModel
 
@@ -22,18 +23,31 @@ TINY = ["params.epochs=2", "params.patience=2", "params.progress=false", "params
 
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    root = tmp_path_factory.mktemp("allcfg")
-    data = generate(root / "data", n=20, seed=5, jobs=2, duration=(2.0, 2.5))
-    ds = load_dataset(data)
-    wd = Workdir.of(root / "work")
-    write_folds(ds, make_folds(ds, n_folds=2, seed=0), wd.folds, {"n_folds": 2})
-    return ds, wd
+    """task -> (dataset, work dir), each made on first use."""
+    made: dict = {}
+
+    def get(task_name: str):
+        if task_name not in made:
+            task = get_task(task_name)
+            root = tmp_path_factory.mktemp(f"allcfg_{task.name}")
+            if task.family == "hume":
+                data = generate(root / "data", n=20, seed=5, jobs=2, duration=(2.0, 2.5))
+            else:
+                data = generate_affwild2(root / "data", n_videos=6, seed=1, jobs=2, duration=(2.5, 3.0))
+            ds = task.load(data)
+            wd = Workdir.of(root / "work", task)
+            groups = ds.units.table[task.group_col] if task.group_col else None
+            write_folds(ds.units, make_folds(ds.units, n_folds=2, seed=0, groups=groups), wd.folds, {"n_folds": 2})
+            made[task_name] = (ds, wd)
+        return made[task_name]
+    return get
 
 
 @pytest.mark.parametrize("name", CONFIGS)
 def test_config_runs_every_fold(tiny, name):
-    ds, wd = tiny
     cfg = load_config(name)
+    task = get_task(cfg["task"])
+    ds, wd = tiny(task.name)
     assert cfg["model"] in list_models()
     neural = issubclass(_MODELS[cfg["model"]], TorchSequenceModel)
     cfg = load_config(name, TINY if neural else [])
@@ -42,11 +56,13 @@ def test_config_runs_every_fold(tiny, name):
         metrics = run_fold(cfg, k, ds, wd, jobs=2, progress=False, no_wandb=True)
     assert metrics is not None, f"{name}: experiment not finalised after its last fold"
     exp = wd.experiment(cfg["name"])
-    oof = pd.read_csv(exp / "oof.csv", dtype={"File_ID": str})
-    test = pd.read_csv(exp / "test.csv", dtype={"File_ID": str})
+    oof = pd.read_csv(exp / "oof.csv", dtype={task.id_col: str})
+    test = pd.read_csv(exp / "test.csv", dtype={task.id_col: str})
     assert len(oof) == len(ds.labelled_ids) and len(test) == len(ds.test_ids)
-    values = oof[ds.emotions].to_numpy()
-    assert np.isfinite(values).all() and (values >= 0).all() and (values <= 1).all()
-    ids = oof.File_ID.str.strip("[]")
-    assert metrics["oof_mean_pcc"] == pytest.approx(mean_pcc(values, ds.labels(list(ids))), abs=1e-9)
+    values = oof[ds.targets].to_numpy()
+    lo, hi = task.value_range
+    assert np.isfinite(values).all() and (values >= lo).all() and (values <= hi).all()
+    ids = oof[task.id_col].str.strip("[]")
+    score = metrics[f"oof_{task.metric_name}"]
+    assert score == pytest.approx(task.score(values, ds.labels(list(ids))), abs=1e-9)
     assert json.loads((exp / "metrics.json").read_text())["experiment"] == cfg["name"]

@@ -28,7 +28,7 @@ def test_best_blend_writes_official_files_and_an_honest_card(tmp_path, capsys):
     assert "in-sample" in out and "nested" in out and "mean_pcc" in out
     card_path = next(wd.submissions.glob("*.json"))
     card = json.loads(card_path.read_text())
-    csv = wd.submissions / card["csv"]
+    csv = wd.submissions / card["submission"]
     assert check_submission(csv, ds) == []
     df = pd.read_csv(csv, dtype={"File_ID": str})
     assert list(df.columns) == ["File_ID", *ds.emotions] and len(df) == len(ds.test_ids)

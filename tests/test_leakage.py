@@ -150,7 +150,7 @@ def test_blend_selection_does_not_look_at_test_predictions(setup, tmp_path):
         df[ds.emotions] = rng.uniform(0, 1, (len(df), len(ds.emotions)))
         df.to_csv(f, index=False, float_format="%.6f")
     card_b = _blend(setup["data"], w, "b")
-    keep = lambda c: {k: v for k, v in c.items() if k not in ("name", "csv", "zip", "created")}  # noqa: E731
+    keep = lambda c: {k: v for k, v in c.items() if k not in ("name", "submission", "zip", "created")}  # noqa: E731
     assert keep(card_a) == keep(card_b)
     sub_a = pd.read_csv(w / "submissions" / "a.csv")
     sub_b = pd.read_csv(w / "submissions" / "b.csv")

@@ -105,6 +105,18 @@ class Dataset:
     def media(self, clip_id: str, kind: str) -> Path:
         return media_path(self.root, self.split_of(clip_id), clip_id, kind)
 
+    # A clip task's samples are its clips; frame tasks (data/affwild2.py) have frames within units.
+    @property
+    def targets(self) -> list[str]:
+        return self.emotions
+
+    @property
+    def units(self) -> "Dataset":
+        return self
+
+    def unit_of(self, ids: list[str]) -> list[str]:
+        return list(ids)
+
 
 def _fingerprint(table: pd.DataFrame, emotions: list[str]) -> str:
     """Identifies a dataset by its ids, splits and labels (not by where it lies on disk)."""

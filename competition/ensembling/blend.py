@@ -1,11 +1,13 @@
 """Blend finished experiments into an official submission, judged by nested CV.
 
-    python make_submission.py --blend best|METHOD [--name NAME] [--exp EXP ...] [--data DIR]
+    python make_submission.py --blend best|METHOD [--name NAME] [--exp EXP ...] [--data DIR] [--task eri|va|expr]
 
 Every method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on the
 other folds, scored on the held-out fold). `best` takes the method with the best nested score; when no
 blend beats the best single model there, the single model is the submission and the card says so.
-Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json.
+Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
+is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly (direct.py) and write
+their own submission format under tasks/<task>/submissions/.
 """
 from __future__ import annotations
 
@@ -17,8 +19,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from competition.data.contract import load_dataset
 from competition.ensembling.caruana import CaruanaOptions
+from competition.ensembling.direct import DIRECT_METHODS, DirectNestedCV
 from competition.ensembling.library import Library, load_library
 from competition.ensembling.methods import METHODS
 from competition.ensembling.nested import Evaluation, NestedCV
@@ -26,27 +28,32 @@ from competition.ensembling.table import format_steps
 from competition.experiment import git_commit
 from competition.io import remove_orphans, write_json
 from competition.paths import Workdir
-from competition.submission import check_submission, write_submission
-from competition.task import get_task
+from competition.task import Task, add_task_argument, get_task
 from competition.tracking import start_run
 
 BASELINE = "best_single"
 
 
-def evaluate(cv: NestedCV, requested: str) -> dict[str, Evaluation]:
+def nested_cv(lib: Library, task: Task, opts: CaruanaOptions) -> NestedCV | DirectNestedCV:
+    """The fast moment-based blends for mean PCC, direct scoring of the task metric otherwise."""
+    return NestedCV(lib, opts=opts) if task.moment_blends else DirectNestedCV(lib, task.score, opts=opts)
+
+
+def evaluate(cv: NestedCV | DirectNestedCV, requested: str) -> dict[str, Evaluation]:
     """All methods for `best`, else the requested one and the single-model baseline."""
-    if requested != "best" and requested not in METHODS:
-        raise ValueError(f"unknown blend method {requested!r}; known: best or one of {list(METHODS)}")
-    methods = list(METHODS) if requested == "best" else list(dict.fromkeys([BASELINE, requested]))
+    if requested != "best" and requested not in cv.methods:
+        raise ValueError(f"unknown blend method {requested!r}; known: best or one of {list(cv.methods)}")
+    methods = list(cv.methods) if requested == "best" else list(dict.fromkeys([BASELINE, requested]))
     return {m: cv.evaluate(m) for m in tqdm(methods, desc="blend methods", unit="method", leave=False)}
 
 
 def choose(evals: dict[str, Evaluation], requested: str) -> Evaluation:
-    """The requested method, or for `best` the best nested score (ties go to the simpler method,
-    METHODS lists best_single first)."""
+    """The requested method, or for `best` the best nested score (ties go to the simpler method; the
+    method lists start with best_single)."""
     if requested != "best":
         return evals[requested]
-    return max(evals.values(), key=lambda ev: (round(ev.nested, 10), -METHODS.index(ev.method)))
+    order = list(evals)
+    return max(evals.values(), key=lambda ev: (round(ev.nested, 10), -order.index(ev.method)))
 
 
 def comparison_table(evals: dict[str, Evaluation], chosen: str, metric: str) -> str:
@@ -73,8 +80,8 @@ def verdict(chosen: Evaluation, baseline: Evaluation, requested: str) -> tuple[b
                    f"{baseline.nested:.4f} ({gain:+.4f}); `--blend best` would fall back to the single model")
 
 
-def build_card(lib: Library, cv: NestedCV, evals: dict[str, Evaluation], chosen: Evaluation, requested: str,
-               opts: CaruanaOptions) -> dict:
+def build_card(lib: Library, cv: NestedCV | DirectNestedCV, evals: dict[str, Evaluation], chosen: Evaluation,
+               requested: str, opts: CaruanaOptions, metric: str = "mean_pcc") -> dict:
     b = chosen.blender
     beats, note = verdict(chosen, evals[BASELINE], requested)
     return {
@@ -82,12 +89,12 @@ def build_card(lib: Library, cv: NestedCV, evals: dict[str, Evaluation], chosen:
         "members": b.members,
         "weights": ({n: float(w) for n, w in zip(b.names, b.weights[0]) if w > 0} if b.shared else None),
         "weights_by_target": b.weights_by_target(lib.targets),
-        "in_sample_oof_mean_pcc": chosen.in_sample, "nested_oof_mean_pcc": chosen.nested,
+        f"in_sample_oof_{metric}": chosen.in_sample, f"nested_oof_{metric}": chosen.nested,
         "nested_per_fold": {str(k): v for k, v in chosen.nested_per_fold.items()},
         "nested_over": cv.note,
         "best_single": {"member": evals[BASELINE].blender.members[0],
-                        "in_sample_oof_mean_pcc": evals[BASELINE].in_sample,
-                        "nested_oof_mean_pcc": evals[BASELINE].nested},
+                        f"in_sample_oof_{metric}": evals[BASELINE].in_sample,
+                        f"nested_oof_{metric}": evals[BASELINE].nested},
         "beats_best_single": beats, "verdict": note,
         "caveat": ("picking the best of several methods (and each method's post-processing) by nested score is "
                    "itself a selection: the chosen nested score is slightly optimistic, the more so the closer "
@@ -96,7 +103,7 @@ def build_card(lib: Library, cv: NestedCV, evals: dict[str, Evaluation], chosen:
                         "by_post": {p: {"in_sample": s[0], "nested": s[1]} for p, s in ev.by_post.items()}}
                     for m, ev in evals.items()},
         "steps": [asdict(s) for s in b.steps],
-        "member_oof_mean_pcc": lib.scores, "targets": lib.targets, "caruana_options": asdict(opts),
+        f"member_oof_{metric}": lib.scores, "targets": lib.targets, "caruana_options": asdict(opts),
         "folds_fingerprint": lib.folds_fingerprint, "commit": git_commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -104,7 +111,8 @@ def build_card(lib: Library, cv: NestedCV, evals: dict[str, Evaluation], chosen:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blend", default="best", help=f"best or one of {list(METHODS)}")
+    ap.add_argument("--blend", default="best",
+                    help=f"best or one of {list(METHODS)} (mean PCC tasks), {list(DIRECT_METHODS)} (others)")
     ap.add_argument("--name", default=None, help="submission name (default: blend-<method>)")
     ap.add_argument("--exp", nargs="*", default=None, help="experiments to consider (default: all finished)")
     ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
@@ -117,41 +125,45 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
+    add_task_argument(ap)
     a = ap.parse_args(argv)
-    if a.blend != "best" and a.blend not in METHODS:
-        ap.error(f"--blend must be best or one of {list(METHODS)}, not {a.blend!r}")
+    task = get_task(a.task)
+    known = METHODS if task.moment_blends else DIRECT_METHODS
+    if a.blend != "best" and a.blend not in known:
+        ap.error(f"--blend must be best or one of {list(known)} for task {task.name}, not {a.blend!r}")
     opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
-    task = get_task()
-    wd = Workdir.of(a.workdir)
+    metric = task.metric_name
+    wd = Workdir.of(a.workdir, task)
     remove_orphans(wd.submissions)  # temporary files of a killed run
-    ds = load_dataset(a.data or wd.embedded_data, check_media=False)
-    lib = load_library(wd.oof, ds, a.exp)
-    print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF clips, {len(lib.test_ids)} Test clips): "
+    ds = task.load(a.data or wd.embedded_data, check_media=False)
+    lib = load_library(wd.oof, ds, a.exp, task)
+    print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
           + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
-    cv = NestedCV(lib, opts=opts)
+    cv = nested_cv(lib, task, opts)
     evals = evaluate(cv, a.blend)
     chosen = choose(evals, a.blend)
     print(f"\nin-sample vs nested CV (nested over {cv.note}):")
-    print(comparison_table(evals, chosen.method, task.metric_name))
+    print(comparison_table(evals, chosen.method, metric))
     print(f"\n{chosen.method} (in-sample steps):")
-    print(format_steps(chosen.blender.steps, task.metric_name))
-    card = build_card(lib, cv, evals, chosen, a.blend, opts)
+    print(format_steps(chosen.blender.steps, metric))
+    card = build_card(lib, cv, evals, chosen, a.blend, opts, metric)
     print(f"\n{card['verdict']}")
 
     name = a.name or f"blend-{chosen.method}"
-    path = write_submission(wd.submissions / f"{name}.csv", lib.test_ids, chosen.blender.apply(lib.test),
-                            lib.targets)
-    card = {"name": name, **card, "dataset": ds.fingerprint, "csv": path.name, "zip": path.with_suffix(".zip").name}
-    write_json(path.with_suffix(".json"), card)
-    with start_run("blend", "blend", name, {"requested": a.blend, **asdict(opts), "members": lib.names},
-                   wd.root, no_wandb=a.no_wandb) as run:
-        run.summary({"method": chosen.method, "nested_mean_pcc": chosen.nested,
-                     "in_sample_mean_pcc": chosen.in_sample,
+    wd.submissions.mkdir(parents=True, exist_ok=True)
+    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, chosen.blender.apply(lib.test))
+    card = {"name": name, "task": task.name, **card, "dataset": ds.fingerprint, "submission": path.name,
+            "zip": path.with_suffix(".zip").name}
+    write_json(wd.submissions / f"{name}.json", card)
+    with start_run("blend", "blend", name, {"requested": a.blend, "task": task.name, **asdict(opts),
+                                            "members": lib.names}, wd.root, no_wandb=a.no_wandb) as run:
+        run.summary({"method": chosen.method, f"nested_{metric}": chosen.nested,
+                     f"in_sample_{metric}": chosen.in_sample,
                      **{f"nested/{m}": ev.nested for m, ev in evals.items()},
                      **{f"in_sample/{m}": ev.in_sample for m, ev in evals.items()}})
-    problems = check_submission(path, ds)
+    problems = task.check_submission(path, ds)
     for p in problems:
         print(p, file=sys.stderr)
-    print(f"wrote {path} ({len(lib.test_ids)} Test clips), {path.with_suffix('.zip').name}, card "
-          f"{path.with_suffix('.json').name}; nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}")
+    print(f"wrote {path} ({len(lib.test_ids)} Test samples), {path.with_suffix('.zip').name}, card "
+          f"{name}.json; nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}")
     return 1 if problems else 0

@@ -16,7 +16,7 @@ import numpy as np
 
 from competition.ensembling.caruana import CaruanaOptions
 from competition.ensembling.library import Library
-from competition.ensembling.methods import Blender, fit_blender
+from competition.ensembling.methods import METHODS, Blender, fit_blender
 from competition.ensembling.moments import Moments, block_moments, total
 from competition.ensembling.postprocess import POSTPROCESS, postprocess
 from competition.metrics import mean_pcc
@@ -50,6 +50,8 @@ def split_for_nested(fold: np.ndarray, n_splits: int = 5, seed: int = 0) -> tupl
 
 class NestedCV:
     """Fold statistics computed once (O(M^2 N E)), then any method is fitted per fold in O(M^2 E)."""
+
+    methods = METHODS
 
     def __init__(self, lib: Library, blocks: np.ndarray | None = None, opts: CaruanaOptions = CaruanaOptions()):
         self.lib = lib

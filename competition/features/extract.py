@@ -1,7 +1,10 @@
-"""Command line: extract features of a dataset into <workdir>/features/.
+"""Command line: extract features of a dataset into the work directory's feature store.
 
     python -m competition.features.extract --data DIR --extractors faces visual egemaps --jobs 2 \
         [--workdir W] [--ids 00001 00002] [--set visual.model=resnet18 --set visual.weights=/w/r18.pth]
+        [--task eri|va|expr]
+
+Features are per clip (ERI) or per annotated video (Aff-Wild2 tasks, which share one store).
 
 Reruns skip clips already stored; clips that fail are listed in <store>/failures.csv. Image extractors
 (visual, expression, pose) read the crops of `faces`, so `faces` runs first when it is requested.
@@ -15,9 +18,11 @@ from typing import Any
 
 import yaml
 
-from competition.data.contract import load_dataset, normalise_id
+from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
+from competition.paths import Workdir
+from competition.task import add_task_argument, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
@@ -53,15 +58,16 @@ def build_specs(names: list[str], sets: dict[str, dict[str, Any]]) -> list[str |
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m competition.features.extract", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, help="dataset root holding data_info.csv")
+    ap.add_argument("--data", type=Path, help="dataset root (ERI: holding data_info.csv)")
     ap.add_argument("--extractors", nargs="+", default=[], metavar="NAME",
                     help=f"extractor names, or 'default' for {' '.join(DEFAULT_EXTRACTORS)}")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips (joblib)")
-    ap.add_argument("--workdir", type=Path, default=REPO_ROOT, help="features go to WORKDIR/features")
+    ap.add_argument("--workdir", type=Path, default=REPO_ROOT, help="features go to WORKDIR/features (ERI)")
     ap.add_argument("--ids", nargs="+", default=None, help="only these clip ids")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="EXTRACTOR.PARAM=VALUE")
     ap.add_argument("--list", action="store_true", help="list the extractors and exit")
     ap.add_argument("--no-progress", action="store_true")
+    add_task_argument(ap)
     args = ap.parse_args(argv)
     if args.list:
         from competition.features.registry import get_extractor
@@ -75,14 +81,15 @@ def main(argv: list[str] | None = None) -> int:
         specs = build_specs(args.extractors, parse_sets(args.sets))
     except ValueError as exc:
         ap.error(str(exc))
-    dataset = load_dataset(args.data, check_media=False)  # missing media become failure rows
+    task = get_task(args.task)
+    dataset = task.load(args.data, check_media=False).units  # missing media become failure rows
     ids = None
     if args.ids:
         ids = [normalise_id(i) for i in args.ids]
         missing = [i for i in ids if i not in dataset.table.index]
         if missing:
-            ap.error(f"ids not in {args.data}/data_info.csv: {missing}")
-    root = args.workdir / "features"
+            ap.error(f"ids not in the dataset {args.data}: {missing}")
+    root = Workdir.of(args.workdir, task).features
     reports = extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not args.no_progress)
     for r in reports:
         print(f"{r.key}: {r.done} done, {r.skipped} already stored, {r.failed} failed, {r.seconds:.1f}s "

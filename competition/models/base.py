@@ -2,27 +2,109 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from competition.features.registry import FeatureOutput
-from competition.features.store import load_outputs, pooled_matrix
+from competition.features.registry import FeatureError, FeatureOutput
+from competition.features.store import FeatureStore, load_outputs, pool, pooled_matrix
+from competition.training.batching import row_times
+
+Window = tuple[float, float]
+
+
+@dataclass(frozen=True)
+class Windows:
+    """Frame samples: sample id -> (unit, time) via `locate`; a sample sees its unit's feature rows
+    within [time - before, time + after] seconds."""
+    locate: Callable[[list[str]], tuple[list[str], np.ndarray]]
+    before: float
+    after: float
+
+    @classmethod
+    def of(cls, ds: Any, window: dict[str, float] | None) -> "Windows | None":
+        """The windows of a frame dataset (None for clip datasets, whose samples are whole clips)."""
+        if ds.units is ds:
+            return None
+        if not window:
+            raise ValueError("a frame task needs a context window: window: {before: S, after: S}")
+        return cls(ds.times, float(window.get("before", 0.0)), float(window.get("after", 0.0)))
+
+
+def _timed(outs: list[FeatureOutput | None]) -> list[tuple[FeatureOutput, np.ndarray] | None]:
+    ts = [np.asarray(o.t) for o in outs if o is not None and o.t is not None and len(o.t)]
+    span = max(float(t.max()) for t in ts) if ts else None
+    return [None if o is None else (o, row_times(o, span) if o.x.ndim == 2 else np.zeros(0)) for o in outs]
+
+
+def crop(timed: tuple[FeatureOutput, np.ndarray] | None, lo: float, hi: float) -> FeatureOutput | None:
+    """The rows of a sequence within [lo, hi] (with their times); vectors as they are."""
+    if timed is None:
+        return None
+    out, t = timed
+    if out.x.ndim == 1:
+        return out
+    eps = 1e-4  # stored times are float32: a row on the window's edge stays in it
+    a, b = np.searchsorted(t, lo - eps, "left"), np.searchsorted(t, hi + eps, "right")
+    return FeatureOutput(out.x[a:b], t[a:b], None if out.mask is None else out.mask[a:b])
 
 
 class FeatureBank:
-    """Read access to the stored features an experiment names, by clip id."""
+    """Read access to the stored features an experiment names, by sample id: a clip, or with `windows`
+    a frame (its unit's rows around the frame's time)."""
 
-    def __init__(self, root: Path | str, specs: list[str | dict]):
+    def __init__(self, root: Path | str, specs: list[str | dict], windows: Windows | None = None):
         self.root = Path(root)
         self.specs = list(specs)
+        self.windows = windows
+
+    def stores(self) -> list[FeatureStore]:
+        return [FeatureStore.for_spec(self.root, s) for s in self.specs]
+
+    def units(self, ids: list[str]) -> list[str]:
+        """The stored unit of each sample (the sample itself for clips)."""
+        return list(ids) if self.windows is None else self.windows.locate(list(ids))[0]
+
+    def outputs(self, ids: list[str], used: set[int] | None = None
+                ) -> Iterator[tuple[list[FeatureOutput | None], Window | None]]:
+        """Per sample: one FeatureOutput per spec (None where missing or not in `used`) and its window."""
+        stores = self.stores()
+        used = set(range(len(stores))) if used is None else used
+
+        def load(unit: str) -> list[FeatureOutput | None]:
+            return [stores[i].load(unit) if i in used else None for i in range(len(stores))]
+
+        if self.windows is None:
+            for cid in ids:
+                yield load(cid), None
+            return
+        units, times = self.windows.locate(list(ids))
+        cached: tuple[str, list] | None = None
+        for unit, t in zip(units, times):
+            if cached is None or cached[0] != unit:
+                cached = (unit, _timed(load(unit)))
+            lo, hi = t - self.windows.before, t + self.windows.after
+            yield [crop(o, lo, hi) for o in cached[1]], (lo, hi)
 
     def pooled(self, ids: list[str]) -> np.ndarray:
-        """(N, D): every feature pooled to a clip vector and concatenated; NaN where missing."""
+        """(N, D): every feature pooled to a vector per sample and concatenated; NaN where missing."""
         if not self.specs:
             raise ValueError("this experiment names no features")
-        return np.concatenate([pooled_matrix(s, self.root, ids) for s in self.specs], axis=1)
+        if self.windows is None:
+            return np.concatenate([pooled_matrix(s, self.root, ids) for s in self.specs], axis=1)
+        rows = [[pool(o) if o is not None else None for o in outs] for outs, _ in self.outputs(ids)]
+        cols = []
+        for i, spec in enumerate(self.specs):
+            dims = {len(r[i]) for r in rows if r[i] is not None and len(r[i])}
+            if not dims:
+                raise FeatureError(f"no stored values of feature {spec!r} for these {len(ids)} frames under "
+                                   f"{self.root}")
+            dim = max(dims)
+            cols.append(np.stack([r[i] if r[i] is not None and len(r[i]) == dim else np.full(dim, np.nan, np.float32)
+                                  for r in rows]))
+        return np.concatenate(cols, axis=1)
 
     def sequences(self, ids: list[str]) -> list[list[FeatureOutput | None]]:
         """Per feature spec, one FeatureOutput (or None if extraction failed) per clip."""
@@ -33,10 +115,12 @@ class Model(ABC):
     """Trained once per fold: fit on the training clips (the validation clips are given for early
     stopping and model selection only), then predict any clips, returning (N, n_targets) in [0, 1]."""
 
-    def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42):
+    def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42, task: Any = None):
+        from competition.task import get_task
         self.params = dict(params)
         self.n_targets = n_targets
         self.seed = seed
+        self.task = get_task(task or "eri")  # its output kind (values or class probabilities) and score
         self.history: list[dict[str, float]] = []  # per-epoch metrics, for trackers and reports
         # Called as reporter(epoch, metrics) after every epoch; set by run_fold for W&B logging and by
         # the tuner for pruning (it may raise optuna.TrialPruned, which must propagate).

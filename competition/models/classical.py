@@ -1,6 +1,8 @@
 """Classical baselines on pooled clip features: ridge, SVR, gradient boosting. Often the strongest on
 small data, so they stay honest competitors for the sequence models. Missing features (a clip whose
-extraction failed) are imputed with an explicit missing-indicator column, never silently zero-filled."""
+extraction failed) are imputed with an explicit missing-indicator column, never silently zero-filled.
+For a classification task they regress the one-hot labels and normalise the clipped scores into class
+probabilities (a least-squares classifier)."""
 from __future__ import annotations
 
 import os
@@ -26,6 +28,14 @@ class PooledModel(Model):
     def regressor(self):
         raise NotImplementedError
 
+    def finish(self, pred: np.ndarray) -> np.ndarray:
+        """Regressor output -> the task's output: values in [0, 1], or class probabilities."""
+        p = np.clip(pred, 0.0, 1.0)
+        if self.task.output != "softmax":
+            return p
+        total = p.sum(1, keepdims=True)
+        return np.where(total > 0, p / np.where(total > 0, total, 1.0), 1.0 / p.shape[1])
+
     def fit(self, bank: FeatureBank, train_ids, y_train, val_ids, y_val) -> None:
         x = bank.pooled(train_ids)
         self.pipeline: Pipeline = make_pipeline(
@@ -34,7 +44,7 @@ class PooledModel(Model):
         self.pipeline.fit(x, y_train)
 
     def predict(self, bank: FeatureBank, ids) -> np.ndarray:
-        return np.clip(self.pipeline.predict(bank.pooled(ids)), 0.0, 1.0)
+        return self.finish(self.pipeline.predict(bank.pooled(ids)))
 
     def save(self, directory: Path) -> None:
         joblib.dump(self.pipeline, Path(directory) / "model.joblib")
@@ -76,7 +86,7 @@ class RidgeModel(PooledModel):
         x = np.where(missing, st["fill"], x)
         x = np.concatenate([x, missing[:, st["indicator"].astype(int)].astype(float)], axis=1)
         z = (x - st["mean"]) / st["scale"]
-        return np.clip(z @ st["coef"].T + st["intercept"], 0.0, 1.0)
+        return self.finish(z @ st["coef"].T + st["intercept"])
 
 
 @register_model("svr")

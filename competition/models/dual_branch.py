@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from competition.models.layers import AttentionPool, CausalTCN, TransformerEncoder, regression_head
+from competition.models.layers import AttentionPool, CausalTCN, TransformerEncoder, output_head
 from competition.models.registry import register_model
 from competition.training.batching import Batch, ModalityBatch
 from competition.training.trainer import TorchSequenceModel
@@ -90,12 +90,12 @@ class DualBranchNet(nn.Module):
         self.audio_temporal = TemporalEncoder(audio_dim, temporal_dim, tcn_layers, heads, temporal_layers,
                                               dropout)
         self.visual_head = nn.ModuleDict({"pool": AttentionPool(temporal_dim),
-                                          "fc": regression_head(temporal_dim, temporal_dim, n_targets, dropout)})
+                                          "fc": output_head(temporal_dim, temporal_dim, n_targets, dropout)})
         self.audio_head = nn.ModuleDict({"pool": AttentionPool(temporal_dim),
-                                         "fc": regression_head(temporal_dim, temporal_dim, n_targets, dropout)})
+                                         "fc": output_head(temporal_dim, temporal_dim, n_targets, dropout)})
         self.fuse = nn.Sequential(nn.Linear(2 * temporal_dim, temporal_dim), nn.LayerNorm(temporal_dim))
         self.fusion_head = nn.ModuleDict({"pool": AttentionPool(temporal_dim),
-                                          "fc": regression_head(temporal_dim, temporal_dim, n_targets, dropout)})
+                                          "fc": output_head(temporal_dim, temporal_dim, n_targets, dropout)})
         self.stage = "joint"
         self.frozen: list[nn.Module] = []
 

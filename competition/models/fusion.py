@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from competition.models.layers import (AttentionPool, MaskedRNN, MissingFill, TransformerEncoder,
-                                       regression_head, zero_masked)
+                                       output_head, zero_masked)
 from competition.models.registry import register_model
 from competition.training.batching import Batch
 from competition.training.trainer import TorchSequenceModel
@@ -32,7 +32,7 @@ class AttentionFusion(nn.Module):
         self.encoders = nn.ModuleDict({n: TransformerEncoder(hidden, heads, layers, dropout) for n in dims})
         self.pools = nn.ModuleDict({n: AttentionPool(hidden) for n in dims})
         self.modality_score = nn.Linear(hidden, 1)
-        self.head = regression_head(hidden, hidden, n_targets, dropout)
+        self.head = output_head(hidden, hidden, n_targets, dropout)
 
     def forward(self, batch: Batch) -> Tensor:
         vecs, present = [], []
@@ -75,7 +75,7 @@ class MemoryFusionNetwork(nn.Module):
         self.update_gate = nn.Sequential(nn.Linear(c2 + memory, memory), nn.Sigmoid())
         self.absent = nn.ModuleDict({n: MissingFill(hidden) for n in dims})
         self.memory = memory
-        self.head = regression_head(hidden * len(dims) + memory, hidden, n_targets, dropout)
+        self.head = output_head(hidden * len(dims) + memory, hidden, n_targets, dropout)
 
     def forward(self, batch: Batch) -> Tensor:
         first = batch[self.names[0]]
@@ -137,7 +137,7 @@ class CyclicTranslationNetwork(nn.Module):
         self.to_source = nn.Linear(hidden, dims[source])
         self.regress_rnn = MaskedRNN(hidden, hidden, 1, "gru")
         self.fill = MissingFill(hidden)
-        self.head = regression_head(hidden, hidden, n_targets, dropout)
+        self.head = output_head(hidden, hidden, n_targets, dropout)
         self.translation_weight, self.cycle_weight = translation_weight, cycle_weight
 
     def forward(self, batch: Batch) -> Tensor | tuple[Tensor, Tensor]:

@@ -134,7 +134,8 @@ class MaskedRNN(nn.Module):
         return out, last
 
 
-def regression_head(in_dim: int, hidden: int, n_targets: int, dropout: float) -> nn.Sequential:
-    """FC -> ReLU -> dropout -> FC -> sigmoid: intensities in (0, 1)."""
+def output_head(in_dim: int, hidden: int, n_targets: int, dropout: float) -> nn.Sequential:
+    """FC -> ReLU -> dropout -> FC: raw scores, which the trainer turns into the task's output (sigmoid
+    intensities or softmax class probabilities)."""
     return nn.Sequential(nn.Linear(in_dim, hidden), nn.ReLU(), nn.Dropout(dropout),
-                         nn.Linear(hidden, n_targets), nn.Sigmoid())
+                         nn.Linear(hidden, n_targets))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from competition.models.layers import MaskedRNN, MissingFill, regression_head
+from competition.models.layers import MaskedRNN, MissingFill, output_head
 from competition.models.registry import register_model
 from competition.training.batching import Batch
 from competition.training.trainer import TorchSequenceModel
@@ -27,7 +27,7 @@ class LSTMRegressor(nn.Module):
         self.rnn = MaskedRNN(hidden if project else in_dim, hidden, layers, "lstm", dropout, bidirectional)
         self.fill = MissingFill(self.rnn.out_dim)
         self.drop = nn.Dropout(dropout)
-        self.head = regression_head(self.rnn.out_dim, hidden, n_targets, dropout)
+        self.head = output_head(self.rnn.out_dim, hidden, n_targets, dropout)
 
     def forward(self, batch: Batch) -> Tensor:
         first = batch[self.names[0]]

@@ -29,8 +29,8 @@ def list_models() -> list[str]:
     return sorted(_MODELS)
 
 
-def build_model(name: str, params: dict[str, Any], n_targets: int, seed: int = 42) -> Model:
+def build_model(name: str, params: dict[str, Any], n_targets: int, seed: int = 42, task: Any = None) -> Model:
     _load_all()
     if name not in _MODELS:
         raise KeyError(f"unknown model {name!r}; known: {sorted(_MODELS)}")
-    return _MODELS[name](params, n_targets, seed)
+    return _MODELS[name](params, n_targets, seed, task=task)

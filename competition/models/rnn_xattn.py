@@ -8,7 +8,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from competition.models.layers import MaskedRNN, MissingFill, regression_head, safe_key_padding
+from competition.models.layers import MaskedRNN, MissingFill, output_head, safe_key_padding
 from competition.models.registry import register_model
 from competition.training.batching import Batch
 from competition.training.trainer import TorchSequenceModel
@@ -34,7 +34,7 @@ class RNNCrossAttention(nn.Module):
         self.attn = nn.ModuleDict({n: nn.MultiheadAttention(hidden, heads, dropout=dropout, batch_first=True)
                                    for n in dims})
         self.absent = nn.ModuleDict({n: MissingFill(hidden) for n in dims})
-        self.head = regression_head(hidden * (len(dims) + 1), hidden, n_targets, dropout)
+        self.head = output_head(hidden * (len(dims) + 1), hidden, n_targets, dropout)
 
     def forward(self, batch: Batch) -> Tensor:
         q_in = batch[self.query]

@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from competition.models.layers import MeanPool, TransformerEncoder, regression_head, zero_masked
+from competition.models.layers import MeanPool, TransformerEncoder, output_head, zero_masked
 from competition.models.registry import register_model
 from competition.training.batching import Batch
 from competition.training.trainer import TorchSequenceModel
@@ -23,7 +23,7 @@ class TENet(nn.Module):
         self.drop = nn.Dropout(dropout)
         self.encoder = TransformerEncoder(hidden, heads, layers, dropout)
         self.pool = MeanPool(hidden)
-        self.head = regression_head(hidden, hidden, n_targets, dropout)
+        self.head = output_head(hidden, hidden, n_targets, dropout)
 
     def forward(self, batch: Batch) -> Tensor:
         # several modalities are concatenated row by row, so they must share a grid (grid_len)

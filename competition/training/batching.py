@@ -19,7 +19,7 @@ from torch import Tensor
 
 from competition.features.registry import FeatureOutput, parse_feature_spec
 
-RESAMPLE_MODES = ("mean", "nearest")
+RESAMPLE_MODES = ("mean", "nearest", "linear")
 
 
 @dataclass
@@ -105,16 +105,27 @@ def resample(x: np.ndarray, t: np.ndarray, mask: np.ndarray, centres: np.ndarray
              how: str = "mean") -> tuple[np.ndarray, np.ndarray]:
     """Rows (x, t, mask) onto grid cells of `width` seconds around `centres`. "mean" averages the real
     rows inside each cell; "nearest" (for images) copies the nearest real row. Cells with no real row
-    take the nearest real row within max(width, row spacing) (sample-and-hold), else stay masked."""
+    take the nearest real row within max(width, row spacing) (sample-and-hold), else stay masked.
+    "linear" interpolates the real rows at the centres (e.g. audio frames aligned to the video frame rate),
+    masking centres farther than one row spacing outside the real rows."""
     if how not in RESAMPLE_MODES:
         raise ValueError(f"resample mode must be one of {RESAMPLE_MODES}, got {how!r}")
     g = len(centres)
-    out = np.zeros((g, x.shape[1]), dtype=np.float32 if how == "mean" else x.dtype)
+    out = np.zeros((g, x.shape[1]), dtype=np.float32 if how in ("mean", "linear") else x.dtype)
     valid = np.zeros(g, bool)
     real = np.flatnonzero(mask)
     if len(real) == 0:
         return out, valid
     tr = t[real]
+    if how == "linear":
+        order = np.argsort(tr, kind="stable")
+        ts, xs = tr[order], x[real[order]].astype(np.float64)
+        step = float(np.median(np.diff(ts))) if len(ts) > 1 else width
+        valid = (centres >= ts[0] - step) & (centres <= ts[-1] + step)
+        for j in range(x.shape[1]):
+            out[:, j] = np.interp(centres, ts, xs[:, j])
+        out[~valid] = 0
+        return out, valid
     if how == "mean":
         lo = centres[0] - width / 2
         cell = np.clip(np.floor((tr - lo) / max(width, 1e-9)).astype(int), 0, g - 1)
@@ -202,12 +213,18 @@ def clip_span(outs: Sequence[FeatureOutput | None]) -> float | None:
 def build_clip_inputs(outs: Sequence[FeatureOutput | None], modalities: Mapping[str, list[int]],
                       dims: Sequence[int | None], resample_modes: Mapping[str, str],
                       grid_len: int | None = None, max_len: int | None = None,
-                      prepare: Callable[[str, np.ndarray], np.ndarray] | None = None) -> ClipInputs:
-    """One clip: all its feature outputs (indexed like the experiment's features) -> its modalities.
-    With grid_len, every modality is put on one shared grid of that many steps spanning the clip."""
+                      prepare: Callable[[str, np.ndarray], np.ndarray] | None = None,
+                      window: tuple[float, float] | None = None) -> ClipInputs:
+    """One clip (or one frame's context `window`, in seconds): all its feature outputs (indexed like the
+    experiment's features) -> its modalities. With grid_len, every modality is put on one shared grid of
+    that many steps spanning the clip (or the whole window, its edges masked where the video is not)."""
     span = clip_span(outs)
     grid = None
-    if grid_len:
+    if grid_len and window is not None:
+        lo, hi = window
+        width = (hi - lo) / grid_len
+        grid = (lo + (np.arange(grid_len) + 0.5) * width, width)
+    elif grid_len:
         times = [row_times(o, span) for o in outs if o is not None and o.x.ndim == 2 and len(o.x)]
         grid = even_grid(times, grid_len)
     clip: ClipInputs = {}

@@ -3,10 +3,13 @@
 
     python -m competition.training.run_fold --fold K [--exp EXP ...] [--data DIR] [--workdir W]
                                             [--set key=value ...] [--jobs N] [--force] [--all-folds]
-                                            [--no-wandb]
+                                            [--no-wandb] [--task eri|va|expr]
 
-With no --exp, the configs flagged `default: true` run. A finished fold is skipped (rerun resumes).
-Each trained fold is a W&B run (offline by default; see competition.tracking).
+With no --exp, the task's configs flagged `default: true` run. A finished fold is skipped (rerun
+resumes). Each trained fold is a W&B run (offline by default; see competition.tracking).
+
+Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
+1) and predict every frame of the held-out and Test videos, each from its context `window`.
 """
 from __future__ import annotations
 
@@ -24,14 +27,14 @@ from tqdm.auto import tqdm
 
 from competition import tracking
 from competition.config import default_experiments, load_config
-from competition.data.contract import Dataset, load_dataset
 from competition.experiment import Experiment
 from competition.features.store import extract
 from competition.folds import fold_ids, n_folds_of, read_folds
 from competition.io import atomic_files
-from competition.models.base import FeatureBank, Model
+from competition.models.base import FeatureBank, Model, Windows
 from competition.models.registry import build_model
 from competition.paths import Workdir
+from competition.task import Task, add_task_argument, get_task
 
 Reporter = Callable[[int, dict[str, float]], None]
 
@@ -60,32 +63,44 @@ class FoldFit:
     seconds: dict[str, float]   # features, fit, predict
 
 
-def fit_fold(cfg: dict, k: int, ds: Dataset, fold: pd.Series, features_root: Path, jobs: int = 1,
+def task_of(cfg: dict) -> Task:
+    return get_task(cfg.get("task", "eri"))
+
+
+def feature_bank(cfg: dict, ds, features_root: Path) -> FeatureBank:
+    """The experiment's features, read per sample (clips, or frames in their context window)."""
+    return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window))
+
+
+def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
              progress: bool = True, reporter: Reporter | None = None,
              extract_features: bool = True) -> FoldFit:
     """Extract the config's features (cached), train fold k's model and predict its held-out and Test
-    clips. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
-    e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner."""
+    samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
+    e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
+    dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit)."""
+    task = task_of(cfg)
     t0 = time.perf_counter()
     if extract_features:
-        extract(ds, cfg["features"], features_root, jobs=jobs, progress=progress)
+        extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
     t_feat = time.perf_counter() - t0
 
     train_ids, val_ids = fold_ids(fold, k)
+    fit_ids = train_ids[::max(1, int(cfg.get("train_stride", 1)))]
     test_ids = ds.test_ids
-    bank = FeatureBank(features_root, cfg["features"])
+    bank = feature_bank(cfg, ds, features_root)
     seed = int(cfg.get("seed", 42)) + k
     seed_everything(seed)
-    model = build_model(cfg["model"], cfg.get("params", {}), len(ds.emotions), seed=seed)
+    model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
     model.reporter = reporter
     if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
         model.unlabelled_ids = list(test_ids)
     t1 = time.perf_counter()
-    model.fit(bank, train_ids, ds.labels(train_ids), val_ids, ds.labels(val_ids))
+    model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), val_ids, task.to_unit(ds.labels(val_ids)))
     t_fit = time.perf_counter() - t1
     t2 = time.perf_counter()
-    val_pred = model.predict(bank, val_ids)
-    test_pred = model.predict(bank, test_ids) if test_ids else np.zeros((0, len(ds.emotions)))
+    val_pred = task.from_unit(model.predict(bank, val_ids))
+    test_pred = task.from_unit(model.predict(bank, test_ids)) if test_ids else np.zeros((0, len(ds.targets)))
     t_pred = time.perf_counter() - t2
     return FoldFit(model, seed, train_ids, val_ids, test_ids, val_pred, test_pred,
                    {"features": t_feat, "fit": t_fit, "predict": t_pred})
@@ -112,7 +127,7 @@ class EpochLogger:
             self.bar.close()
 
 
-def run_fold(cfg: dict, k: int, ds: Dataset, wd: Workdir, jobs: int = 1, force: bool = False,
+def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = False,
              progress: bool = True, no_wandb: bool = False) -> dict | None:
     """Train fold k of the experiment `cfg`; return the experiment metrics if this completed it."""
     fold = read_folds(wd.folds, ds)
@@ -137,16 +152,16 @@ def run_fold(cfg: dict, k: int, ds: Dataset, wd: Workdir, jobs: int = 1, force: 
             fit.model.save(staging)
         info = {"seed": fit.seed, "seconds": {**fit.seconds, "total": time.perf_counter() - t0},
                 "history": fit.model.history}
-        res = exp.write_fold(k, ds.emotions, fit.train_ids, fit.val_ids, fit.val_pred, ds.labels(fit.val_ids),
+        res = exp.write_fold(k, ds.targets, fit.train_ids, fit.val_ids, fit.val_pred, ds.labels(fit.val_ids),
                              fit.test_ids, fit.test_pred, info)
-        run.summary(tracking.fold_summary(res))
-        print(f"[{exp.name}] fold {k}: val mean PCC {res['mean_pcc']:.4f} "
+        run.summary(tracking.fold_summary(res, exp.task))
+        m, label = exp.task.metric_name, exp.task.metric_label
+        print(f"[{exp.name}] fold {k}: val {label} {res[m]:.4f} "
               f"(n_train {len(fit.train_ids)}, n_val {len(fit.val_ids)}, {info['seconds']['total']:.1f}s)")
         metrics = exp.finalize(ds, fold)
         if metrics:
-            run.summary({"oof_mean_pcc": metrics["oof_mean_pcc"],
-                         "fold_mean_pcc_std": metrics["fold_mean_pcc_std"]})
-            print(f"[{exp.name}] all folds done: OOF mean PCC {metrics['oof_mean_pcc']:.4f} -> {exp.dir}")
+            run.summary({f"oof_{m}": metrics[f"oof_{m}"], f"fold_{m}_std": metrics[f"fold_{m}_std"]})
+            print(f"[{exp.name}] all folds done: OOF {label} {metrics[f'oof_{m}']:.4f} -> {exp.dir}")
     return metrics
 
 
@@ -161,18 +176,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
+    add_task_argument(ap)
     a = ap.parse_args(argv)
-    wd = Workdir.of(a.workdir)
-    ds = load_dataset(a.data or wd.embedded_data)
+    task = get_task(a.task)
+    wd = Workdir.of(a.workdir, task)
+    ds = task.load(a.data or wd.embedded_data)
     for w in ds.warnings:
         print(f"warning: {w}", file=sys.stderr)
-    names = a.exp or default_experiments()
+    names = a.exp or default_experiments(task.name)
     if not names:
-        ap.error("no --exp given and no config is flagged `default: true`")
+        ap.error(f"no --exp given and no {task.name} config is flagged `default: true`")
     folds = list(range(n_folds_of(read_folds(wd.folds, ds)))) if a.all_folds else (a.fold or [])
     if not folds:
         ap.error("give --fold K (repeatable) or --all-folds")
     jobs = [(load_config(name, a.overrides), k) for name in names for k in folds]
+    wrong = sorted({c["name"] for c, _ in jobs if c["task"] != task.name})
+    if wrong:
+        ap.error(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key); pass --task to match")
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=len(jobs) < 2):
         run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, no_wandb=a.no_wandb)
     return 0

@@ -3,9 +3,11 @@ only says how to build its nn.Module from the modality widths (and, if it needs 
 modality's rows or train in stages); loading, masking, batching, optimisation, early stopping, LR
 halving, checkpoints and reporting live here.
 
-The nn.Module takes a `Batch` (modality -> ModalityBatch) and returns (B, n_targets) in [0, 1], or a
-tuple (prediction, auxiliary loss) when it has a training objective of its own (e.g. MCTN's
-translation loss), which is added to the task loss while training.
+The nn.Module takes a `Batch` (modality -> ModalityBatch) and returns (B, n_targets) raw scores, or a
+tuple (scores, auxiliary loss) when it has a training objective of its own (e.g. MCTN's translation
+loss), which is added to the task loss while training. The trainer turns scores into the task's output:
+sigmoid values in [0, 1] (ERI intensities; VA mapped to [0, 1] by the task), or softmax class
+probabilities (EXPR). Validation scores, early stopping and LR halving use the task's metric.
 
 Common params (all optional):
   modalities        {name: feature | [features]} (default: one modality per feature)
@@ -14,9 +16,9 @@ Common params (all optional):
                     rows per modality otherwise (evenly picked)
   epochs, batch_size, eval_batch_size, lr, weight_decay, optimizer (adam | adamw), grad_clip
   loss              mse | pcc | ccc | 'mse+pcc' | {mse: w, pcc: w} (default: the model's)
-  lr_patience, lr_factor   halve the LR when val mean PCC stalls this many epochs (seed 001: 10)
-  patience          stop after this many epochs without a better val mean PCC; the best state is kept
-  min_delta         the smallest val mean PCC gain that counts as better (for both of the above)
+  lr_patience, lr_factor   halve the LR when the val score stalls this many epochs (seed 001: 10)
+  patience          stop after this many epochs without a better val score; the best state is kept
+  min_delta         the smallest val score gain that counts as better (for both of the above)
   label_smoothing   shrink labels towards the training mean by this fraction (seed 004)
   pseudo_label      rounds of pseudo-labelling the unlabelled (Test) clips and retraining with them
   pseudo_weight     weight of a pseudo-labelled clip in the loss (labelled clips weigh 1)
@@ -30,7 +32,6 @@ from __future__ import annotations
 import copy
 import json
 import math
-import warnings
 from abc import abstractmethod
 from pathlib import Path
 from typing import Any, Iterator
@@ -42,8 +43,6 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from competition.features.registry import parse_feature_spec
-from competition.features.store import FeatureStore
-from competition.metrics import ConstantPredictionWarning, pcc_per_column
 from competition.models.base import FeatureBank, Model
 from competition.training.batching import (Batch, ClipInputs, Standardiser, build_clip_inputs, collate,
                                            resolve_modalities)
@@ -68,14 +67,17 @@ def split_output(out: Tensor | tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor | 
     return out, None
 
 
+def activate(scores: Tensor, output: str) -> Tensor:
+    """Raw module scores -> the task's output: sigmoid values or softmax class probabilities."""
+    if output == "softmax":
+        return torch.softmax(scores.float(), -1)
+    if output == "sigmoid":
+        return torch.sigmoid(scores.float())
+    raise ValueError(f"unknown output kind {output!r}")
+
+
 def batch_to(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device) for k, v in batch.items()}
-
-
-def val_mean_pcc(pred: np.ndarray, true: np.ndarray) -> float:
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ConstantPredictionWarning)
-        return float(pcc_per_column(pred, true).mean())
 
 
 class TorchSequenceModel(Model):
@@ -89,8 +91,8 @@ class TorchSequenceModel(Model):
     # Clips not in train/val that the fold may pseudo-label (run_fold sets the Test clips).
     unlabelled_ids: list[str] = []
 
-    def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42):
-        super().__init__(params, n_targets, seed)
+    def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42, task: Any = None):
+        super().__init__(params, n_targets, seed, task)
         self.cfg: dict[str, Any] = {**TRAINER_DEFAULTS, **self.default_params, **self.params}
         unknown = sorted(set(self.params) - set(TRAINER_DEFAULTS) - set(self.default_params))
         if unknown:
@@ -137,27 +139,25 @@ class TorchSequenceModel(Model):
                              "frame: set grid_len, or list their features in one modality")
 
     def _load(self, bank: FeatureBank, ids: list[str]) -> list[ClipInputs]:
-        """Each clip's modalities, built clip by clip (raw face crops of every clip at once would not
-        fit in memory)."""
-        stores = [FeatureStore.for_spec(bank.root, s) for s in self._specs]
+        """Each sample's modalities, built sample by sample (raw face crops of every clip at once would
+        not fit in memory)."""
+        stores = bank.stores()
         used = sorted({i for idx in self._modalities.values() for i in idx})
         if len(self.feature_dims) != len(stores):
             self.feature_dims = [None] * len(stores)
+        units = list(dict.fromkeys(bank.units(ids)))
         for i in used:  # widths, to shape the masked zeros of a clip missing a feature
-            for cid in ids if self.feature_dims[i] is None else []:
+            for cid in units if self.feature_dims[i] is None else []:
                 out = stores[i].load(cid)
                 if out is not None:
                     self.feature_dims[i] = int(out.x.shape[-1])
                     break
             if self.feature_dims[i] is None:
                 raise ValueError(f"feature {parse_feature_spec(self._specs[i])[0]!r} is stored for none of "
-                                 f"these {len(ids)} clips under {bank.root}")
-        clips = []
-        for cid in ids:
-            outs = [stores[i].load(cid) if i in used else None for i in range(len(stores))]
-            clips.append(build_clip_inputs(outs, self._modalities, self.feature_dims, self.cfg["resample"] or {},
-                                           self.cfg["grid_len"], self.cfg["max_len"], self.prepare_rows))
-        return clips
+                                 f"these {len(units)} clips under {bank.root}")
+        return [build_clip_inputs(outs, self._modalities, self.feature_dims, self.cfg["resample"] or {},
+                                  self.cfg["grid_len"], self.cfg["max_len"], self.prepare_rows, window)
+                for outs, window in bank.outputs(ids, set(used))]
 
     def _standardise(self, clips: list[ClipInputs]) -> list[ClipInputs]:
         return [self.standardiser.apply(c) for c in clips] if self.standardiser else clips
@@ -246,8 +246,8 @@ class TorchSequenceModel(Model):
                 target = torch.from_numpy(y[idx]).to(self.device)
                 weight = torch.from_numpy(w[idx]).to(self.device)
                 with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    pred, aux = split_output(self.module(batch))
-                    loss = loss_fn(pred.float(), target, weight)
+                    scores, aux = split_output(self.module(batch))
+                    loss = loss_fn(activate(scores, self.task.output), target, weight)
                     if aux is not None:
                         loss = loss + aux.float()
                 opt.zero_grad(set_to_none=True)
@@ -263,13 +263,13 @@ class TorchSequenceModel(Model):
             metrics = {"train_loss": total / max(seen, 1)}
             if len(val):
                 pred_val = self._predict_clips(val)
-                score = val_mean_pcc(pred_val, y_val)
+                score = self.task.score(pred_val, y_val)
                 with torch.no_grad():
                     metrics["val_loss"] = float(loss_fn(torch.from_numpy(pred_val), torch.from_numpy(y_val)))
             else:  # nothing held out: keep the last state
                 score = float(epoch)
-            metrics.update(val_mean_pcc=score if len(val) else float("nan"),
-                           lr=opt.param_groups[0]["lr"])
+            metrics[f"val_{self.task.metric_name}"] = score if len(val) else float("nan")
+            metrics["lr"] = opt.param_groups[0]["lr"]
             if stage != "main":
                 metrics["stage"] = float(self.training_stages().index(stage))
             if score > best_score + float(cfg["min_delta"]):
@@ -294,8 +294,8 @@ class TorchSequenceModel(Model):
             batch = batch_to(collate([clips[i] for i in idx]), self.device)
             with torch.autocast("cuda", dtype=torch.float16, enabled=bool(self.cfg["amp"])
                                 and self.device.type == "cuda"):
-                pred, _ = split_output(self.module(batch))
-            outs.append(pred.float().cpu().numpy())
+                scores, _ = split_output(self.module(batch))
+            outs.append(activate(scores, self.task.output).cpu().numpy())
         if not outs:
             return np.zeros((0, self.n_targets), np.float32)
         return np.clip(np.concatenate(outs), 0.0, 1.0)

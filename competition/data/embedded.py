@@ -1,0 +1,45 @@
+"""The embedded default dataset of a task, generated into the work directory on first use.
+
+    python -m competition.data.embedded [--task eri|va|expr] [--workdir W] [--jobs N] [--size N]
+
+Prints the dataset root as its last line (scripts/prepare.sh reads it). ERI: the synthetic
+Hume-Reaction set (docs/SYNTHETIC.md); VA and EXPR share one synthetic Aff-Wild2 set (docs/AFFWILD2.md).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from competition.data.contract import DataError
+from competition.paths import Workdir
+from competition.task import Task, add_task_argument, get_task
+
+
+def ensure_embedded(task: Task, workdir: Path | None = None, jobs: int = 2, size: int | None = None) -> Path:
+    """The task's embedded dataset root, generated (or completed, if a run was killed) when it does not
+    load."""
+    root = Workdir.of(workdir, task).embedded_data
+    try:
+        task.load(root)
+    except DataError:
+        task.generate(root, jobs, size)
+        task.load(root)
+    return root
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--size", type=int, default=None, help="clips (eri) or videos (va, expr); default: the generator's")
+    add_task_argument(ap)
+    a = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    print(ensure_embedded(get_task(a.task), a.workdir, a.jobs, a.size))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""How a frame sample sees its video: the feature bank crops each stored sequence to the frame's context
+window, the shared grid spans the whole window (cells outside the video masked), and audio can be
+interpolated onto the grid."""
+import numpy as np
+import pytest
+
+from competition.features.registry import FeatureOutput
+from competition.features.store import FeatureStore
+from competition.models.base import FeatureBank, Windows, crop
+from competition.training.batching import build_clip_inputs, resample
+
+
+def test_crop_keeps_rows_inside_the_window_with_their_times():
+    out = FeatureOutput(np.arange(10, dtype=np.float32)[:, None], t=np.arange(10) * 0.5,
+                        mask=np.arange(10) % 3 != 0)
+    got = crop((out, out.t), 1.0, 2.5)
+    assert got.t.tolist() == [1.0, 1.5, 2.0, 2.5] and got.x[:, 0].tolist() == [2, 3, 4, 5]
+    assert got.mask.tolist() == [True, False, True, True]
+    vec = FeatureOutput(np.ones(3, np.float32))
+    assert crop((vec, np.zeros(0)), 0, 1) is vec  # a clip-level vector is the same for every frame
+
+
+def test_window_grid_spans_the_window_and_masks_what_lies_outside_the_video():
+    out = FeatureOutput(np.arange(20, dtype=np.float32)[:, None], t=np.arange(20) * 0.25)  # 0 .. 4.75 s
+    clip = build_clip_inputs([crop((out, out.t), -1.5, 1.5)], {"a": [0]}, [1], {}, grid_len=6,
+                             window=(-1.5, 1.5))
+    # cells of 0.5 s centred at -1.25 ... 1.25: the first two lie before the video; the third ends at t = 0
+    # and holds the first row (sample-and-hold within half a cell)
+    assert clip["a"].mask.tolist() == [False, False, True, True, True, True]
+    assert clip["a"].x[:, 0].tolist() == pytest.approx([0, 0, 0, 0.5, 2.5, 5.0])  # cell means (the last is closed)
+
+
+def test_linear_resampling_interpolates_and_masks_beyond_the_rows():
+    t = np.array([0.0, 1.0, 2.0])
+    x = np.array([[0.0, 10.0], [1.0, 20.0], [4.0, 0.0]], np.float32)
+    out, valid = resample(x, t, np.ones(3, bool), np.array([0.5, 1.5, 2.5, 4.0]), 0.5, "linear")
+    assert valid.tolist() == [True, True, True, False]
+    assert out[:2].tolist() == [[0.5, 15.0], [2.5, 10.0]] and out[3].tolist() == [0.0, 0.0]
+
+
+def test_bank_gives_each_frame_its_own_window_of_its_video(tmp_path):
+    store = FeatureStore.for_spec(tmp_path, "mfcc")
+    store.dir.mkdir(parents=True)
+    for unit, offset in (("u1", 0.0), ("u2", 100.0)):
+        store.save(unit, FeatureOutput(np.arange(40, dtype=np.float32)[:, None] + offset, t=np.arange(40) * 0.1))
+    where = {"u1/00001": ("u1", 0.0), "u2/00021": ("u2", 2.0), "u1/00031": ("u1", 3.0)}
+    windows = Windows(lambda ids: ([where[i][0] for i in ids], np.array([where[i][1] for i in ids])), 0.2, 0.2)
+    bank = FeatureBank(tmp_path, ["mfcc"], windows)
+    rows = [(outs[0].x[:, 0].tolist(), w) for outs, w in bank.outputs(list(where))]
+    assert rows[0] == ([0.0, 1.0, 2.0], (-0.2, 0.2))
+    assert rows[1][0] == pytest.approx([118.0, 119.0, 120.0, 121.0, 122.0])
+    assert rows[2][0] == pytest.approx([28.0, 29.0, 30.0, 31.0, 32.0])
+    pooled = bank.pooled(list(where))  # mean and std over each window
+    assert pooled[:, 0] == pytest.approx([1.0, 120.0, 30.0]) and pooled.shape == (3, 2)
+    assert bank.units(list(where)) == ["u1", "u2", "u1"]
