@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from competition.data.contract import SPLIT_COL, DataError, Dataset, is_plain_token
+from competition.data.contract import SPLIT_COL, DataError, Dataset, SplitSamples, is_plain_token
 
 VA_TARGETS: tuple[str, ...] = ("valence", "arousal")
 EXPR_CLASSES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
@@ -88,7 +88,7 @@ class UnitTable(Dataset):
 
 
 @dataclass
-class FrameDataset:
+class FrameDataset(SplitSamples):
     root: Path
     task: str
     targets: list[str]
@@ -98,27 +98,12 @@ class FrameDataset:
     warnings: list[str] = field(default_factory=list)
 
     @property
-    def emotions(self) -> list[str]:  # the name generic code uses for the target columns
+    def samples(self) -> pd.DataFrame:
+        return self.frames
+
+    @property
+    def emotions(self) -> list[str]:  # older name of the target columns
         return self.targets
-
-    @property
-    def ids(self) -> list[str]:
-        return list(self.frames.index)
-
-    def ids_in(self, *splits: str) -> list[str]:
-        return list(self.frames.index[self.frames[SPLIT_COL].isin(splits)])
-
-    @property
-    def labelled_ids(self) -> list[str]:
-        return self.ids_in("Train", "Val")
-
-    @property
-    def test_ids(self) -> list[str]:
-        return self.ids_in("Test")
-
-    def labels(self, ids: list[str] | None = None) -> np.ndarray:
-        ids = self.labelled_ids if ids is None else ids
-        return self.frames.loc[ids, self.targets].to_numpy(np.float64)
 
     def split_of(self, sample_id: str) -> str:
         return str(self.frames.at[sample_id, SPLIT_COL])

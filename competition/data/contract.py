@@ -70,22 +70,19 @@ def emotions_of(columns: list[str] | pd.Index) -> list[str]:
     return [str(c) for c in columns if str(c) not in skip]
 
 
-@dataclass
-class Dataset:
-    """A validated data_info.csv. `table` is indexed by bare id, in file order."""
+class SplitSamples:
+    """Sample ids by split and their labels, read from `samples` (indexed by sample id, with a Split
+    column and one column per name in `targets`); shared by clip datasets and frame datasets."""
 
-    root: Path
-    table: pd.DataFrame
-    emotions: list[str]
-    fingerprint: str
-    warnings: list[str] = field(default_factory=list)
+    samples: pd.DataFrame
+    targets: list[str]
 
     @property
     def ids(self) -> list[str]:
-        return list(self.table.index)
+        return list(self.samples.index)
 
     def ids_in(self, *splits: str) -> list[str]:
-        return list(self.table.index[self.table[SPLIT_COL].isin(splits)])
+        return list(self.samples.index[self.samples[SPLIT_COL].isin(splits)])
 
     @property
     def labelled_ids(self) -> list[str]:
@@ -97,7 +94,22 @@ class Dataset:
 
     def labels(self, ids: list[str] | None = None) -> np.ndarray:
         ids = self.labelled_ids if ids is None else ids
-        return self.table.loc[ids, self.emotions].to_numpy(np.float64)
+        return self.samples.loc[ids, self.targets].to_numpy(np.float64)
+
+
+@dataclass
+class Dataset(SplitSamples):
+    """A validated data_info.csv. `table` is indexed by bare id, in file order."""
+
+    root: Path
+    table: pd.DataFrame
+    emotions: list[str]
+    fingerprint: str
+    warnings: list[str] = field(default_factory=list)
+
+    @property
+    def samples(self) -> pd.DataFrame:
+        return self.table
 
     def split_of(self, clip_id: str) -> str:
         return str(self.table.at[normalise_id(clip_id), SPLIT_COL])
@@ -107,7 +119,7 @@ class Dataset:
 
     # A clip task's samples are its clips; frame tasks (data/affwild2.py) have frames within units.
     @property
-    def targets(self) -> list[str]:
+    def targets(self) -> list[str]:  # type: ignore[override]
         return self.emotions
 
     @property
