@@ -111,7 +111,7 @@ def test_missing_pieces_are_named(tmp_path):
         load_frame_dataset(tmp_path, "va")
     root = _layout(tmp_path, {"a": ("Train_Set", _va_lines(4))}, ["t"])
     (root / "videos" / "t.mp4").unlink()
-    with pytest.raises(DataError, match="no video t.mp4/.avi for Test name 't'"):
+    with pytest.raises(DataError, match=r"no video t.mp4/.avi \(nor cropped_aligned/t/\) for Test name 't'"):
         load_frame_dataset(root, "va")
 
 
@@ -120,3 +120,31 @@ def test_frame_ids_round_trip_and_reject_paths():
     for bad in ("../x/00001", "a/1", "a", "a/00000"):
         with pytest.raises(ValueError):
             parse_frame_id(bad)
+
+
+def test_aligned_crops_stand_in_for_face_detection_and_for_missing_videos(tmp_path):
+    """`detectors: aligned` reads cropped_aligned/<name>/<k:05d>.jpg as the faces (sampled like video
+    frames); a dataset with crops but no videos still loads, and its audio fails clip by clip."""
+    import shutil
+    from competition.data.synth_affwild2 import generate_affwild2
+    from competition.features.store import FeatureStore, clip_media, extract
+    root = generate_affwild2(tmp_path / "d", n_videos=3, seed=4, jobs=1, duration=(2.0, 2.5), crops=True)
+    ds = load_frame_dataset(root, "va")
+    name = ds.units.ids[0]
+    folder, fps = ds.units.aligned_frames(name)
+    assert folder == root / "cropped_aligned" / name and fps == pytest.approx(ds.units.table.at[name, "fps"])
+    spec = {"name": "faces", "params": {"detectors": "aligned", "size": 64}}
+    shutil.rmtree(root / "videos")
+    shutil.rmtree(root / "audio")
+    ds = load_frame_dataset(root, "va")  # crops alone are enough (at an assumed frame rate)
+    assert any("no video" in w for w in ds.warnings)
+    _, fps = ds.units.aligned_frames(name)
+    reports = extract(ds.units, [spec, "mfcc"], tmp_path / "features", progress=False)
+    assert reports[0].failed == 0 and reports[1].failed == len(ds.units.ids)  # no audio without videos
+    out = FeatureStore.for_spec(tmp_path / "features", spec).load(name)
+    ks = sorted(int(p.stem) for p in folder.glob("*.jpg"))
+    assert out.mask.all() and len(out.x) <= len(ks) and np.all(np.diff(out.t) >= 0.2 - 1.0 / fps)
+    k = int(round(float(out.t[1]) * fps)) + 1  # the second sampled crop is frame k's jpg
+    jpg = cv2.cvtColor(cv2.imread(str(folder / f"{k:05d}.jpg")), cv2.COLOR_BGR2RGB)
+    assert np.array_equal(out.x[1].reshape(64, 64, 3), cv2.resize(jpg, (64, 64), interpolation=cv2.INTER_AREA))
+    assert clip_media(ds.units, name).frames_dir == folder

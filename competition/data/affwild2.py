@@ -86,6 +86,10 @@ class UnitTable(Dataset):
     def media(self, clip_id: str, kind: str) -> Path:
         return self.paths[clip_id][kind]
 
+    def aligned_frames(self, clip_id: str) -> tuple[Path | None, float | None]:
+        folder = self.paths[clip_id]["aligned"]
+        return (folder if folder.is_dir() else None), float(self.table.at[clip_id, "fps"])
+
 
 @dataclass
 class FrameDataset(SplitSamples):
@@ -268,9 +272,13 @@ def load_frame_dataset(root: Path | str, task: str, check_media: bool = True) ->
         stem = video_stem(name)
         video, wav = videos.get(stem), audio.get(stem)
         aligned = root / "cropped_aligned" / name
-        if check_media and video is None:
-            problems.append(f"{root / 'videos'}: no video {stem}.mp4/.avi for {split} name {name!r}")
+        if check_media and video is None and not aligned.is_dir():
+            problems.append(f"{root / 'videos'}: no video {stem}.mp4/.avi (nor cropped_aligned/{name}/) for "
+                            f"{split} name {name!r}")
         fps, n_video = _video_timing(video, aligned)
+        if video is None and aligned.is_dir():
+            warns.append(f"{name}: no video; frames from cropped_aligned/ at an assumed {fps:g} fps"
+                         + ("" if wav is not None else ", and no audio/ wav"))
         n = len(labels[name]) if name in labels else n_video
         if split == "Test" and n == 0:
             problems.append(f"{root}: Test name {name!r} has no video or aligned frames to count its frames")
@@ -278,7 +286,7 @@ def load_frame_dataset(root: Path | str, task: str, check_media: bool = True) ->
         if name in labels and n_video and abs(n_video - n) > max(2, 0.01 * n):
             warns.append(f"{name}: {n} annotated frames but the video has {n_video}")
         paths[name] = {"mp4": video if video is not None else root / "videos" / f"{stem}.mp4",
-                       "wav": wav if wav is not None else root / "audio" / f"{stem}.wav"}
+                       "wav": wav if wav is not None else root / "audio" / f"{stem}.wav", "aligned": aligned}
         k = np.arange(1, n + 1)
         part = pd.DataFrame({"unit": name, "frame": k, "t": (k - 1) / fps, SPLIT_COL: split},
                             index=[frame_id(name, i) for i in k])

@@ -129,6 +129,10 @@ class Dataset(SplitSamples):
     def unit_of(self, ids: list[str]) -> list[str]:
         return list(ids)
 
+    def aligned_frames(self, clip_id: str) -> tuple[Path | None, float | None]:
+        """(folder of aligned face crops, their frame rate); Hume-Reaction has none."""
+        return None, None
+
 
 def _fingerprint(table: pd.DataFrame, emotions: list[str]) -> str:
     """Identifies a dataset by its ids, splits and labels (not by where it lies on disk)."""

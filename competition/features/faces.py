@@ -10,6 +10,9 @@ Detector chain (tried per frame, in the order of the `detectors` parameter):
            downscaled to MTCNN_MAX_SIDE.
 A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
 this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
+- "aligned": no detection: the dataset's own aligned face crops (Aff-Wild2's `cropped_aligned/<name>/
+           <k:05d>.jpg`, docs/AFFWILD2.md) are the faces, sampled like video frames (frame k at (k - 1)/fps);
+           a frame without a crop is a frame without a face. Boxes are the whole crop, landmarks unknown.
 
 Storage: the `faces` extractor keeps uint8 crops as (T, size*size*3) rows in its FeatureStore folder and
 writes the per-frame geometry (boxes, landmarks, detector) beside each clip as `<clip>.track.npz`, before
@@ -29,7 +32,7 @@ from competition.features.registry import ClipMedia, FeatureError, FeatureOutput
     register_extractor
 from competition.io import atomic_path
 
-DETECTOR_CODES: dict[str, int] = {"none": 0, "mtcnn": 1, "haar": 2, "interpolated": 3}
+DETECTOR_CODES: dict[str, int] = {"none": 0, "mtcnn": 1, "haar": 2, "interpolated": 3, "aligned": 4}
 
 # ArcFace 5-point template for a 112x112 crop: eyes, nose tip, mouth corners (image left first).
 _TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -309,12 +312,49 @@ def head_pose(landmarks: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
 
 # ---------------------------------------------------------------- pipeline
 
-def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None) -> FaceTrack:
-    """Decode the sampled frames of one video once and return crops and geometry."""
+def read_aligned(folder: Path | None, fps: float | None, p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(crops (N, S, S, 3) RGB at the crop size, times (N,), indices (N,)) of the sampled frames of an
+    aligned-crops folder `<k:05d>.jpg` (k 1-based, frame k at (k - 1) / fps)."""
+    import cv2
+    from competition.media.video import sample_times
+    if folder is None or not Path(folder).is_dir():
+        raise FeatureError(f"{folder}: no aligned face crops for this clip (detectors: aligned)")
+    ks = np.array(sorted(int(f.stem) for f in Path(folder).glob("*.jpg") if f.stem.isdigit()), np.int64)
+    if len(ks) == 0:
+        raise FeatureError(f"{folder}: no <k:05d>.jpg crops")
+    times = (ks - 1) / float(fps or 30.0)
+    chosen = sample_times(times, p["scheme"], step=p["step"], n=p["n"], every=p["every"])
+    size = int(p["size"])
+    crops = np.empty((len(chosen), size, size, 3), np.uint8)
+    for i, j in enumerate(chosen):
+        img = cv2.imread(str(Path(folder) / f"{ks[j]:05d}.jpg"), cv2.IMREAD_COLOR)
+        if img is None:
+            raise FeatureError(f"{Path(folder) / f'{ks[j]:05d}.jpg'}: unreadable image")
+        crops[i] = cv2.resize(cv2.cvtColor(img, cv2.COLOR_BGR2RGB), (size, size), interpolation=cv2.INTER_AREA)
+    return crops, times[chosen].astype(np.float32), ks[chosen] - 1
+
+
+def aligned_track(folder: Path | None, fps: float | None, p: dict[str, Any]) -> FaceTrack:
+    crops, times, _ = read_aligned(folder, fps, p)
+    n, size = len(crops), crops.shape[1]
+    return FaceTrack(crops=crops, times=times, boxes=np.tile(np.array([0, 0, 1, 1], np.float32), (n, 1)),
+                     landmarks=np.full((n, 5, 2), np.nan, np.float32),
+                     source=np.full(n, DETECTOR_CODES["aligned"], np.int8), mask=np.ones(n, bool),
+                     frame_size=(size, size), info={"frames": n, "detection_rate": 1.0, "source": "aligned"})
+
+
+def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None, clip: ClipMedia | None = None
+                      ) -> FaceTrack:
+    """Decode the sampled frames of one video once and return crops and geometry (with the `aligned`
+    detector: read the clip's aligned crops instead)."""
     import cv2
     from competition.media.video import read_sampled
     p = {**FACE_DEFAULTS, **(params or {})}
     chain = [d.strip() for d in str(p["detectors"]).split(",") if d.strip()]
+    if "aligned" in chain:
+        if chain != ["aligned"]:
+            raise ValueError(f"detectors {p['detectors']!r}: 'aligned' replaces detection, it is used alone")
+        return aligned_track(clip.frames_dir if clip else None, clip.fps if clip else None, p)
     vf = read_sampled(video, p["scheme"], step=p["step"], n=p["n"], every=p["every"], max_side=p["max_side"])
     t_count, (h, w) = len(vf.frames), vf.frames.shape[1:3]
     boxes, lms, source = detect_frames(vf.frames, chain)
@@ -379,7 +419,7 @@ def face_track(clip: ClipMedia, params: dict[str, Any] | None = None) -> FaceTra
         with np.load(_track_path(store.path(clip.clip_id)), allow_pickle=False) as z:
             return FaceTrack(crops=crops, times=t, boxes=z["boxes"], landmarks=z["landmarks"], source=z["source"],
                              mask=mask, frame_size=tuple(int(v) for v in z["frame_size"]), info={"cached": True})
-    track = run_face_pipeline(clip.mp4, params)
+    track = run_face_pipeline(clip.mp4, params, clip)
     if store is not None:
         store.dir.mkdir(parents=True, exist_ok=True)
         _save_track(_track_path(store.path(clip.clip_id)), track)
@@ -395,7 +435,7 @@ def _faces_output(track: FaceTrack) -> FeatureOutput:
 @register_extractor("faces", kind="sequence", defaults=FACE_DEFAULTS, dtype="uint8")
 def faces(clip: ClipMedia, **params: Any) -> FeatureOutput:
     """Face crops (T, size*size*3) uint8 of the sampled frames; geometry in <clip>.track.npz."""
-    track = run_face_pipeline(clip.mp4, params)
+    track = run_face_pipeline(clip.mp4, params, clip)
     store = _faces_store(params)
     if store is not None:  # geometry first: the crops file is what marks the clip as done
         _save_track(_track_path(store.path(clip.clip_id)), track)
@@ -421,7 +461,7 @@ def pose_matrix(track: FaceTrack) -> np.ndarray:
     for j in range(3):
         col = angles[:, j]
         col[:] = np.interp(t, t[has_lm], col[has_lm]) if has_lm.any() else 0.0
-    detected = np.isin(track.source, [DETECTOR_CODES["haar"], DETECTOR_CODES["mtcnn"]])
+    detected = np.isin(track.source, [DETECTOR_CODES["haar"], DETECTOR_CODES["mtcnn"], DETECTOR_CODES["aligned"]])
     return np.concatenate([geo, motion, angles, detected[:, None], has_lm[:, None]], 1).astype(np.float32)
 
 

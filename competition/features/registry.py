@@ -27,6 +27,8 @@ class ClipMedia:
     split: str
     mp4: Path
     wav: Path
+    frames_dir: Path | None = None   # aligned face crops <k:05d>.jpg, where the dataset has them
+    fps: float | None = None         # frame rate those crops were taken at
 
 
 @dataclass

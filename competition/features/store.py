@@ -152,7 +152,7 @@ class ExtractReport:
 
 def clip_media(dataset: Dataset, clip_id: str) -> ClipMedia:
     return ClipMedia(clip_id, dataset.split_of(clip_id), dataset.media(clip_id, "mp4"),
-                     dataset.media(clip_id, "wav"))
+                     dataset.media(clip_id, "wav"), *dataset.aligned_frames(clip_id))
 
 
 @contextmanager
