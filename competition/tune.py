@@ -2,8 +2,10 @@
 
     python -m competition.tune EXP --trials N [--storage URL|FILE] [--study NAME] [--fast] [--seed S]
                                [--data DIR] [--workdir W] [--set key=value ...] [--out PATH] [--no-wandb]
+                               [--task eri|va|expr]
 
-Objective: CV mean PCC, the mean over folds of each fold's val score (`--fast`: fold 0 only), computed
+Objective: the task's metric (ERI: mean PCC; VA: mean CCC; EXPR: macro-F1) averaged over folds of each
+fold's val score (`--fast`: fold 0 only), computed
 with the same fit_fold as run_fold but in memory: oof/<exp>/ is never touched. Iterative models are
 pruned on their per-epoch val score (MedianPruner), any model after each fold but the last.
 
@@ -524,7 +526,7 @@ def tuned_config(cfg: dict, best: FrozenTrial, study: str, storage_url: str, n_f
     # a killed-and-resumed study writes the same file as an uninterrupted one
     slot = best.user_attrs.get("slot", best.number)
     out["description"] = (f"{cfg.get('description', cfg['name'])} | tuned: study {study} ({storage_url}), "
-                          f"trial slot {slot}, CV {get_task(cfg.get('task', 'eri')).metric_name} {best.value:.4f} over "
+                          f"trial slot {slot}, CV {get_task(cfg.get('task', 'eri')).metric_label} {best.value:.4f} over "
                           f"{n_folds} fold(s)")
     return out
 
@@ -636,14 +638,15 @@ def main(argv: list[str] | None = None) -> int:
     states = pd.Series([t.state.name for t in res.study.trials]).value_counts().to_dict()
     print(f"study {res.study.study_name} in {res.storage_url}: {states}")
     if res.baseline is not None:
-        print(f"  config as written (trial {res.baseline.number}): CV {task.metric_name} {res.baseline.value:.4f}")
+        print(f"  config as written (trial {res.baseline.number}): CV {task.metric_label} {res.baseline.value:.4f}")
     if res.best is None:
         print("  no completed trial yet")
         return 1
     gain = f" ({res.best.value - res.baseline.value:+.4f} over the config)" if res.baseline else ""
-    print(f"  best trial {res.best.number}: CV {task.metric_name} {res.best.value:.4f}{gain}  {res.best.params}")
+    print(f"  best trial {res.best.number}: CV {task.metric_label} {res.best.value:.4f}{gain}  {res.best.params}")
     tuned = f"{cfg['name']}_tuned" if res.config_path.parent == CONFIG_DIR else str(res.config_path)
-    print(f"  wrote {res.config_path}; run every fold with: bash scripts/run_all.sh {tuned}")
+    prefix = "" if task.name == "eri" else f"TASK={task.name} "
+    print(f"  wrote {res.config_path}; run every fold with: {prefix}bash scripts/run_all.sh {tuned}")
     return 0
 
 
