@@ -39,7 +39,7 @@ class Task:
     per_target_key: str                                # key of the per-target scores there
     score: Scorer                                      # higher is better; also the blend objective
     report: Callable[[np.ndarray, np.ndarray, list[str]], dict]
-    default_loss: str
+    default_loss: str | None                           # when a config names none (None: the model's own)
     output: str                                        # "sigmoid" (values) | "softmax" (class probabilities)
     value_range: tuple[float, float]                   # range of the targets as written
     id_col: str
@@ -125,7 +125,7 @@ def _eri_check(path: Path, ds) -> list[str]:
 
 ERI = Task(name="eri", family="hume", granularity="clip", metric_name="mean_pcc", metric_label="mean PCC",
            per_target_key="pcc",
-           score=_quiet(metrics.mean_pcc), report=metrics.score_report, default_loss="mse", output="sigmoid",
+           score=_quiet(metrics.mean_pcc), report=metrics.score_report, default_loss=None, output="sigmoid",
            value_range=(0.0, 1.0), id_col="File_ID", load_fn=_eri_load, generate_fn=_eri_generate,
            write_fn=_eri_write, check_fn=_eri_check, ceiling_fn=_eri_ceiling)
 
@@ -184,7 +184,7 @@ VA = Task(name="va", family="affwild2", granularity="frame", metric_name="mean_c
 EXPR = Task(name="expr", family="affwild2", granularity="frame", metric_name="macro_f1", metric_label="macro-F1",
             per_target_key="f1",
             score=metrics.macro_f1, report=lambda p, y, names: metrics.score_report_classes(p, y, names),
-            default_loss="ce", output="softmax", value_range=(0.0, 1.0), id_col="frame_id",
+            default_loss="ce+soft_f1", output="softmax", value_range=(0.0, 1.0), id_col="frame_id",
             load_fn=_aw2_load("expr"), generate_fn=_aw2_generate, write_fn=_aw2_write("expr"),
             check_fn=_aw2_check("expr"), ceiling_fn=_aw2_ceiling("expr_f1_ceiling"), window={"before": 3.0, "after": 3.0},
             group_col="video")

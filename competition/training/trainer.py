@@ -15,7 +15,8 @@ Common params (all optional):
   grid_len          steps of the shared time grid (models that fuse frame by frame); max_len: cap on
                     rows per modality otherwise (evenly picked)
   epochs, batch_size, eval_batch_size, lr, weight_decay, optimizer (adam | adamw), grad_clip
-  loss              mse | pcc | ccc | 'mse+pcc' | {mse: w, pcc: w} (default: the model's)
+  loss              mse | pcc | ccc | ce | soft_f1 | 'mse+pcc' | {mse: w, pcc: w} (default: the task's,
+                    VA ccc and EXPR ce+soft_f1; for ERI the model's own, as its paper trained it)
   lr_patience, lr_factor   halve the LR when the val score stalls this many epochs (seed 001: 10)
   patience          stop after this many epochs without a better val score; the best state is kept
   min_delta         the smallest val score gain that counts as better (for both of the above)
@@ -224,7 +225,7 @@ class TorchSequenceModel(Model):
     def _train_stage(self, stage: str, params: list[nn.Parameter], train: list[ClipInputs], y: np.ndarray,
                      w: np.ndarray, val: list[ClipInputs], y_val: np.ndarray, epoch0: int) -> int:
         cfg = self.cfg
-        loss_fn = build_loss(cfg["loss"] or self.default_loss)
+        loss_fn = build_loss(cfg["loss"] or self.task.default_loss or self.default_loss)
         opt = self._optimizer(params)
         sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=float(cfg["lr_factor"]),
                                                            patience=int(cfg["lr_patience"]),
