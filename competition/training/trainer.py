@@ -50,6 +50,7 @@ from competition.training.batching import (Batch, ClipInputs, Standardiser, buil
 from competition.training.losses import build_loss, smooth_labels
 
 CHECKPOINT = "model.safetensors"
+PREDICT_CHUNK = 20_000  # samples built and predicted at a time
 META = "model.json"
 
 TRAINER_DEFAULTS: dict[str, Any] = {
@@ -310,7 +311,10 @@ class TorchSequenceModel(Model):
         if not ids:
             return np.zeros((0, self.n_targets), np.float32)
         self._set_threads()
-        return self._predict_clips(self._standardise(self._load(bank, ids)))
+        # in chunks: a frame task predicts every frame of its videos, too many windows to hold at once
+        chunk = PREDICT_CHUNK
+        return np.concatenate([self._predict_clips(self._standardise(self._load(bank, ids[i:i + chunk])))
+                               for i in range(0, len(ids), chunk)])
 
     # ------------------------------------------------------------------ checkpoints
     def state_tensors(self) -> dict[str, Tensor]:
