@@ -4,9 +4,9 @@ inputs from the stored per-video features, per config. Prints one JSON line per 
     python bench/bench_frames.py [--task va] [--workdir W] [--exp va_rnn_xattn va_ridge] [--n 3000]
 
 Runs on the task's embedded data in W (made by `TASK=va bash scripts/demo.sh` with WORKDIR=W); features
-must be extracted already. Figures: microseconds and bytes of model input per frame, and what they come to
-per million frames (Aff-Wild2's VA track has about 2.9 M annotated frames), which is what `train_stride`
-and the chunked prediction (trainer.PREDICT_CHUNK) are there for.
+must be extracted already. Figures: microseconds and bytes of model input per frame (a sequence model's
+windows are views of their video's timeline, so each buffer counts once), and what they come to per
+million frames (Aff-Wild2's VA track has about 2.9 M annotated frames).
 """
 from __future__ import annotations
 
@@ -45,7 +45,13 @@ def main(argv: list[str] | None = None) -> int:
         if isinstance(model, TorchSequenceModel):
             model._resolve(bank)
             clips = model._load(bank, ids)
-            nbytes = sum(m.x.nbytes + m.mask.nbytes for c in clips for m in c.values())
+            arrays = {}  # windows are views of their video's timeline: count each buffer once
+            for c in clips:
+                for m in c.values():
+                    for a in (m.x, m.mask):
+                        base = a if a.base is None else a.base
+                        arrays[id(base)] = base.nbytes
+            nbytes = sum(arrays.values())
         else:
             x = bank.pooled(ids)
             nbytes = x.nbytes

@@ -7,7 +7,7 @@ import pytest
 from competition.features.registry import FeatureOutput
 from competition.features.store import FeatureStore
 from competition.models.base import FeatureBank, Windows, crop
-from competition.training.batching import build_clip_inputs, resample
+from competition.training.batching import build_clip_inputs, build_timeline, resample
 
 
 def test_crop_keeps_rows_inside_the_window_with_their_times():
@@ -53,3 +53,17 @@ def test_bank_gives_each_frame_its_own_window_of_its_video(tmp_path):
     pooled = bank.pooled(list(where))  # mean and std over each window
     assert pooled[:, 0] == pytest.approx([1.0, 120.0, 30.0]) and pooled.shape == (3, 2)
     assert bank.units(list(where)) == ["u1", "u2", "u1"]
+
+
+def test_timeline_windows_are_views_of_one_resampled_video():
+    out = FeatureOutput(np.arange(40, dtype=np.float32)[:, None], t=np.arange(40) * 0.1)  # 0 .. 3.9 s
+    tl = build_timeline([out], {"a": [0]}, [1], {}, np.array([0.0, 2.0]), 1.0, 1.0, grid_len=4)
+    w = tl.window(2.0)
+    assert w["a"].x.base is not None  # a view of the video's timeline, not a copy
+    assert w["a"].x[:, 0].tolist() == pytest.approx([12, 17, 22, 27]) and w["a"].mask.all()  # 0.5 s cells over [1, 3)
+    # over [-1, 1): the first cell lies before the video; the second holds the first row (half a cell away)
+    assert tl.window(0.0)["a"].mask.tolist() == [False, True, True, True]
+    rows = build_timeline([out], {"a": [0]}, [1], {}, np.array([2.0]), 1.0, 1.0, max_len=5).window(2.0)
+    assert rows["a"].x[:, 0].tolist() == [10, 15, 20, 25, 30]  # 21 rows in [1, 3]: every 5th
+    far = build_timeline([out], {"a": [0]}, [1], {}, np.array([9.0]), 1.0, 1.0, max_len=5).window(9.0)
+    assert far["a"].x.shape == (1, 1) and not far["a"].mask.any()  # no rows: one masked row

@@ -239,6 +239,61 @@ def build_clip_inputs(outs: Sequence[FeatureOutput | None], modalities: Mapping[
     return clip
 
 
+@dataclass
+class Timeline:
+    """One video's modalities along its whole length (frame tasks). A frame's context window is a slice
+    of it, a view: overlapping windows share memory, and the video is resampled and standardised once.
+    On a shared grid the window is `grid_len` cells starting at the cell nearest `t - before`; otherwise
+    it is the modality's rows within [t - before, t + after], every k-th row to keep at most `max_len`."""
+    inputs: ClipInputs
+    times: dict[str, np.ndarray]   # row (or cell centre) times per modality
+    before: float
+    after: float
+    grid_len: int | None = None
+    max_len: int | None = None
+
+    def window(self, t: float) -> ClipInputs:
+        out: ClipInputs = {}
+        for name, inp in self.inputs.items():
+            ts = self.times[name]
+            step = 1
+            if self.grid_len:
+                width = (self.before + self.after) / self.grid_len
+                a = int(round((t - self.before - (ts[0] - width / 2)) / width))
+                b = a + self.grid_len
+            else:
+                a = int(np.searchsorted(ts, t - self.before - 1e-4, "left"))
+                b = int(np.searchsorted(ts, t + self.after + 1e-4, "right"))
+                if self.max_len and b - a > self.max_len:
+                    step = -(-(b - a) // self.max_len)
+            if b <= a or a < 0 or b > len(ts):
+                out[name] = ModalityInput(np.zeros((1, inp.x.shape[1]), inp.x.dtype), np.zeros(1, bool))
+            else:
+                out[name] = ModalityInput(inp.x[a:b:step], inp.mask[a:b:step])
+        return out
+
+
+def build_timeline(outs: Sequence[FeatureOutput | None], modalities: Mapping[str, list[int]],
+                   dims: Sequence[int | None], resample_modes: Mapping[str, str], sample_times: np.ndarray,
+                   before: float, after: float, grid_len: int | None = None, max_len: int | None = None,
+                   prepare: Callable[[str, np.ndarray], np.ndarray] | None = None) -> Timeline:
+    """A video's Timeline covering the windows of the frames at `sample_times` (seconds)."""
+    if grid_len:
+        width = (before + after) / grid_len
+        lo = float(np.min(sample_times)) - before
+        n = int(np.ceil((float(np.max(sample_times)) + after - lo) / width)) + 1
+        inputs = build_clip_inputs(outs, modalities, dims, resample_modes, n, None, prepare, (lo, lo + n * width))
+        centres = lo + (np.arange(n) + 0.5) * width
+        return Timeline(inputs, {m: centres for m in modalities}, before, after, grid_len)
+    inputs = build_clip_inputs(outs, modalities, dims, resample_modes, None, None, prepare)
+    span = clip_span(outs)
+    times = {}
+    for name, idx in modalities.items():  # the rows merge_features puts the modality on
+        seqs = [outs[i] for i in idx if outs[i] is not None and outs[i].x.ndim == 2 and len(outs[i].x)]
+        times[name] = row_times(seqs[0], span) if seqs else np.array([0.5])
+    return Timeline(inputs, times, before, after, None, max_len)
+
+
 def collate(clips: Sequence[ClipInputs]) -> Batch:
     """Pad every modality to the longest clip in the batch; padding rows are zero and masked."""
     batch: Batch = {}

@@ -45,8 +45,8 @@ from tqdm.auto import tqdm
 
 from competition.features.registry import parse_feature_spec
 from competition.models.base import FeatureBank, Model
-from competition.training.batching import (Batch, ClipInputs, Standardiser, build_clip_inputs, collate,
-                                           resolve_modalities)
+from competition.training.batching import (Batch, ClipInputs, Standardiser, build_clip_inputs, build_timeline,
+                                           collate, resolve_modalities)
 from competition.training.losses import build_loss, smooth_labels
 
 CHECKPOINT = "model.safetensors"
@@ -140,14 +140,16 @@ class TorchSequenceModel(Model):
             raise ValueError(f"{type(self).__name__} joins modalities {sorted(self._modalities)} frame by "
                              "frame: set grid_len, or list their features in one modality")
 
-    def _load(self, bank: FeatureBank, ids: list[str]) -> list[ClipInputs]:
-        """Each sample's modalities, built sample by sample (raw face crops of every clip at once would
-        not fit in memory)."""
+    def _load(self, bank: FeatureBank, ids: list[str], fit_standardiser: bool = False) -> list[ClipInputs]:
+        """Each sample's modalities, standardised (with `fit_standardiser`, by statistics of these samples'
+        clips or videos). Clips are built one by one (raw face crops of every clip at once would not fit
+        in memory); frames are windows of their video's Timeline, built once per video."""
         stores = bank.stores()
         used = sorted({i for idx in self._modalities.values() for i in idx})
         if len(self.feature_dims) != len(stores):
             self.feature_dims = [None] * len(stores)
-        units = list(dict.fromkeys(bank.units(ids)))
+        sample_units = bank.units(ids)
+        units = list(dict.fromkeys(sample_units))
         for i in used:  # widths, to shape the masked zeros of a clip missing a feature
             for cid in units if self.feature_dims[i] is None else []:
                 out = stores[i].load(cid)
@@ -157,9 +159,30 @@ class TorchSequenceModel(Model):
             if self.feature_dims[i] is None:
                 raise ValueError(f"feature {parse_feature_spec(self._specs[i])[0]!r} is stored for none of "
                                  f"these {len(units)} clips under {bank.root}")
-        return [build_clip_inputs(outs, self._modalities, self.feature_dims, self.cfg["resample"] or {},
-                                  self.cfg["grid_len"], self.cfg["max_len"], self.prepare_rows, window)
-                for outs, window in bank.outputs(ids, set(used))]
+        cfg, resample = self.cfg, self.cfg["resample"] or {}
+        if bank.windows is None:
+            clips = [build_clip_inputs(outs, self._modalities, self.feature_dims, resample, cfg["grid_len"],
+                                       cfg["max_len"], self.prepare_rows) for outs, _ in bank.outputs(ids, set(used))]
+            self._fit_standardiser(clips, fit_standardiser)
+            return self._standardise(clips)
+        _, times = bank.windows.locate(ids)
+        rows: dict[str, list[int]] = {}
+        for i, unit in enumerate(sample_units):
+            rows.setdefault(unit, []).append(i)
+        timelines = {}
+        for unit in units:
+            outs = [stores[i].load(unit) if i in used else None for i in range(len(stores))]
+            timelines[unit] = build_timeline(outs, self._modalities, self.feature_dims, resample, times[rows[unit]],
+                                             bank.windows.before, bank.windows.after, cfg["grid_len"],
+                                             cfg["max_len"], self.prepare_rows)
+        self._fit_standardiser([tl.inputs for tl in timelines.values()], fit_standardiser)
+        for tl in timelines.values():
+            tl.inputs = self._standardise([tl.inputs])[0]
+        return [timelines[u].window(float(t)) for u, t in zip(sample_units, times)]
+
+    def _fit_standardiser(self, clips: list[ClipInputs], fit: bool) -> None:
+        if fit:
+            self.standardiser = Standardiser.fit(clips, [m for m in self._modalities if self.standardises(m)])
 
     def _standardise(self, clips: list[ClipInputs]) -> list[ClipInputs]:
         return [self.standardiser.apply(c) for c in clips] if self.standardiser else clips
@@ -184,11 +207,10 @@ class TorchSequenceModel(Model):
         self._set_threads()
         torch.manual_seed(self.seed)
         self._resolve(bank)
-        train = self._load(bank, list(train_ids))
+        self.standardiser = None
+        train = self._load(bank, list(train_ids), fit_standardiser=True)
         self.dims = {m: int(train[0][m].x.shape[1]) for m in self._modalities}
-        self.standardiser = Standardiser.fit(train, [m for m in self._modalities if self.standardises(m)])
-        train = self._standardise(train)
-        val = self._standardise(self._load(bank, list(val_ids)))
+        val = self._load(bank, list(val_ids))
         y_train = np.asarray(y_train, np.float32)
         y_fit = smooth_labels(y_train, float(self.cfg["label_smoothing"])) \
             if self.cfg["label_smoothing"] else y_train
@@ -196,7 +218,7 @@ class TorchSequenceModel(Model):
         self._train_all_stages(train, y_fit, weights, val, np.asarray(y_val, np.float32))
         unlabelled = [i for i in self.unlabelled_ids if i not in set(train_ids) | set(val_ids)]
         for _ in range(int(self.cfg["pseudo_label"]) if unlabelled else 0):
-            extra = self._standardise(self._load(bank, unlabelled))
+            extra = self._load(bank, unlabelled)
             pseudo = self._predict_clips(extra)
             torch.manual_seed(self.seed)
             self._train_all_stages(
@@ -313,7 +335,7 @@ class TorchSequenceModel(Model):
         self._set_threads()
         # in chunks: a frame task predicts every frame of its videos, too many windows to hold at once
         chunk = PREDICT_CHUNK
-        return np.concatenate([self._predict_clips(self._standardise(self._load(bank, ids[i:i + chunk])))
+        return np.concatenate([self._predict_clips(self._load(bank, ids[i:i + chunk]))
                                for i in range(0, len(ids), chunk)])
 
     # ------------------------------------------------------------------ checkpoints
