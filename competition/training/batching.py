@@ -243,10 +243,13 @@ def build_clip_inputs(outs: Sequence[FeatureOutput | None], modalities: Mapping[
 class Timeline:
     """One video's modalities along its whole length (frame tasks). A frame's context window is a slice
     of it, a view: overlapping windows share memory, and the video is resampled and standardised once.
-    On a shared grid the window is `grid_len` cells starting at the cell nearest `t - before`; otherwise
-    it is the modality's rows within [t - before, t + after], every k-th row to keep at most `max_len`."""
-    inputs: ClipInputs
-    times: dict[str, np.ndarray]   # row (or cell centre) times per modality
+
+    On a shared grid the video is resampled onto `len(inputs)` grids shifted by a fraction of a cell, and
+    a window is the `grid_len` cells of the phase whose cells start nearest `t - before` (within
+    cell / (2 * phases) of a window centred on the frame). Otherwise a window is the modality's rows within
+    [t - before, t + after], at most `max_len` of them (the ones nearest the frame)."""
+    inputs: list[ClipInputs]       # one per grid phase (a single one without a grid)
+    times: dict[str, np.ndarray]   # row (or phase-0 cell centre) times per modality
     before: float
     after: float
     grid_len: int | None = None
@@ -254,23 +257,30 @@ class Timeline:
 
     def window(self, t: float) -> ClipInputs:
         out: ClipInputs = {}
-        for name, inp in self.inputs.items():
+        phases = len(self.inputs)
+        for name in self.inputs[0]:
             ts = self.times[name]
-            step = 1
+            inp = self.inputs[0][name]
             if self.grid_len:
                 width = (self.before + self.after) / self.grid_len
-                a = int(round((t - self.before - (ts[0] - width / 2)) / width))
+                q = int(round((t - self.before - (ts[0] - width / 2)) / (width / phases)))
+                inp = self.inputs[q % phases][name]
+                a = q // phases
                 b = a + self.grid_len
             else:
                 a = int(np.searchsorted(ts, t - self.before - 1e-4, "left"))
                 b = int(np.searchsorted(ts, t + self.after + 1e-4, "right"))
                 if self.max_len and b - a > self.max_len:
-                    step = -(-(b - a) // self.max_len)
-            if b <= a or a < 0 or b > len(ts):
+                    a = min(max(a, int(np.searchsorted(ts, t)) - self.max_len // 2), b - self.max_len)
+                    b = a + self.max_len
+            if b <= a or a < 0 or b > len(inp.x):
                 out[name] = ModalityInput(np.zeros((1, inp.x.shape[1]), inp.x.dtype), np.zeros(1, bool))
             else:
-                out[name] = ModalityInput(inp.x[a:b:step], inp.mask[a:b:step])
+                out[name] = ModalityInput(inp.x[a:b], inp.mask[a:b])
         return out
+
+
+GRID_PHASES = 5  # a frame's window is at most 1/10 of a cell off centre
 
 
 def build_timeline(outs: Sequence[FeatureOutput | None], modalities: Mapping[str, list[int]],
@@ -281,8 +291,10 @@ def build_timeline(outs: Sequence[FeatureOutput | None], modalities: Mapping[str
     if grid_len:
         width = (before + after) / grid_len
         lo = float(np.min(sample_times)) - before
-        n = int(np.ceil((float(np.max(sample_times)) + after - lo) / width)) + 1
-        inputs = build_clip_inputs(outs, modalities, dims, resample_modes, n, None, prepare, (lo, lo + n * width))
+        n = int(np.ceil((float(np.max(sample_times)) + after - lo) / width)) + 2
+        inputs = [build_clip_inputs(outs, modalities, dims, resample_modes, n, None, prepare,
+                                    (lo + p * width / GRID_PHASES, lo + p * width / GRID_PHASES + n * width))
+                  for p in range(GRID_PHASES)]
         centres = lo + (np.arange(n) + 0.5) * width
         return Timeline(inputs, {m: centres for m in modalities}, before, after, grid_len)
     inputs = build_clip_inputs(outs, modalities, dims, resample_modes, None, None, prepare)
@@ -291,7 +303,7 @@ def build_timeline(outs: Sequence[FeatureOutput | None], modalities: Mapping[str
     for name, idx in modalities.items():  # the rows merge_features puts the modality on
         seqs = [outs[i] for i in idx if outs[i] is not None and outs[i].x.ndim == 2 and len(outs[i].x)]
         times[name] = row_times(seqs[0], span) if seqs else np.array([0.5])
-    return Timeline(inputs, times, before, after, None, max_len)
+    return Timeline([inputs], times, before, after, None, max_len)
 
 
 def collate(clips: Sequence[ClipInputs]) -> Batch:

@@ -175,9 +175,9 @@ class TorchSequenceModel(Model):
             timelines[unit] = build_timeline(outs, self._modalities, self.feature_dims, resample, times[rows[unit]],
                                              bank.windows.before, bank.windows.after, cfg["grid_len"],
                                              cfg["max_len"], self.prepare_rows)
-        self._fit_standardiser([tl.inputs for tl in timelines.values()], fit_standardiser)
+        self._fit_standardiser([tl.inputs[0] for tl in timelines.values()], fit_standardiser)
         for tl in timelines.values():
-            tl.inputs = self._standardise([tl.inputs])[0]
+            tl.inputs = self._standardise(tl.inputs)
         return [timelines[u].window(float(t)) for u, t in zip(sample_units, times)]
 
     def _fit_standardiser(self, clips: list[ClipInputs], fit: bool) -> None:
