@@ -67,3 +67,13 @@ def test_timeline_windows_are_views_of_one_resampled_video():
     assert rows["a"].x[:, 0].tolist() == [18, 19, 20, 21, 22]  # 21 rows in [1, 3]: the 5 nearest the frame
     far = build_timeline([out], {"a": [0]}, [1], {}, np.array([9.0]), 1.0, 1.0, max_len=5).window(9.0)
     assert far["a"].x.shape == (1, 1) and not far["a"].mask.any()  # no rows: one masked row
+
+
+def test_mean_resampling_onto_uneven_rows_keeps_every_row_in_its_own_cell():
+    """Sequence models without a shared grid put a modality's features on its first feature's rows, whose
+    spacing is uneven (sampling picks the nearest video frame). Fixed-width bins counted from the first
+    row drifted off those rows over a long video (found when windows became slices of whole videos)."""
+    t = np.cumsum(np.where(np.arange(300) % 2, 0.116, 0.232))
+    x = np.arange(300, dtype=np.float32)[:, None]
+    out, valid = resample(x, t, np.ones(300, bool), t, float(np.median(np.diff(t))), "mean")
+    assert valid.all() and out[:, 0].tolist() == x[:, 0].tolist()

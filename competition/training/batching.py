@@ -127,8 +127,12 @@ def resample(x: np.ndarray, t: np.ndarray, mask: np.ndarray, centres: np.ndarray
         out[~valid] = 0
         return out, valid
     if how == "mean":
-        lo = centres[0] - width / 2
-        cell = np.clip(np.floor((tr - lo) / max(width, 1e-9)).astype(int), 0, g - 1)
+        # each row to its nearest centre (ties to the later one): on an even grid that is the row's cell;
+        # on the uneven rows of a sequence feature, fixed-width bins counted from the first row would
+        # drift away from the rows they stand for, the further the longer the clip
+        pos = np.clip(np.searchsorted(centres, tr), 1, max(g - 1, 1))
+        left, right = (pos - 1, np.minimum(pos, g - 1)) if g > 1 else (np.zeros_like(pos), np.zeros_like(pos))
+        cell = np.where(np.abs(tr - centres[left]) < np.abs(centres[right] - tr), left, right)
         sums = np.zeros((g, x.shape[1]), np.float64)
         np.add.at(sums, cell, x[real].astype(np.float64))
         counts = np.bincount(cell, minlength=g)
