@@ -17,9 +17,7 @@ of a video; a frame task's folds must also keep every video whole).
 from __future__ import annotations
 
 import hashlib
-import platform
 import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +27,7 @@ from competition.config import config_hash, dump_config
 from competition.data.contract import Dataset, normalise_id
 from competition.folds import n_folds_of
 from competition.io import read_json, remove_orphans, write_csv, write_json, write_text
-from competition.paths import REPO_ROOT
+from competition.provenance import run_card
 from competition.task import ERI, Task, get_task
 
 
@@ -40,27 +38,6 @@ class ExperimentError(RuntimeError):
 def folds_fingerprint(fold: pd.Series) -> str:
     blob = fold.sort_index().to_csv().encode()
     return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def git_commit() -> str:
-    try:
-        out = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO_ROOT, capture_output=True,
-                             text=True, timeout=5)
-        return out.stdout.strip() or "unknown"
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-
-
-def run_card() -> dict:
-    """Package versions and commit recorded beside every fold result."""
-    import importlib.metadata as md
-    versions = {}
-    for pkg in ("numpy", "pandas", "scikit-learn", "torch", "timm", "librosa", "opensmile", "transformers"):
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            pass
-    return {"commit": git_commit(), "python": platform.python_version(), "packages": versions}
 
 
 def predictions_frame(ids: list[str], pred: np.ndarray, targets: list[str], task: Task = ERI) -> pd.DataFrame:

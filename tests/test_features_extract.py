@@ -121,3 +121,25 @@ def test_killed_extraction_resumes_without_redoing_clips(tmp_path: Path):
         assert out.x.shape == (20, 112 * 112 * 3)  # 2 s every 0.1 s and (store.dir / f"{cid}.track.npz").exists()
     assert not list(store.dir.glob("*.tmp"))
     assert set(pd.read_csv(store.dir / "manifest.csv", dtype=str)["clip"]) >= set(ids) - set(k[:-4] for k in first)
+
+
+def test_params_json_records_the_machines_that_computed_clips(tmp_path: Path):
+    from competition.io import read_json, write_json
+    from competition.provenance import machine_info
+    root, work = tmp_path / "data", tmp_path / "work"
+    write_data_info(root, ["c0", "c1"])
+    for cid in ("c0", "c1"):
+        good_clip(root, cid, n_frames=30)
+    args = ["--data", str(root), "--extractors", "mfcc", "--jobs", "1", "--workdir", str(work), "--no-progress"]
+    assert main(args) == 0
+    params = FeatureStore(work / "features", get_extractor("mfcc")).dir / "params.json"
+    here = machine_info()
+    assert here["cpu"] and here["isa"] != ""
+    assert read_json(params)["computed_on"] == [here]
+    other = {"cpu": "other", "isa": "avx512f", "arch": "x86_64"}
+    write_json(params, {**read_json(params), "computed_on": [other]})
+    assert main(args) == 0  # nothing to compute: the record is kept, this machine not added
+    assert read_json(params)["computed_on"] == [other]
+    (params.parent / "c1.npz").unlink()
+    assert main(args) == 0  # c1 recomputed here
+    assert read_json(params)["computed_on"] == [other, here]

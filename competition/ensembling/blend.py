@@ -25,7 +25,7 @@ from competition.ensembling.library import Library, load_library
 from competition.ensembling.methods import METHODS
 from competition.ensembling.nested import Evaluation, NestedCV
 from competition.ensembling.table import format_steps
-from competition.experiment import git_commit
+from competition.provenance import git_commit
 from competition.io import remove_orphans, write_json
 from competition.paths import Workdir
 from competition.task import Task, add_task_argument, get_task

@@ -21,7 +21,8 @@ from tqdm.auto import tqdm
 from competition.data.contract import Dataset
 from competition.features.registry import (ClipMedia, Extractor, FeatureError, FeatureOutput,
                                            get_extractor, parse_feature_spec)
-from competition.io import atomic_path, remove_orphans, write_csv, write_json
+from competition.io import atomic_path, read_json, remove_orphans, write_csv, write_json
+from competition.provenance import machine_info
 
 FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
@@ -191,10 +192,16 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     store = FeatureStore.for_spec(root, spec)
     store.dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(store.dir)  # temporary files of a killed run
-    write_json(store.dir / "params.json", {"extractor": store.extractor.name, "kind": store.extractor.kind,
-                                           "version": store.extractor.version, "params": store.params})
     ids = list(dataset.ids if ids is None else ids)
     todo = [c for c in ids if not store.has(c)]
+    previous = read_json(store.dir / "params.json") if (store.dir / "params.json").exists() else {}
+    # float features are machine-specific (competition.provenance): say where clips were computed
+    machines = previous.get("computed_on", [])
+    if todo and machine_info() not in machines:
+        machines = [*machines, machine_info()]
+    write_json(store.dir / "params.json", {"extractor": store.extractor.name, "kind": store.extractor.kind,
+                                           "version": store.extractor.version, "params": store.params,
+                                           "computed_on": machines})
     t0 = time.perf_counter()
     manifest = store.manifest().set_index("clip")
     todo_set = set(todo)
