@@ -7,6 +7,8 @@ mean PCC, VA: mean CCC, EXPR: macro-F1), its fraction of the oracle ceiling (fro
 generator's truth file, when the data is the synthetic set), per-target OOF scores and the wall-clock
 seconds per fold on this machine (features + fit + predict, mean over folds). A constant predictor row
 anchors the table (the correlation metrics score it 0).
+
+Hand-written text after the line `<!-- notes -->` in the existing file is kept when it is regenerated.
 """
 from __future__ import annotations
 
@@ -90,6 +92,18 @@ def render(rows: list[Row], emotions: list[str], ceiling: dict | None, data_labe
     return "\n".join(lines) + "\n"
 
 
+NOTES_MARKER = "<!-- notes -->"
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written part of an existing results file: from NOTES_MARKER on ('' if none)."""
+    if not path.exists():
+        return ""
+    text = path.read_text()
+    i = text.find(NOTES_MARKER)
+    return "" if i < 0 else "\n" + text[i:]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=None)
@@ -109,7 +123,8 @@ def main(argv: list[str] | None = None) -> int:
     rows, skipped = collect(wd.oof, ds.fingerprint if ds else None, task)
     targets = ds.targets if ds else (list(rows[0].per_target) if rows else [])
     label = f"the dataset at `{data}` (fingerprint {ds.fingerprint})" if ds else "all datasets"
-    write_text(out, render(rows, targets, task.oracle_ceiling(data), label, skipped, task))
+    table = render(rows, targets, task.oracle_ceiling(data), label, skipped, task)
+    write_text(out, table + kept_notes(out))
     print(f"wrote {out}: {len(rows)} experiment(s)")
     return 0
 

@@ -30,3 +30,18 @@ def test_results_table(tmp_path):
     assert strong[2:4] == ["0.400", "50%"] and strong[-2] == "10.0"
     assert "| 0.200 | 25% | 0.200 | 0.200 | 2.0 | 1.0 |" in rows[3]
     assert "elsewhere" in out.read_text().split("Not shown")[1]
+
+
+def test_regenerating_keeps_the_notes_after_the_marker(tmp_path):
+    data = write_fake_dataset(tmp_path / "data", emotions=("Adoration", "Amusement"))
+    fp = load_dataset(data).fingerprint
+    _metrics(tmp_path / "oof", "weak", fp, 0.2, [1.0])
+    out = tmp_path / "RESULTS.md"
+    out.write_text("# stale table\n| old | row |\n\n<!-- notes -->\nCommands: keep me.\n")
+    args = ["--workdir", str(tmp_path), "--data", str(data), "--out", str(out)]
+    main(args)
+    _metrics(tmp_path / "oof", "strong", fp, 0.4, [1.0])
+    main(args)  # twice: the notes are neither lost nor doubled
+    text = out.read_text()
+    assert "stale" not in text and "| strong |" in text
+    assert text.count("<!-- notes -->") == 1 and text.endswith("<!-- notes -->\nCommands: keep me.\n")
