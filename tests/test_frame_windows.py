@@ -64,7 +64,12 @@ def test_timeline_windows_are_views_of_one_resampled_video():
     # over [-1, 1): the first cell lies before the video; the second holds the first row (half a cell away)
     assert tl.window(0.0)["a"].mask.tolist() == [False, True, True, True]
     rows = build_timeline([out], {"a": [0]}, [1], {}, np.array([2.0]), 1.0, 1.0, max_len=5).window(2.0)
-    assert rows["a"].x[:, 0].tolist() == [18, 19, 20, 21, 22]  # 21 rows in [1, 3]: the 5 nearest the frame
+    # 21 rows in [1, 3], at most 5: every 5th, through the frame's row, spanning the window
+    assert rows["a"].x[:, 0].tolist() == [10, 15, 20, 25, 30] and rows["a"].x.base is not None
+    off = build_timeline([out], {"a": [0]}, [1], {}, np.array([2.0]), 1.0, 0.6, max_len=5).window(2.0)
+    assert off["a"].x[:, 0].tolist() == [12, 16, 20, 24]  # rows 10..26, every 4th: the frame's row 20 is kept
+    dense = build_timeline([out], {"a": [0]}, [1], {}, np.array([2.0]), 1.0, 1.0, max_len=30).window(2.0)
+    assert dense["a"].x[:, 0].tolist() == list(range(10, 31))  # under max_len: every row
     far = build_timeline([out], {"a": [0]}, [1], {}, np.array([9.0]), 1.0, 1.0, max_len=5).window(9.0)
     assert far["a"].x.shape == (1, 1) and not far["a"].mask.any()  # no rows: one masked row
 

@@ -251,7 +251,8 @@ class Timeline:
     On a shared grid the video is resampled onto `len(inputs)` grids shifted by a fraction of a cell, and
     a window is the `grid_len` cells of the phase whose cells start nearest `t - before` (within
     cell / (2 * phases) of a window centred on the frame). Otherwise a window is the modality's rows within
-    [t - before, t + after], at most `max_len` of them (the ones nearest the frame)."""
+    [t - before, t + after]; past `max_len` of them, every k-th row (k the smallest that leaves at most
+    `max_len`), through the row nearest the frame: the window keeps its span, as a strided view."""
     inputs: list[ClipInputs]       # one per grid phase (a single one without a grid)
     times: dict[str, np.ndarray]   # row (or phase-0 cell centre) times per modality
     before: float
@@ -265,6 +266,7 @@ class Timeline:
         for name in self.inputs[0]:
             ts = self.times[name]
             inp = self.inputs[0][name]
+            step = 1
             if self.grid_len:
                 width = (self.before + self.after) / self.grid_len
                 q = int(round((t - self.before - (ts[0] - width / 2)) / (width / phases)))
@@ -275,12 +277,14 @@ class Timeline:
                 a = int(np.searchsorted(ts, t - self.before - 1e-4, "left"))
                 b = int(np.searchsorted(ts, t + self.after + 1e-4, "right"))
                 if self.max_len and b - a > self.max_len:
-                    a = min(max(a, int(np.searchsorted(ts, t)) - self.max_len // 2), b - self.max_len)
-                    b = a + self.max_len
+                    # every step-th row across the whole window, through the row nearest the frame
+                    step = -(-(b - a) // self.max_len)
+                    near = min(max(int(np.searchsorted(ts, t)), a), b - 1)
+                    a += (near - a) % step
             if b <= a or a < 0 or b > len(inp.x):
                 out[name] = ModalityInput(np.zeros((1, inp.x.shape[1]), inp.x.dtype), np.zeros(1, bool))
             else:
-                out[name] = ModalityInput(inp.x[a:b], inp.mask[a:b])
+                out[name] = ModalityInput(inp.x[a:b:step], inp.mask[a:b:step])
         return out
 
 
