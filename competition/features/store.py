@@ -157,16 +157,19 @@ def clip_media(dataset: Dataset, clip_id: str) -> ClipMedia:
 
 
 @contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Each clip is computed with one torch thread, in a worker or in this process alike. torch's CPU
-    kernels (oneDNN convolutions in MTCNN, EfficientNet, ...) round differently with 1 and 2 threads, so
-    without this `--jobs 1` and `--jobs 2` stored different face boxes (by ~1e-7) and embeddings.
-    Parallelism comes from `--jobs` (clips), which also scales better than intra-op threads."""
+def one_thread() -> Iterator[None]:
+    """Each clip is computed with one thread, in a worker or in this process alike. torch's CPU kernels
+    (oneDNN convolutions in MTCNN, EfficientNet, ...) and the BLAS behind numpy/librosa (the mel and DCT
+    products of MFCCs) split their sums by thread count and round differently with 1 and 2 threads, so
+    without this `--jobs 1` and `--jobs 2` stored different face boxes (by ~1e-7), embeddings and, on
+    some CPUs, MFCC statistics. Parallelism comes from `--jobs` (clips), which also scales better."""
     import torch
+    from threadpoolctl import threadpool_limits
     before = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        yield
+        with threadpool_limits(limits=1):
+            yield
     finally:
         torch.set_num_threads(before)
 
@@ -175,7 +178,7 @@ def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float
     """Worker: (clip, status, reason, seconds, manifest info). Exceptions become failure rows."""
     t0 = time.perf_counter()
     try:
-        with warnings.catch_warnings(), using_root(store.dir.parent), one_torch_thread():
+        with warnings.catch_warnings(), using_root(store.dir.parent), one_thread():
             warnings.simplefilter("ignore")
             out = store.extractor.run(clip, store.params)
         if not np.isfinite(out.x).all():
