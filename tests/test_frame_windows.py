@@ -82,3 +82,42 @@ def test_mean_resampling_onto_uneven_rows_keeps_every_row_in_its_own_cell():
     x = np.arange(300, dtype=np.float32)[:, None]
     out, valid = resample(x, t, np.ones(300, bool), t, float(np.median(np.diff(t))), "mean")
     assert valid.all() and out[:, 0].tolist() == x[:, 0].tolist()
+
+
+def test_pooled_windows_from_prefix_sums_match_pooling_each_cropped_window(tmp_path):
+    """FeatureBank.pooled for frames (prefix sums per unit) against pool(crop(...)) window by window:
+    masked rows, a constant column with a large offset (std must stay ~0), windows past the video's end
+    with no rows, a unit without the feature, and a clip-level vector feature."""
+    from competition.features.store import pool
+    rng = np.random.default_rng(0)
+    seq, vec = FeatureStore.for_spec(tmp_path, "mfcc"), FeatureStore.for_spec(tmp_path, "egemaps")
+    seq.dir.mkdir(parents=True), vec.dir.mkdir(parents=True)
+    units = {"u1": 300, "u2": 120, "u3": 50}
+    stored = {}
+    for unit, n in units.items():
+        x = rng.normal(-300, 40, (n, 3)).astype(np.float32)
+        x[:, 2] = -324.3  # constant
+        out = FeatureOutput(x, t=np.arange(n, dtype=np.float32) * 0.04, mask=rng.random(n) > 0.2)
+        if unit != "u3":  # u3 has no sequence feature stored
+            seq.save(unit, out)
+            stored[unit] = out
+        vec.save(unit, FeatureOutput(rng.normal(size=4).astype(np.float32)))
+    where = {f"{u}/{k:05d}": (u, k * 0.04 * 7) for u, n in units.items() for k in range(0, n // 4)}
+    where["u2/far"] = ("u2", 50.0)  # no rows in its window
+    ids = list(where)
+    rng.shuffle(ids)
+    windows = Windows(lambda q: ([where[i][0] for i in q], np.array([where[i][1] for i in q])), 0.6, 0.4)
+    got = FeatureBank(tmp_path, ["mfcc", "egemaps"], windows).pooled(ids)
+    assert got.shape == (len(ids), 6 + 4)
+    for k, sid in enumerate(ids):
+        unit, t = where[sid]
+        if unit in stored:
+            want = pool(crop((stored[unit], stored[unit].t), t - 0.6, t + 0.4))
+            np.testing.assert_allclose(got[k, :6], want, rtol=1e-5, atol=2e-3, equal_nan=True)
+        else:
+            assert np.isnan(got[k, :6]).all()
+        assert np.array_equal(got[k, 6:], vec.load(unit).x)
+    far = got[ids.index("u2/far")]
+    assert np.isnan(far[:6]).all()
+    ok = ~np.isnan(got[:, 5])
+    assert np.abs(got[ok, 5]).max() < 1e-3  # the constant column's std
