@@ -10,7 +10,7 @@ import numpy as np
 
 from competition.features.registry import FeatureError, FeatureOutput
 from competition.features.store import FeatureStore, load_outputs, pooled_matrix
-from competition.training.batching import row_times
+from competition.training.batching import row_times, window_bounds
 
 Window = tuple[float, float]
 
@@ -46,8 +46,7 @@ def crop(timed: tuple[FeatureOutput, np.ndarray] | None, lo: float, hi: float) -
     out, t = timed
     if out.x.ndim == 1:
         return out
-    eps = 1e-4  # stored times are float32: a row on the window's edge stays in it
-    a, b = np.searchsorted(t, lo - eps, "left"), np.searchsorted(t, hi + eps, "right")
+    a, b = window_bounds(t, lo, hi)
     return FeatureOutput(out.x[a:b], t[a:b], None if out.mask is None else out.mask[a:b])
 
 
@@ -67,9 +66,7 @@ def window_stats(timed: tuple[FeatureOutput, np.ndarray], lo: np.ndarray, hi: np
     s1 = np.concatenate([zero, np.cumsum(xc, 0)])
     s2 = np.concatenate([zero, np.cumsum(xc * xc, 0)])
     count = np.concatenate([[0], np.cumsum(real)])
-    eps = 1e-4  # as in crop
-    a = np.searchsorted(t, np.asarray(lo) - eps, "left")
-    b = np.searchsorted(t, np.asarray(hi) + eps, "right")
+    a, b = window_bounds(t, lo, hi)
     n = (count[b] - count[a]).astype(np.float64)[:, None]
     with np.errstate(invalid="ignore", divide="ignore"):  # 0 / 0: NaN where a window holds no real row
         mean = (s1[b] - s1[a]) / n

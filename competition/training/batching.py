@@ -201,6 +201,14 @@ def merge_features(outs: Sequence[FeatureOutput | None], grid: tuple[np.ndarray,
     return ModalityInput(x=x, mask=mask)
 
 
+EDGE = 1e-4  # stored times are float32: a row on a window's edge stays in it
+
+
+def window_bounds(t: np.ndarray, lo, hi):
+    """Row index range [a, b) of the sorted times `t` within [lo, hi] (scalars or arrays of windows)."""
+    return (np.searchsorted(t, np.asarray(lo) - EDGE, "left"), np.searchsorted(t, np.asarray(hi) + EDGE, "right"))
+
+
 def pick_evenly(inp: ModalityInput, max_len: int) -> ModalityInput:
     """At most `max_len` rows, evenly spaced (seed 001 samples 32 frames per clip this way)."""
     if len(inp.x) <= max_len:
@@ -274,8 +282,7 @@ class Timeline:
                 a = q // phases
                 b = a + self.grid_len
             else:
-                a = int(np.searchsorted(ts, t - self.before - 1e-4, "left"))
-                b = int(np.searchsorted(ts, t + self.after + 1e-4, "right"))
+                a, b = (int(i) for i in window_bounds(ts, t - self.before, t + self.after))
                 if self.max_len and b - a > self.max_len:
                     # every step-th row across the whole window, through the row nearest the frame
                     step = -(-(b - a) // self.max_len)
