@@ -8,17 +8,17 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from competition.config import ConfigError, load_config
+from competition.pipeline.config import ConfigError, load_config
 from competition.data.contract import DataError, load_dataset
-from competition.experiment import Experiment, ExperimentError
+from competition.pipeline.experiment import Experiment, ExperimentError
 from competition.features.registry import FeatureOutput, register_extractor
 from competition.features.store import FeatureStore, extract
 from competition.folds import FoldsError, load_groups, make_folds, read_folds, write_folds
-from competition.ensembling.library import load_library
-from competition.metrics import ConstantPredictionWarning, mean_pcc
-from competition.paths import Workdir
-from competition.submission import check_submission, write_submission
-from competition.training.run_fold import run_fold
+from competition.pipeline.ensembling.library import load_library
+from competition.core.metrics import ConstantPredictionWarning, mean_pcc
+from competition.core.paths import Workdir
+from competition.data.submission_format import check_submission, write_submission
+from competition.pipeline.run_fold import run_fold
 from tests.tiny_data import write_audio_dataset, write_config
 
 

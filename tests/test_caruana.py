@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 
-from competition.ensembling.caruana import CaruanaOptions, caruana_select, select_from_stats
-from competition.ensembling.moments import block_moments, total
-from competition.metrics import mean_pcc, pcc_per_column
+from competition.pipeline.ensembling.caruana import CaruanaOptions, caruana_select, select_from_stats
+from competition.pipeline.ensembling.moments import block_moments, total
+from competition.core.metrics import mean_pcc, pcc_per_column
 
 
 def planted(seed: int = 0, n: int = 400, e: int = 3):

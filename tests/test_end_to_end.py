@@ -12,8 +12,8 @@ import pytest
 
 from competition.data.contract import load_dataset
 from competition.data.synth import generate
-from competition.metrics import mean_pcc
-from competition.submission import check_submission
+from competition.core.metrics import mean_pcc
+from competition.data.submission_format import check_submission
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKER = REPO.parent / "shared" / "tools" / "check_artifacts.py"

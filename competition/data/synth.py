@@ -31,8 +31,8 @@ from competition.data.synth_audio import (
 from competition.data.synth_faces import (
     CANON, COMPONENTS, EMOTION_TO_AU, face_bank, face_box_canon, render_head,
 )
-from competition.io import atomic_path, read_json, write_csv, write_json
-from competition.metrics import pcc_per_column
+from competition.core.io import atomic_path, read_json, write_csv, write_json
+from competition.core.metrics import pcc_per_column
 
 log = logging.getLogger(__name__)
 

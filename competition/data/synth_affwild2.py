@@ -33,8 +33,8 @@ from competition.data.synth import (
 )
 from competition.data.synth_audio import SR, plan_events, render_audio
 from competition.data.synth_faces import EMOTION_TO_AU
-from competition.io import atomic_files, read_json, write_csv, write_json, write_text
-from competition.metrics import ccc_per_column
+from competition.core.io import atomic_files, read_json, write_csv, write_json, write_text
+from competition.core.metrics import ccc_per_column
 
 log = logging.getLogger(__name__)
 

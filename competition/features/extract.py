@@ -16,13 +16,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from competition.core.overrides import apply_override
 from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
-from competition.paths import Workdir
-from competition.task import add_task_argument, get_task
+from competition.core.paths import Workdir
+from competition.data.task import add_task_argument, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
@@ -32,14 +31,12 @@ _FIRST = ("faces",)  # producers of caches that other extractors read
 
 def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     """['visual.model=resnet18', 'faces.size=224'] -> {'visual': {'model': 'resnet18'}, 'faces': {'size': 224}}
-    Values are parsed as YAML scalars (numbers, booleans, lists, {dicts})."""
+    Values are parsed as YAML (numbers, booleans, lists, {dicts}), as every override is."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        name, dot, param = key.partition(".")
-        if not sep or not dot or not name or not param:
+        if "." not in item.partition("=")[0]:
             raise ValueError(f"--set expects EXTRACTOR.PARAM=VALUE, got {item!r}")
-        out.setdefault(name, {})[param] = yaml.safe_load(value) if value != "" else ""
+        apply_override(out, item)
     return out
 
 
@@ -89,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [i for i in ids if i not in dataset.table.index]
         if missing:
             ap.error(f"ids not in the dataset {args.data}: {missing}")
-    root = Workdir.of(args.workdir, task).features
+    root = task.workdir(args.workdir).features
     reports = extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not args.no_progress)
     for r in reports:
         print(f"{r.key}: {r.done} done, {r.skipped} already stored, {r.failed} failed, {r.seconds:.1f}s "

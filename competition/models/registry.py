@@ -8,8 +8,8 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
+from competition.core.plugins import import_submodules
 from competition.models.base import Model
-from competition.plugins import import_submodules
 
 _MODELS: dict[str, type[Model]] = {}
 

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from competition.data.contract import normalise_id
-from competition.experiment import ExperimentError, read_predictions
-from competition.io import read_json
-from competition.task import ERI, Task
+from competition.pipeline.experiment import ExperimentError, read_predictions
+from competition.core.io import read_json
+from competition.data.task import ERI, Task
 
 
 @dataclass

@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from competition.ensembling.moments import Centred, block_moments
-from competition.ensembling.table import Step, format_steps, weight_steps
+from competition.pipeline.ensembling.moments import Centred, block_moments
+from competition.pipeline.ensembling.table import Step, format_steps, weight_steps
 
 _EPS = 1e-12
 

@@ -92,7 +92,7 @@ def start_run(group: str, job_type: str, name: str, config: dict[str, Any], work
 
 def fold_summary(result: dict[str, Any], task: Any = None) -> dict[str, float]:
     """The flat W&B summary of a fold.json result: the task's score and per-target scores, sizes, timings."""
-    from competition.task import get_task
+    from competition.data.task import get_task
     t = get_task(task or "eri")
     m, per = t.metric_name, t.per_target_key
     out: dict[str, float] = {f"val_{m}": float(result[m])}

@@ -16,11 +16,11 @@ from typing import Callable
 
 import numpy as np
 
-from competition.ensembling.caruana import CaruanaOptions
-from competition.ensembling.library import Library
-from competition.ensembling.methods import DEFAULT_BAGS, Blender
-from competition.ensembling.nested import Evaluation, split_for_nested
-from competition.ensembling.table import Step
+from competition.pipeline.ensembling.caruana import CaruanaOptions
+from competition.pipeline.ensembling.library import Library
+from competition.pipeline.ensembling.methods import DEFAULT_BAGS, Blender
+from competition.pipeline.ensembling.nested import Evaluation, split_for_nested
+from competition.pipeline.ensembling.table import Step
 
 DIRECT_METHODS: tuple[str, ...] = ("best_single", "mean", "caruana", "caruana_bagged")
 Scorer = Callable[[np.ndarray, np.ndarray], float]
