@@ -13,6 +13,7 @@ of one video are never split; `read_folds` hands every frame its video's fold.
 from __future__ import annotations
 
 import argparse
+import logging
 import warnings
 from pathlib import Path
 
@@ -22,8 +23,11 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.core.io import read_json, write_csv, write_json
+from competition.core.log import add_log_arguments, setup_logging
 from competition.core.paths import Workdir
 from competition.data.task import add_task_argument, get_task
+
+log = logging.getLogger(__name__)
 
 TEST_FOLD = -1
 ALWAYS_TRAIN = -2
@@ -158,14 +162,16 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
     if path.exists() and not a.force:
         _read_unit_folds(path, ds)  # validates it belongs to this dataset
-        print(f"{path} exists and matches the dataset; --force to rewrite")
+        log.info("%s exists and matches the dataset; --force to rewrite", path)
         return
     group_col = a.group_col or (None if a.groups_file else task.group_col)
     groups = load_groups(ds, group_col, a.groups_file)

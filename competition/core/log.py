@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import warnings
 
 PACKAGE = "competition"
 
@@ -24,6 +25,11 @@ class _Stderr(logging.StreamHandler):
         pass
 
 
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (ours and libraries') as one log line each, without the source line."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
+
+
 def add_log_arguments(ap: argparse.ArgumentParser) -> None:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
@@ -31,8 +37,8 @@ def add_log_arguments(ap: argparse.ArgumentParser) -> None:
 
 
 def setup_logging(args: argparse.Namespace | None = None, *, quiet: bool = False, verbose: bool = False) -> None:
-    """Route the package's messages and Python warnings to stderr at the level the flags ask for
-    (default INFO). Safe to call again: the handler is replaced, not added twice."""
+    """Send the package's messages and Python warnings (one line each) to stderr at the level the flags
+    ask for (default INFO). Safe to call again: the handler is replaced, not added twice."""
     quiet = quiet or bool(getattr(args, "quiet", False))
     verbose = verbose or bool(getattr(args, "verbose", False))
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
@@ -40,12 +46,12 @@ def setup_logging(args: argparse.Namespace | None = None, *, quiet: bool = False
     handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose
                                            else "%(levelname)s: %(message)s"))
     handler.set_name(PACKAGE)
-    logging.captureWarnings(True)
-    for name in (PACKAGE, "py.warnings"):
+    warnings.showwarning = _log_warning
+    for name in (PACKAGE, "__main__", "py.warnings"):  # __main__: the module run by `python -m`
         logger = logging.getLogger(name)
         logger.handlers = [h for h in logger.handlers if h.get_name() != PACKAGE] + [handler]
         logger.setLevel(level)
-        logger.propagate = True  # pytest's caplog and a user's own root handler still see the records
+        logger.propagate = False  # one line per message, even when a library configures the root logger
 
 
 def progress_disabled(progress: bool = True) -> bool | None:

@@ -43,6 +43,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from competition.core.log import progress_disabled
 from competition.features.registry import parse_feature_spec
 from competition.features.bank import FeatureBank
 from competition.models.base import Model
@@ -266,7 +267,7 @@ class TorchSequenceModel(Model):
             total, seen = 0.0, 0
             batches = list(self._batches(len(train), int(cfg["batch_size"]), rng))
             bar = tqdm(batches, desc=f"{type(self).__name__}[{stage}] epoch {epoch - epoch0 + 1}",
-                       leave=False, disable=not cfg["progress"], unit="batch")
+                       leave=False, disable=progress_disabled(cfg["progress"]), unit="batch")
             for idx in bar:
                 batch = batch_to(collate([train[i] for i in idx]), self.device)
                 target = torch.from_numpy(y[idx]).to(self.device)

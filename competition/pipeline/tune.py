@@ -55,6 +55,7 @@ from competition.pipeline.experiment import folds_fingerprint
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
 from competition.core.io import write_text
+from competition.core.log import add_log_arguments, progress_disabled, setup_logging
 from competition.core.metrics import ConstantPredictionWarning
 from competition.core.paths import CONFIG_DIR, Workdir
 from competition.data.task import add_task_argument, get_task
@@ -571,7 +572,7 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
     objective = cv_objective(cfg, space, ds, fold, folds, wd, jobs)
     baseline = baseline_values(cfg, space)
     done_before = sum(t.state in BUDGET_STATES for t in live_trials(s.get_trials(deepcopy=False)))
-    bar = tqdm(total=max(0, n_trials - done_before), desc=f"tune {name}", unit="trial", disable=not progress)
+    bar = tqdm(total=max(0, n_trials - done_before), desc=f"tune {name}", unit="trial", disable=progress_disabled(progress))
     run = tracking.start_run(group=cfg["name"], job_type="tune", name=f"{cfg['name']}-tune",
                              config={**cfg, "study": name, "storage": st.url, "n_trials": n_trials,
                                      "folds": folds}, workdir=wd.root, no_wandb=no_wandb)
@@ -627,7 +628,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="tuned config path (default configs/<exp>_tuned.yaml)")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     cfg = load_config(a.exp, a.overrides)
     if cfg["task"] != task.name:
