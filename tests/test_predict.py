@@ -191,6 +191,33 @@ def test_bad_media_get_one_warning_each_and_no_numbers(trained, tmp_path, capsys
         assert err.count(f"{bad}: media error (") == 1
 
 
+class Foreign:
+    """A type no toolkit checkpoint holds (as an attacker's file could name one)."""
+
+    def predict(self, x):
+        return x
+
+
+def test_an_untrusted_checkpoint_fails_before_any_extraction(trained, tmp_path, capsys, monkeypatch):
+    import skops.io
+
+    import competition.pipeline.predict as predict_module
+    ds, wd = trained
+    work = Path(shutil.copytree(wd.root, tmp_path / "work", ignore=shutil.ignore_patterns("features")))
+    skops.io.dump({"model": Foreign()}, work / "oof" / "ridge_mfcc13" / "fold_1" / "model.skops")
+    monkeypatch.setattr(predict_module, "extract", lambda *a, **k: pytest.fail("features extracted"))
+    video = write_video(tmp_path / "a.mp4", n_frames=FRAMES, fps=FPS, size=SIZE)
+    assert main([str(video), "--blend", "mean", "--workdir", str(work)]) == 2
+    err = capsys.readouterr().err
+    assert "ridge_mfcc13/fold_1: the fold model cannot be loaded" in err and "test_predict.Foreign" in err
+
+
+def test_frame_tasks_are_refused(trained, tmp_path):
+    ds, wd = trained
+    with pytest.raises(SystemExit):
+        predict(wd, tmp_path / "a.mp4", "--task", "va")
+
+
 def test_clip_ids_are_plain_and_unique():
     assert clip_ids([Path("a/my clip.mp4"), Path("b/my clip.mp4"), Path("c/é.mov")]) == \
         ["my_clip", "my_clip_2", "_"]
