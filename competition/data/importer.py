@@ -378,6 +378,15 @@ def main(argv: list[str] | None = None) -> dict:
           f"in {rec['seconds']:.1f} s: " + ", ".join(f"{k} {v}" for k, v in rec["splits"].items()))
     if isinstance(rec["speakers"], dict):
         print("  speakers: " + "; ".join(f"{k} {' '.join(v)}" for k, v in rec["speakers"].items()))
+        if a.workdir is not None:
+            from competition.data.subjects import from_column, write_subjects
+            from competition.paths import Workdir
+            ds = load_dataset(a.out, check_media=False)
+            path = Workdir.of(a.workdir).subjects
+            write_subjects(path, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
+            print(f"  wrote {path} (speakers as subjects)")
+    elif a.workdir is not None:
+        print(f"  no speakers in the source: no subjects file written to {a.workdir}")
     return rec
 
 
