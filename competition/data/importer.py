@@ -196,9 +196,10 @@ def clip_ids(clips: list[SourceClip]) -> list[str]:
 
 def _pick(groups: list[str], spec: str | None, default_frac: float, rng: np.random.Generator,
           what: str) -> list[str]:
-    """Groups named in `spec` ('03,10'), or a count ('2'), or (None) `default_frac` of them, by `rng`."""
-    if spec is not None and not spec.strip().isdigit():
-        named = [s.strip() for s in spec.split(",") if s.strip()]
+    """Groups named in `spec` ('03,10'; a number that is a speaker's name is that speaker), or a count
+    ('2'), or (None) `default_frac` of them, chosen by `rng`."""
+    named = [s.strip() for s in (spec or "").split(",") if s.strip()]
+    if named and not (len(named) == 1 and named[0].isdigit() and named[0] not in groups):
         unknown = [s for s in named if s not in groups]
         if unknown:
             raise CorpusError(f"--{what}-speakers names unknown speaker(s) {unknown}; speakers: {groups}")
