@@ -22,7 +22,6 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.paths import Workdir
 from competition.data.task import add_task_argument, get_task
 
 TEST_FOLD = -1

@@ -12,7 +12,6 @@ from competition.data.synth import generate
 from competition.data.synth_affwild2 import generate_affwild2
 from competition.folds import make_folds, write_folds
 from competition.models.registry import _MODELS, list_models
-from competition.core.paths import Workdir
 from competition.data.task import get_task
 from competition.pipeline.run_fold import run_fold
 from competition.models.trainer import TorchSequenceModel

@@ -11,7 +11,7 @@ import soundfile as sf
 from competition.pipeline.config import ConfigError, load_config
 from competition.data.contract import DataError, load_dataset
 from competition.pipeline.experiment import Experiment, ExperimentError
-from competition.features.registry import FeatureOutput, register_extractor
+from competition.features.registry import register_extractor
 from competition.features.store import FeatureStore, extract
 from competition.folds import FoldsError, load_groups, make_folds, read_folds, write_folds
 from competition.pipeline.ensembling.library import load_library

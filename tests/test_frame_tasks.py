@@ -18,7 +18,6 @@ from competition.data.synth_affwild2 import generate_affwild2
 from competition.pipeline.ensembling import blend
 from competition.folds import main as folds_main
 from competition.core.io import read_json
-from competition.core.paths import Workdir
 from competition.data.task import get_task
 from competition.pipeline.run_fold import main as run_fold_main
 

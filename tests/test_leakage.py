@@ -91,7 +91,7 @@ def test_finalize_refuses_a_fold_that_trained_on_its_held_out_clips(setup, tmp_p
     train_file = exp.dir / "fold_2" / "train_ids.txt"
     leaked = list(fold.index[fold == 2])[0]
     train_file.write_text(train_file.read_text() + leaked + "\n")
-    with pytest.raises(ExperimentError, match=rf"fold 2: 1 held-out clip\(s\) were also in its training set"):
+    with pytest.raises(ExperimentError, match=r"fold 2: 1 held-out clip\(s\) were also in its training set"):
         exp.finalize(ds, fold)
     assert not (exp.dir / "oof.csv").exists()
 

@@ -21,7 +21,7 @@ import numpy as np
 
 from competition.data.contract import DataError
 from competition.core.io import read_json, write_text
-from competition.core.paths import REPO_ROOT, Workdir
+from competition.core.paths import REPO_ROOT
 from competition.data.task import ERI, Task, add_task_argument, get_task
 
 
