@@ -25,11 +25,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from competition.core.io import read_json, write_csv, write_json
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.data.subjects import read_subjects
-from competition.io import read_json, write_csv, write_json
-from competition.paths import Workdir
-from competition.task import add_task_argument, get_task
+from competition.data.task import add_task_argument, get_task
 
 TEST_FOLD = -1
 ALWAYS_TRAIN = -2
@@ -202,7 +201,7 @@ def main(argv: list[str] | None = None) -> None:
     add_task_argument(ap)
     a = ap.parse_args(argv)
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
     groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)

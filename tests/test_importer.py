@@ -15,9 +15,9 @@ from competition.data.contract import load_dataset, media_path
 from competition.data.heldout import heldout_score
 from competition.data.importer import PRESETS, TRUTH_CSV, CorpusError, assign_splits, main
 from competition.data.subjects import read_subjects
-from competition.io import read_json
-from competition.media.video import frame_times
-from competition.paths import Workdir
+from competition.core.io import read_json
+from competition.features.video import frame_times
+from competition.core.paths import Workdir
 
 EMODB = Path("/work/shared/data/emodb")
 SPEAKERS = ("03", "08", "09", "10", "11")

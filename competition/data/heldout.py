@@ -15,7 +15,7 @@ import pandas as pd
 
 from competition.data.contract import ID_COL, SPLIT_COL, SUBJECT_COL, DataError, normalise_id
 from competition.data.importer import TRUTH_CSV
-from competition.metrics import score_report
+from competition.core.metrics import score_report
 
 
 def heldout_score(submission: Path | str, data: Path | str) -> dict:

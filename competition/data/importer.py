@@ -49,7 +49,7 @@ from competition.data.contract import (
     DATA_INFO, ID_COL, SPLIT_COL, SPLITS, SUBJECT_COL, DataError, bracket_id, is_plain_token, load_dataset, media_path,
     split_dir,
 )
-from competition.io import atomic_path, read_json, write_csv, write_json
+from competition.core.io import atomic_path, read_json, write_csv, write_json
 
 TRUTH_CSV = "import_truth.csv"
 IMPORT_JSON = "import.json"
@@ -381,7 +381,7 @@ def main(argv: list[str] | None = None) -> dict:
         print("  speakers: " + "; ".join(f"{k} {' '.join(v)}" for k, v in rec["speakers"].items()))
         if a.workdir is not None:
             from competition.data.subjects import from_column, write_subjects
-            from competition.paths import Workdir
+            from competition.core.paths import Workdir
             ds = load_dataset(a.out, check_media=False)
             path = Workdir.of(a.workdir).subjects
             write_subjects(path, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
