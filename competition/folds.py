@@ -205,14 +205,15 @@ def main(argv: list[str] | None = None) -> None:
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
     groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)
+    where = (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
+             if record["source"] == "subjects" else
+             f"{record['source']} ({record.get('n_groups', len(ds.ids))} groups)")
     if path.exists() and not a.force:
         _read_unit_folds(path, ds)  # validates it belongs to this dataset
         _check_same_groups(path, record)
-        print(f"{path} exists and matches the dataset; --force to rewrite")
+        print(f"{path} exists and matches the dataset (groups: {where}); --force to rewrite")
         return
-    print("groups: " + (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
-                        if record["source"] == "subjects" else
-                        f"{record['source']} ({record.get('n_groups', len(ds.ids))} groups)"))
+    print(f"groups: {where}")
     folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
     write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": a.n_folds if a.scheme == "kfold" else 1,
                                   "seed": a.seed, "groups": record, "task": task.name})
