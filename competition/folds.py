@@ -207,7 +207,8 @@ def main(argv: list[str] | None = None) -> None:
     groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)
     where = (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
              if record["source"] == "subjects" else
-             f"{record['source']} ({record.get('n_groups', len(ds.ids))} groups)")
+             f"{record['source']} ({record['n_groups']} groups)" if "n_groups" in record else
+             "none (each clip on its own)")
     if path.exists() and not a.force:
         _read_unit_folds(path, ds)  # validates it belongs to this dataset
         _check_same_groups(path, record)
