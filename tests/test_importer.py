@@ -40,7 +40,10 @@ def fake_emodb(root: Path) -> Path:
 
 
 def run(*args: str) -> dict:
-    return main([*map(str, args), "--jobs", "1"])
+    """The importer command; returns the import record it wrote (import.json)."""
+    argv = [*map(str, args), "--jobs", "1"]
+    main(argv)
+    return read_json(Path(argv[argv.index("--out") + 1]) / "import.json")
 
 
 def test_emodb_layout_round_trips(tmp_path):
@@ -180,11 +183,12 @@ def test_heldout_score_reads_the_truth_file(tmp_path):
 def test_real_emodb_imports(tmp_path):
     if not (EMODB / "wav").is_dir():
         pytest.skip(f"{EMODB} is absent (the shared real-data folder of the development machine)")
-    rec = main(["--preset", "emodb", "--src", str(EMODB), "--out", str(tmp_path / "emodb"), "--jobs", "2"])
+    main(["--preset", "emodb", "--src", str(EMODB), "--out", str(tmp_path / "emodb"), "--jobs", "2"])
+    rec = read_json(tmp_path / "emodb" / "import.json")
     ds = load_dataset(tmp_path / "emodb")
     assert len(ds.ids) == 535 and ds.table["Subject"].nunique() == 10
     assert [len(v) for v in rec["speakers"].values()] == [6, 2, 2]
     counts = pd.read_csv(tmp_path / "emodb" / TRUTH_CSV).iloc[:, 4:].sum().astype(int).to_dict()
     assert counts == {"Anger": 127, "Boredom": 81, "Disgust": 46, "Fear": 69, "Happiness": 71,
                       "Sadness": 62, "Neutral": 79}
-    assert read_json(tmp_path / "emodb" / "import.json")["done"]
+    assert rec["done"]

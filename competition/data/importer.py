@@ -346,7 +346,7 @@ def _report(problems: list[str], skip_bad: bool) -> None:
     print(f"skipping {len(problems)} bad source file(s):\n  " + "\n  ".join(problems[:20]))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=sorted(PRESETS), help="a known corpus layout (with --src)")
@@ -388,7 +388,6 @@ def main(argv: list[str] | None = None) -> dict:
             print(f"  wrote {path} (speakers as subjects)")
     elif a.workdir is not None:
         print(f"  no speakers in the source: no subjects file written to {a.workdir}")
-    return rec
 
 
 if __name__ == "__main__":

@@ -180,7 +180,7 @@ def from_csv(path: Path | str, column: str | None = None) -> pd.DataFrame:
     return pd.DataFrame({ID_COL: df[ID_COL], "subject": df[col]})
 
 
-def main(argv: list[str] | None = None) -> Subjects:
+def main(argv: list[str] | None = None) -> None:
     from competition.data.task import add_task_argument, get_task
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -201,7 +201,6 @@ def main(argv: list[str] | None = None) -> Subjects:
         frame, source = from_csv(a.csv, a.csv_column), f"file:{a.csv.resolve()}"
     subjects = write_subjects(wd.subjects, frame, source, ds)
     print(f"wrote {wd.subjects}: {subjects.groups.nunique()} subjects over {len(subjects.table)} clips ({source})")
-    return subjects
 
 
 if __name__ == "__main__":
