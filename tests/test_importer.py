@@ -192,3 +192,29 @@ def test_real_emodb_imports(tmp_path):
     assert counts == {"Anger": 127, "Boredom": 81, "Disgust": 46, "Fear": 69, "Happiness": 71,
                       "Sadness": 62, "Neutral": 79}
     assert rec["done"]
+
+
+@pytest.mark.slow  # about 10 s of CPU: feature extraction, 4 folds, the blend
+def test_an_imported_audio_only_corpus_runs_through_the_normal_commands(tmp_path):
+    """import -> subjects -> speaker-grouped folds -> every fold of a ridge on MFCC statistics -> blended
+    submission -> official check -> held-out speaker score, with the commands a user runs."""
+    from competition.folds import main as folds_main, read_folds
+    from competition.pipeline.run_fold import main as run_fold_main
+    from competition.submission import main as submission_main
+    from tests.tiny_data import write_config
+
+    out, wd = tmp_path / "data", tmp_path / "work"
+    run("--preset", "emodb", "--src", fake_emodb(tmp_path / "src"), "--out", out, "--test-speakers", "1",
+        "--val-speakers", "1", "--workdir", wd)
+    folds_main(["--data", str(out), "--workdir", str(wd), "--n-folds", "4"])
+    ds = load_dataset(out)
+    fold = read_folds(Workdir.of(wd).folds, ds)
+    assert (fold[fold >= 0].groupby(ds.table["Subject"]).nunique() == 1).all()
+    cfg = write_config(tmp_path / "ridge_mfcc.yaml", "ridge_mfcc", features=("mfcc_stats",), alpha=10.0)
+    run_fold_main(["--all-folds", "--exp", str(cfg), "--data", str(out), "--workdir", str(wd), "--jobs", "1",
+                   "--no-wandb"])
+    assert submission_main(["--blend", "best", "--data", str(out), "--workdir", str(wd), "--no-wandb"]) == 0
+    sub = next(Workdir.of(wd).submissions.glob("*.csv"))
+    assert submission_main(["check", str(sub), "--data", str(out)]) == 0
+    rep = heldout_score(sub, out)
+    assert rep["n"] == 4 and np.isfinite(rep["mean_pcc"])
