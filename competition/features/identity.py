@@ -116,7 +116,7 @@ def scene(clip: ClipMedia, faces: dict[str, Any], n: int, grid: list[int], hue_b
     track = face_track(clip, faces)
     if (np.asarray(track.source) == DETECTOR_CODES["aligned"]).any():
         raise FeatureError("scene needs full frames; this dataset has only aligned face crops")
-    vf = read_sampled(clip.mp4, "n", n=int(n), max_side=int(max_side))
+    vf = read_sampled(clip.mp4, "uniform", n=int(n), max_side=int(max_side))
     if len(vf.frames) == 0:
         raise FeatureError(f"{clip.mp4}: no decodable frames")
     h, w = vf.frames.shape[1:3]

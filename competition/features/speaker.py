@@ -8,8 +8,8 @@ its state dict is read from the installed file, found with `importlib.util.find_
 Frontend as resemblyzer's: 16 kHz, 40-band power mel, 25 ms window, 10 ms hop; long silences trimmed and
 the volume raised to -30 dBFS; partial utterances of 160 frames (1.6 s) with 50 % overlap, embedded and
 averaged, L2-normalised. resemblyzer trims silence with webrtcvad; here an energy gate does it (frames
-`above_floor_db` over the clip's noise floor and over `min_dbfs`). A clip with less than `min_voiced_s`
-of sound above the gate raises FeatureError ("no usable voice"): recorded, never a crash.
+`min_dbfs` and within 40 dB of the loudest, see `voiced`). A clip of steady noise or silence, or with
+less than `min_voiced_s` kept, raises FeatureError ("no usable voice"): recorded, never a crash.
 """
 from __future__ import annotations
 
@@ -27,6 +27,8 @@ PARTIAL_FRAMES = 160          # 1.6 s per partial utterance
 PARTIAL_STEP = PARTIAL_FRAMES // 2
 TARGET_DBFS = -30.0
 GATE_MS = 30                  # energy-gate window (resemblyzer's VAD window)
+MIN_SOUND_S = 0.06            # a clip needs this much sound above its own floor (not steady noise) ...
+LOUD_DBFS = -35.0             # ... where windows this loud always count as sound (continuous speech)
 GATE_DILATE = 7               # windows of context kept around sound (resemblyzer: max silence 6 + 1)
 
 
@@ -68,20 +70,25 @@ def load_encoder(weights: str = ""):
     return net.eval()
 
 
-def voiced(y: np.ndarray, min_dbfs: float, above_floor_db: float) -> np.ndarray:
-    """Per-sample bool: inside a GATE_MS window whose level is above the gate, dilated by GATE_DILATE
-    windows (short pauses inside speech are kept, long silences dropped)."""
+def voiced(y: np.ndarray, min_dbfs: float, above_floor_db: float, range_db: float = 40.0
+           ) -> tuple[np.ndarray, float]:
+    """(per-sample bool of the audio to embed, seconds of sound that rises above the clip's floor).
+
+    Level per GATE_MS window. Sound: windows over `min_dbfs` and either `above_floor_db` over the clip's
+    floor (10th percentile) or over LOUD_DBFS; a clip of steady, quiet room noise has none. Kept: windows within `range_db` of the
+    loudest and over `min_dbfs`, dilated by GATE_DILATE windows (short pauses inside speech stay, long
+    silences go, as resemblyzer's VAD trimming); continuous speech is kept whole."""
     from scipy.ndimage import binary_dilation
     win = SAMPLE_RATE * GATE_MS // 1000
     n = len(y) // win
     if n == 0:
-        return np.zeros(len(y), bool)
+        return np.zeros(len(y), bool), 0.0
     db = 10 * np.log10(np.mean(y[: n * win].reshape(n, win).astype(np.float64) ** 2, axis=1) + 1e-12)
-    floor = np.percentile(db, 10)
-    on = (db > min_dbfs) & (db > floor + above_floor_db)
+    sound = (db > min_dbfs) & ((db > np.percentile(db, 10) + above_floor_db) | (db > LOUD_DBFS))
+    on = (db > min_dbfs) & (db > db.max() - range_db)
     on = binary_dilation(on, np.ones(GATE_DILATE, bool)) & (db > min_dbfs) if on.any() else on
     keep = np.repeat(on, win)
-    return np.pad(keep, (0, len(y) - len(keep)))
+    return np.pad(keep, (0, len(y) - len(keep))), float(sound.sum() * win) / SAMPLE_RATE
 
 
 def mel_frames(y: np.ndarray) -> np.ndarray:
@@ -98,11 +105,11 @@ def speaker_embedding(y: np.ndarray, min_voiced_s: float = 0.3, min_dbfs: float 
     FeatureError when less than `min_voiced_s` seconds pass the energy gate."""
     import torch
     y = np.asarray(y, np.float32)
-    keep = voiced(y, min_dbfs, above_floor_db)
+    keep, sound = voiced(y, min_dbfs, above_floor_db)
     seconds = float(keep.sum()) / SAMPLE_RATE
-    if seconds < min_voiced_s:
-        raise FeatureError(f"no usable voice: {seconds:.2f} s above the energy gate "
-                           f"(needs {min_voiced_s} s; {min_dbfs} dBFS and {above_floor_db} dB over the floor)")
+    if sound < MIN_SOUND_S or seconds < min_voiced_s:
+        raise FeatureError(f"no usable voice: {sound:.2f} s of sound {above_floor_db} dB over the clip's floor "
+                           f"(needs {MIN_SOUND_S} s), {seconds:.2f} s over {min_dbfs} dBFS (needs {min_voiced_s} s)")
     y = y[keep]
     rms = float(np.sqrt(np.mean(y.astype(np.float64) ** 2)))
     gain_db = TARGET_DBFS - 20 * np.log10(max(rms, 1e-9))
