@@ -131,13 +131,14 @@ def synth_with_a_faceless_silent_clip(tmp_path_factory):
 
 
 SYNTH_N = 24
-SYNTH_ARI_BOUND = 0.5  # measured ARI on this set: see the docstring of the test
+SYNTH_ARI_BOUND = 0.8  # measured 0.964 (5 subjects found as 6 clusters: the broken clip alone)
 
 
 def test_command_estimates_synthetic_subjects_and_survives_a_faceless_silent_clip(
         synth_with_a_faceless_silent_clip, tmp_path):
-    """Whole command on the generated set (seed 3, 30 clips): face_identity + scene measured ARI X with
-    the true subjects; the bound keeps a margin. The clip without face and sound still gets a subject."""
+    """Whole command on the generated set (seed 3, 24 clips, 5 subjects): face_identity + scene give
+    ARI 0.964 with the true subjects; the bound keeps a margin. The clip without face and sound still
+    gets a subject (here its own, confidence 0), never a crash."""
     from competition.data.contract import load_dataset
     from competition.data.subjects import read_subjects
     from competition.features.subjects import DIAGNOSTICS, main

@@ -75,9 +75,9 @@ def voiced(y: np.ndarray, min_dbfs: float, above_floor_db: float, range_db: floa
     """(per-sample bool of the audio to embed, seconds of sound that rises above the clip's floor).
 
     Level per GATE_MS window. Sound: windows over `min_dbfs` and either `above_floor_db` over the clip's
-    floor (10th percentile) or over LOUD_DBFS; a clip of steady, quiet room noise has none. Kept: windows within `range_db` of the
-    loudest and over `min_dbfs`, dilated by GATE_DILATE windows (short pauses inside speech stay, long
-    silences go, as resemblyzer's VAD trimming); continuous speech is kept whole."""
+    floor (10th percentile) or over LOUD_DBFS; a clip of steady, quiet room noise has none. Kept: windows
+    within `range_db` of the loudest and over `min_dbfs`, dilated by GATE_DILATE windows (short pauses
+    inside speech stay, long silences go, as resemblyzer's VAD trimming); continuous speech is kept whole."""
     from scipy.ndimage import binary_dilation
     win = SAMPLE_RATE * GATE_MS // 1000
     n = len(y) // win

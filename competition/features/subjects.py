@@ -31,7 +31,6 @@ Memory is O(n^2): a float64 distance matrix per modality (10k clips: 0.8 GB each
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from dataclasses import dataclass, field
