@@ -27,12 +27,12 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from competition.data.contract import HUME_EMOTIONS, bracket_id, load_dataset  # noqa: E402
-from competition.ensembling.blend import main as blend_main  # noqa: E402
+from competition.submission import make as blend_main  # noqa: E402
 from competition.features.registry import ClipMedia, FeatureOutput, register_extractor  # noqa: E402
 from competition.features.store import extract  # noqa: E402
 from competition.folds import make_folds, write_folds  # noqa: E402
-from competition.paths import Workdir  # noqa: E402
-from competition.training.run_fold import run_fold  # noqa: E402
+from competition.core.paths import Workdir  # noqa: E402
+from competition.pipeline.run_fold import run_fold  # noqa: E402
 
 HUME_SPLITS = {"Train": 15_806, "Val": 4_657, "Test": 4_604}
 _LABELS: dict[str, np.ndarray] = {}  # clip -> latent intensities, read by the extractor below

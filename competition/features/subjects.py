@@ -290,9 +290,9 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
 
 def main(argv: list[str] | None = None) -> int:
     from competition.data.subjects import write_subjects
-    from competition.io import write_json
-    from competition.paths import Workdir
-    from competition.task import add_task_argument, get_task
+    from competition.core.io import write_json
+    from competition.core.paths import Workdir
+    from competition.data.task import add_task_argument, get_task
 
     ap = argparse.ArgumentParser(prog="python -m competition.features.subjects", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
