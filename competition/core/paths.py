@@ -40,10 +40,7 @@ class Workdir:
 
     @property
     def subjects(self) -> Path:
-<<<<<<< HEAD
-=======
         """Who is in each clip (competition.data.subjects); subjects.json beside it."""
->>>>>>> subjects-data
         return self.base / "subjects.csv"
 
     @property
