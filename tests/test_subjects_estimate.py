@@ -77,6 +77,10 @@ def test_threshold_clustering_recovers_planted_groups_without_their_number():
     conf = est.table["confidence"].to_numpy()
     assert conf[[0, 9, 20]].max() <= 0.5 + 1e-9 < conf.min() * 0 + np.median(conf)  # half the modalities
     assert est.diagnostics["coverage"] == {"a": 1.0, "b": round(1 - 3 / len(truth), 4)}
+    # a modality that is the same for every clip (placeholder videos) is dropped, not averaged in
+    flat = estimate_subjects(ids, {"a": a, "grey": np.ones((len(a), 5))}, "auto")
+    assert flat.diagnostics["modalities"] == ["a"] and "grey" in flat.diagnostics["dropped"]
+    assert adjusted_rand_score(truth, flat.table["subject"]) == 1.0
     # a fixed threshold far above every distance: one subject
     assert estimate_subjects(ids, {"a": a}, 10.0).table["subject"].nunique() == 1
 

@@ -198,6 +198,12 @@ def _cluster_report(d: np.ndarray, labels: np.ndarray, y: np.ndarray | None, lab
     return out
 
 
+def _constant(x: np.ndarray) -> bool:
+    """True when the clips that have this modality all have the same embedding (nothing to cluster)."""
+    rows = np.asarray(x, np.float64)[np.isfinite(x).all(1)]
+    return len(rows) > 1 and bool(np.all(rows.max(0) - rows.min(0) <= 1e-6 * (1 + np.abs(rows).max())))
+
+
 def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], threshold: str | float = "auto",
                       labels: np.ndarray | None = None, seed: int = 0, per_modality: bool = True) -> Estimate:
     """Cluster clips `ids` by their identity embeddings ({modality: (n, D) with NaN rows for clips that
@@ -209,6 +215,11 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     for name, x in embeddings.items():
         if len(x) != n:
             raise ValueError(f"modality {name!r}: {len(x)} rows for {n} clips")
+    dropped = {name: "the same for every clip (e.g. placeholder videos)" for name, x in embeddings.items()
+               if _constant(x)}
+    embeddings = {name: x for name, x in embeddings.items() if name not in dropped}
+    if not embeddings:
+        raise ValueError(f"no modality tells clips apart: {dropped}")
     dists = {name: modality_distances(x) for name, x in embeddings.items()}
     d, have = fuse(list(dists.values()))
     z = linkage(d) if n >= 2 else None
@@ -228,6 +239,7 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
         "threshold_rule": "auto: max mean silhouette over cuts between merge heights" if threshold == "auto"
         else "given", "n_clips": n,
         "coverage": {name: round(float(np.isfinite(x).all(1).mean()), 4) for name, x in embeddings.items()},
+        "dropped": dropped,
         "clips_without_any_modality": int((have == 0).sum()),
         "mean_confidence": round(float(conf.mean()), 4) if n else 0.0,
         **_cluster_report(d, clusters, y, labelled, seed),
@@ -261,6 +273,8 @@ def warnings_of(diag: dict[str, Any]) -> list[str]:
         la = pm.get("label_association")
         if la and la["follows_labels"]:
             out.append(f"modality {name!r} alone clusters by emotion (AMI {la['ami_dominant_emotion']})")
+    for name, why in diag.get("dropped", {}).items():
+        out.append(f"modality {name!r} dropped: {why}")
     for name, cov in diag.get("coverage", {}).items():
         if cov < 0.5:
             out.append(f"modality {name!r} is available for only {cov:.0%} of the clips")
@@ -291,7 +305,6 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
 def main(argv: list[str] | None = None) -> int:
     from competition.data.subjects import write_subjects
     from competition.core.io import write_json
-    from competition.core.paths import Workdir
     from competition.data.task import add_task_argument, get_task
 
     ap = argparse.ArgumentParser(prog="python -m competition.features.subjects", description=__doc__,
@@ -312,7 +325,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     dataset = task.load(a.data or wd.embedded_data, check_media=False).units
     emb = load_embeddings(dataset, modalities, wd.features, a.jobs, not a.no_progress)
     if not emb:
@@ -324,12 +337,12 @@ def main(argv: list[str] | None = None) -> int:
         pos = {c: i for i, c in enumerate(dataset.ids)}
         labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
     est = estimate_subjects(dataset.ids, emb, a.threshold, labels)
-    source = "estimated:" + "+".join(emb)
+    source = "estimated:" + "+".join(est.diagnostics["modalities"])
     write_subjects(wd.subjects, est.table, source, dataset)
     write_json(wd.subjects.with_name(DIAGNOSTICS), est.diagnostics)
     d = est.diagnostics
     print(f"wrote {wd.subjects}: {d['n_clusters']} estimated subjects over {d['n_clips']} clips "
-          f"(threshold {d['threshold']:.4f}, mean confidence {d['mean_confidence']}) from {'+'.join(emb)}; "
+          f"(threshold {d['threshold']:.4f}, mean confidence {d['mean_confidence']}) from {'+'.join(d['modalities'])}; "
           f"diagnostics {wd.subjects.with_name(DIAGNOSTICS)}")
     la = d.get("label_association")
     if la:
