@@ -105,6 +105,11 @@ def test_estimation_is_deterministic():
     one, two = estimate_subjects(ids, {"a": a}), estimate_subjects(ids, {"a": a.copy()})
     pd.testing.assert_frame_equal(one.table, two.table)
     assert one.diagnostics == two.diagnostics
+    # labels feed the diagnostics only: planted labels equal to the clusters change no subject
+    planted = np.eye(one.table["subject"].nunique())[pd.factorize(one.table["subject"])[0]]
+    with_labels = estimate_subjects(ids, {"a": a}, labels=planted)
+    pd.testing.assert_frame_equal(one.table, with_labels.table)
+    assert with_labels.diagnostics["label_association"]["follows_labels"]
 
 
 def test_label_association_flags_clusters_that_are_the_emotion():
