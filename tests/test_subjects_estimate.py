@@ -169,6 +169,12 @@ def test_command_estimates_synthetic_subjects_and_survives_a_faceless_silent_cli
     first = (tmp_path / "subjects.csv").read_bytes()
     assert main(args) == 0  # rerun: features from the store, same subjects byte for byte
     assert (tmp_path / "subjects.csv").read_bytes() == first
+    # given subjects are never replaced by an estimate without --force
+    from competition.data.subjects import write_subjects
+    write_subjects(tmp_path / "subjects.csv", pd.DataFrame({"File_ID": ds.ids, "subject": truth}), "column:Subject", ds)
+    with pytest.raises(SystemExit):
+        main(args)
+    assert set(read_subjects(tmp_path / "subjects.csv", ds).table["source"]) == {"column:Subject"}
 
 
 @pytest.mark.slow

@@ -2,7 +2,7 @@
 not their emotion, and write the work directory's subjects file (competition.data.subjects).
 
     python -m competition.features.subjects --data DIR [--workdir W] [--modalities speaker,face_identity,scene]
-                                            [--threshold auto|X] [--jobs N] [--task eri|va|expr]
+                                            [--threshold auto|X] [--jobs N] [--task eri|va|expr] [--force]
 
 1. Identity features (extractors in competition.features): `speaker` (GE2E speaker-verification
    embedding), `face_identity` (mean aligned face over the clip), `scene` (background, person masked).
@@ -302,6 +302,14 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
     return out
 
 
+def _given_sources(path: Path) -> list[str]:
+    """Sources of an existing subjects file that are not estimates (which a new estimate may replace)."""
+    if not path.exists():
+        return []
+    sources = pd.read_csv(path, dtype=str, keep_default_na=False).get("source", pd.Series(dtype=str))
+    return sorted({s for s in sources if not s.startswith("estimated:")})
+
+
 def main(argv: list[str] | None = None) -> int:
     from competition.data.subjects import write_subjects
     from competition.core.io import write_json
@@ -316,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", default="auto", help="'auto' or a fused distance (about 1 = unrelated clips)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--force", action="store_true", help="replace a subjects file of given (not estimated) subjects")
     add_task_argument(ap)
     a = ap.parse_args(argv)
     modalities = [m.strip() for m in a.modalities.split(",") if m.strip()]
@@ -326,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
     task = get_task(a.task)
     wd = task.workdir(a.workdir)
+    given = _given_sources(wd.subjects)
+    if given and not a.force:
+        ap.error(f"{wd.subjects} holds given subjects ({', '.join(given)}); estimating would replace them. "
+                 "Use --force, or another --workdir")
     dataset = task.load(a.data or wd.embedded_data, check_media=False).units
     emb = load_embeddings(dataset, modalities, wd.features, a.jobs, not a.no_progress)
     if not emb:
