@@ -58,6 +58,25 @@ def test_silence_is_a_feature_error_not_a_crash(wave):
         speaker_embedding(y)
 
 
+def test_scene_ignores_the_person_and_face_identity_needs_a_face():
+    from competition.features.identity import mean_face_vector, person_mask, scene_vector
+    rng = np.random.default_rng(7)
+    room = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    box = np.array([0.4, 0.2, 0.6, 0.5], np.float32)
+    person = person_mask(120, 160, box, pad=0.35)
+    assert person[40, 80] and person[119, 80] and not person[5, 5]  # face, torso below it, not the corner
+    other = room.copy()
+    other[person] = rng.integers(0, 255, (int(person.sum()), 3), dtype=np.uint8)  # someone else, other face
+    a, b = scene_vector(room, person, (4, 3), 12, 3), scene_vector(other, person, (4, 3), 12, 3)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    elsewhere = room[::-1].copy()  # another room
+    assert np.abs(scene_vector(elsewhere, person, (4, 3), 12, 3) - a).max() > 1.0
+    crops = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    assert mean_face_vector(crops, np.array([1, 1, 0, 1, 0], bool), size=8).shape == (8 * 8 * 3 + 6,)
+    with pytest.raises(FeatureError, match="no face"):
+        mean_face_vector(crops, np.zeros(5, bool))
+
+
 def _planted(rng: np.random.Generator, sizes: list[int], dim: int = 24, noise: float = 0.35) -> tuple:
     centres = rng.standard_normal((len(sizes), dim))
     truth = np.repeat(np.arange(len(sizes)), sizes)
