@@ -101,8 +101,8 @@ def mel_frames(y: np.ndarray) -> np.ndarray:
 
 def speaker_embedding(y: np.ndarray, min_voiced_s: float = 0.3, min_dbfs: float = -50.0,
                       above_floor_db: float = 15.0, weights: str = "") -> tuple[np.ndarray, float]:
-    """(256-D unit embedding, seconds of voiced audio) of a 16 kHz mono waveform.
-    FeatureError when less than `min_voiced_s` seconds pass the energy gate."""
+    """(256-D unit embedding, seconds of audio kept) of a 16 kHz mono waveform. FeatureError when nothing
+    rises above the clip's floor (silence, steady noise) or less than `min_voiced_s` seconds are kept."""
     import torch
     y = np.asarray(y, np.float32)
     keep, sound = voiced(y, min_dbfs, above_floor_db)
