@@ -20,7 +20,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a scri
 
 from competition.pipeline.config import load_config  # noqa: E402
 from competition.models.registry import build_model  # noqa: E402
-from competition.core.paths import Workdir  # noqa: E402
 from competition.data.task import get_task  # noqa: E402
 from competition.pipeline.run_fold import feature_bank  # noqa: E402
 from competition.models.trainer import TorchSequenceModel  # noqa: E402

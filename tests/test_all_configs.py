@@ -12,7 +12,6 @@ from competition.data.synth import generate
 from competition.data.synth_affwild2 import generate_affwild2
 from competition.folds import make_folds, write_folds
 from competition.models.registry import _MODELS, list_models
-from competition.core.paths import Workdir
 from competition.data.task import get_task
 from competition.pipeline.run_fold import run_fold
 from competition.models.trainer import TorchSequenceModel
@@ -84,7 +83,8 @@ def test_every_model_rejects_a_mistyped_key_and_type(name):
     with pytest.raises(ParamError, match=rf"configs/x\.yaml: unknown param '{typo(key)}' for model '{name}' "
                                          rf"\(did you mean '{key}'\?\)"):
         build_model(name, {typo(key): defaults[key]}, 3, source="configs/x.yaml")
-    typed = sorted(k for k, v in defaults.items() if isinstance(v, (int, float, str)) and k not in _MODELS[name].param_types)
+    typed = sorted(k for k, v in defaults.items()
+                   if isinstance(v, (int, float, str)) and k not in _MODELS[name].param_types)
     assert typed, f"model {name} declares no typed parameter"
     wrong = [1] if isinstance(defaults[typed[0]], str) else "text"
     with pytest.raises(ParamError, match=f"param '{typed[0]}' of model '{name}' must be"):

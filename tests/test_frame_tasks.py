@@ -18,7 +18,6 @@ from competition.data.synth_affwild2 import generate_affwild2
 from competition.pipeline.ensembling import blend
 from competition.folds import main as folds_main
 from competition.core.io import read_json
-from competition.core.paths import Workdir
 from competition.data.task import get_task
 from competition.pipeline.run_fold import main as run_fold_main
 
@@ -210,7 +209,7 @@ def test_scripts_run_a_frame_task_on_its_embedded_data(tmp_path):
     assert "all folds done: OOF mean CCC" in out
     wd = get_task("va").workdir(tmp_path)
     assert (tmp_path / "data" / "affwild2" / "synth_affwild2_truth.json").exists()
-    assert read_json(wd.folds.with_suffix(".json"))["group_col"] == "video"
+    assert read_json(wd.folds.with_suffix(".json"))["groups"]["source"] == "column:video"
     assert (wd.oof / "va_ridge" / "metrics.json").exists() and not (tmp_path / "oof").exists()
     sub = subprocess.run([sys.executable, "make_submission.py", "--task", "va", "--workdir", str(tmp_path),
                           "--blend", "best_single"], cwd=repo, env=env, capture_output=True, text=True)

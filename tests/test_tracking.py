@@ -15,7 +15,8 @@ from competition.folds import make_folds, write_folds
 from competition.core.io import read_json
 from competition.core.paths import Workdir
 from competition.pipeline.run_fold import run_fold
-from competition.pipeline.tracking import LoggedRun, Run, TrackingWarning, read_offline_run
+from competition.pipeline.tracking import Run, TrackingWarning
+from wandb_reader import LoggedRun, read_offline_run
 from competition.pipeline.tune import tune
 from tests.tiny_data import write_audio_dataset
 

@@ -295,7 +295,8 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
     targets = ds.emotions
     ceiling = oracle_ceiling(ds)
     y_all = ds.labels()
-    parts = [f"<h1>ERI report</h1>{_note(f'dataset {ds.root} ({ds.fingerprint}): {len(ds.labelled_ids)} labelled, {len(ds.test_ids)} Test clips')}"]
+    about = f"dataset {ds.root} ({ds.fingerprint}): {len(ds.labelled_ids)} labelled, {len(ds.test_ids)} Test clips"
+    parts = [f"<h1>ERI report</h1>{_note(about)}"]
 
     # leaderboard
     names = finished_experiments(oof_root)

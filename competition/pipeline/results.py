@@ -22,7 +22,7 @@ import numpy as np
 from competition.data.contract import DataError
 from competition.core.io import read_json, write_text
 from competition.core.log import add_log_arguments, setup_logging
-from competition.core.paths import REPO_ROOT, Workdir
+from competition.core.paths import REPO_ROOT
 from competition.data.task import ERI, Task, add_task_argument, get_task
 
 
@@ -67,7 +67,8 @@ def render(rows: list[Row], emotions: list[str], ceiling: dict | None, data_labe
     title = "# Results" if task.name == "eri" else f"# Results: {task.name}"
     lines = [title, "",
              f"Out-of-fold (OOF) scores of every finished experiment on {data_label}, best first. "
-             f"Regenerate with `python -m competition.pipeline.results{'' if task.name == 'eri' else ' --task ' + task.name}` "
+             "Regenerate with `python -m competition.pipeline.results"
+             f"{'' if task.name == 'eri' else ' --task ' + task.name}` "
              "(see its --help).", "",
              f"- OOF {metric}: the official metric on the held-out predictions of all folds together.",
              f"- of ceiling: OOF {metric} / the oracle's (the synthetic generator's noise-free labels "

@@ -572,7 +572,8 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
     objective = cv_objective(cfg, space, ds, fold, folds, wd, jobs)
     baseline = baseline_values(cfg, space)
     done_before = sum(t.state in BUDGET_STATES for t in live_trials(s.get_trials(deepcopy=False)))
-    bar = tqdm(total=max(0, n_trials - done_before), desc=f"tune {name}", unit="trial", disable=progress_disabled(progress))
+    bar = tqdm(total=max(0, n_trials - done_before), desc=f"tune {name}", unit="trial",
+               disable=progress_disabled(progress))
     run = tracking.start_run(group=cfg["name"], job_type="tune", name=f"{cfg['name']}-tune",
                              config={**cfg, "study": name, "storage": st.url, "n_trials": n_trials,
                                      "folds": folds}, workdir=wd.root, no_wandb=no_wandb)

@@ -2,18 +2,20 @@
 selection with replacement, a minimum gain per step, optional bagging over random subsets of the
 library, and the best ensemble seen returned (not the last).
 
-Each step scores every candidate at once from the centred cross-products (moments.py): adding member m
-to the running sum s changes w.b by b[m] and w'Cw by 2(Cs)[m] + C[m, m], so a step is O(M^2 E) and
-never touches the clips.
+One selection loop (`forward_selection`) with a pluggable scorer. For mean PCC each step scores every
+candidate at once from the centred cross-products (moments.py): adding member m to the running sum s
+changes w.b by b[m] and w'Cw by 2(Cs)[m] + C[m, m], so a step is O(M^2 E) and never touches the clips.
+Other task metrics score the candidates on the predictions (direct.py).
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable, Protocol
 
 import numpy as np
 
 from competition.pipeline.ensembling.moments import Centred, block_moments
-from competition.pipeline.ensembling.table import Step, format_steps, weight_steps
+from competition.pipeline.ensembling.table import Step, weight_steps
 
 _EPS = 1e-12
 
@@ -39,13 +41,6 @@ class Selection:
     def weight_vector(self, names: list[str]) -> np.ndarray:
         return np.array([self.weights.get(n, 0.0) for n in names])
 
-    def blend(self, names: list[str], preds: np.ndarray) -> np.ndarray:
-        """Weighted mean of (M, N, E) member predictions."""
-        return np.tensordot(self.weight_vector(names), preds, axes=1)
-
-    def table(self, metric: str = "mean_pcc") -> str:
-        return format_steps(self.steps, metric)
-
 
 def _mean_pcc(num: np.ndarray, var: np.ndarray, vy: np.ndarray) -> np.ndarray:
     """Mean over emotions (axis 0) of num / sqrt(var * vy); 0 where a side is constant."""
@@ -54,56 +49,92 @@ def _mean_pcc(num: np.ndarray, var: np.ndarray, vy: np.ndarray) -> np.ndarray:
     return np.where(den > _EPS, num / np.where(den > _EPS, den, 1.0), 0.0).mean(0)
 
 
-def greedy_counts(stats: Centred, opts: CaruanaOptions) -> tuple[np.ndarray, list[tuple[int, float]], int]:
-    """One forward selection. Returns (counts of the best ensemble seen, the full trail of
-    (member index, score) steps, how many trail steps that best ensemble uses)."""
-    c, b = stats.c, stats.b
-    m = stats.n_members
-    diag = np.einsum("emm->em", c)
-    single = _mean_pcc(b, diag, stats.vy)
-    num = np.zeros(len(b))      # w.b per emotion for the running counts w
-    var = np.zeros(len(b))      # w'Cw
-    cw = np.zeros_like(b)       # C w, (E, M)
-    trail: list[tuple[int, float]] = []
+class GreedyScorer(Protocol):
+    """What forward selection needs: scores of the members alone, of the running ensemble plus each
+    member, and a way to add one. `MomentScorer` (mean PCC from moments) and the direct scorer of any
+    task metric (direct.py) implement it."""
+    n_members: int
 
-    def add(i: int) -> float:
-        nonlocal num, var, cw
-        num = num + b[:, i]
-        var = var + 2 * cw[:, i] + diag[:, i]
-        cw = cw + c[:, :, i]
-        return float(_mean_pcc(num, var, stats.vy))
+    def single(self) -> np.ndarray: ...
 
-    for i in np.argsort(-single, kind="stable")[: max(1, min(opts.init, m))]:
-        trail.append((int(i), add(int(i))))
+    def candidates(self) -> np.ndarray: ...
+
+    def add(self, i: int) -> float: ...
+
+
+class MomentScorer:
+    """Mean PCC of the running ensemble from centred moments: O(M^2 E) per step, no clip is touched."""
+
+    def __init__(self, stats: Centred):
+        self.stats, self.n_members = stats, stats.n_members
+        self.diag = np.einsum("emm->em", stats.c)
+        self.num = np.zeros(len(stats.b))      # w.b per emotion for the running counts w
+        self.var = np.zeros(len(stats.b))      # w'Cw
+        self.cw = np.zeros_like(stats.b)       # C w, (E, M)
+
+    def single(self) -> np.ndarray:
+        return _mean_pcc(self.stats.b, self.diag, self.stats.vy)
+
+    def candidates(self) -> np.ndarray:
+        return _mean_pcc(self.num[:, None] + self.stats.b, self.var[:, None] + 2 * self.cw + self.diag,
+                         self.stats.vy)
+
+    def add(self, i: int) -> float:
+        self.num = self.num + self.stats.b[:, i]
+        self.var = self.var + 2 * self.cw[:, i] + self.diag[:, i]
+        self.cw = self.cw + self.stats.c[:, :, i]
+        return float(_mean_pcc(self.num, self.var, self.stats.vy))
+
+
+def forward_selection(scorer: GreedyScorer, opts: CaruanaOptions) -> tuple[np.ndarray, list[tuple[int, float]], int]:
+    """One forward selection with replacement. Returns (counts of the best ensemble seen, the full trail
+    of (member index, score) steps, how many trail steps that best ensemble uses)."""
+    m = scorer.n_members
+    trail = [(int(i), scorer.add(int(i)))
+             for i in np.argsort(-scorer.single(), kind="stable")[: max(1, min(opts.init, m))]]
     best_score, best_len, stale = trail[-1][1], len(trail), 0
     for _ in range(opts.max_steps):
-        cand = _mean_pcc(num[:, None] + b, var[:, None] + 2 * cw + diag, stats.vy)
-        j = int(np.argmax(cand))
-        trail.append((j, add(j)))
+        j = int(np.argmax(scorer.candidates()))
+        trail.append((j, scorer.add(j)))
         if trail[-1][1] > best_score + opts.min_gain:
             best_score, best_len, stale = trail[-1][1], len(trail), 0
         else:
             stale += 1
             if stale >= opts.patience:
                 break
-    counts = np.bincount([i for i, _ in trail[:best_len]], minlength=m)
-    return counts, trail, best_len
+    return np.bincount([i for i, _ in trail[:best_len]], minlength=m), trail, best_len
+
+
+def bagged_weights(m: int, opts: CaruanaOptions, bags: int,
+                   select: Callable[[np.ndarray], np.ndarray]) -> np.ndarray:
+    """Mean over `bags` selections, each on a random `bag_fraction` of the M members; `select(idx)`
+    returns the counts of one selection among the members idx."""
+    rng = np.random.default_rng(opts.seed)
+    size = min(m, max(1, int(round(opts.bag_fraction * m))))
+    w = np.zeros(m)
+    for _ in range(bags):
+        idx = np.sort(rng.choice(m, size, replace=False))
+        counts = select(idx)
+        w[idx] += counts / counts.sum()
+    return w / bags
+
+
+def trail_steps(names: list[str], w: np.ndarray, trail: list[tuple[int, float]], best_len: int) -> list[Step]:
+    """The step table of one selection: each member added, its final weight, the score and its gain."""
+    steps, prev = [], 0.0
+    for k, (i, s) in enumerate(trail):
+        steps.append(Step(names[i], float(w[i]), s, 0.0 if k == 0 else s - prev, kept=k < best_len))
+        prev = s
+    return steps
 
 
 def caruana_weights(stats: Centred, opts: CaruanaOptions = CaruanaOptions()) -> np.ndarray:
     """(M,) non-negative weights summing to 1; with bagging, the mean of the bags' weights."""
-    m = stats.n_members
     if opts.bags <= 0:
-        counts, _, _ = greedy_counts(stats, opts)
+        counts, _, _ = forward_selection(MomentScorer(stats), opts)
         return counts / counts.sum()
-    rng = np.random.default_rng(opts.seed)
-    size = min(m, max(1, int(round(opts.bag_fraction * m))))
-    w = np.zeros(m)
-    for _ in range(opts.bags):
-        idx = np.sort(rng.choice(m, size, replace=False))
-        counts, _, _ = greedy_counts(stats.members(idx), opts)
-        w[idx] += counts / counts.sum()
-    return w / opts.bags
+    return bagged_weights(stats.n_members, opts, opts.bags,
+                          lambda idx: forward_selection(MomentScorer(stats.members(idx)), opts)[0])
 
 
 def select_from_stats(stats: Centred, names: list[str], opts: CaruanaOptions = CaruanaOptions()) -> Selection:
@@ -115,12 +146,9 @@ def select_from_stats(stats: Centred, names: list[str], opts: CaruanaOptions = C
         w = caruana_weights(stats, opts)
         steps = weight_steps(stats, names, w)
     else:
-        counts, trail, best_len = greedy_counts(stats, opts)
+        counts, trail, best_len = forward_selection(MomentScorer(stats), opts)
         w = counts / counts.sum()
-        steps, prev = [], 0.0
-        for k, (i, s) in enumerate(trail):
-            steps.append(Step(names[i], float(w[i]), s, 0.0 if k == 0 else s - prev, kept=k < best_len))
-            prev = s
+        steps = trail_steps(names, w, trail, best_len)
     score = float(stats.pcc(w).mean())
     return Selection(counts={names[i]: int(counts[i]) for i in np.flatnonzero(counts)},
                      weights={names[i]: float(w[i]) for i in np.flatnonzero(w > 0)},

@@ -93,6 +93,7 @@ def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task 
     if len(fps) > 1:
         raise ExperimentError(f"experiments {names} were trained on different fold files; rerun them on one")
     # C order: pandas hands out column-major blocks, and the blend code relies on (M, N, E) row order
-    return Library(names=list(names), oof=np.ascontiguousarray(np.stack(oofs)), test=np.ascontiguousarray(np.stack(tests)), y=ds.labels(ids), ids=ids,
+    return Library(names=list(names), oof=np.ascontiguousarray(np.stack(oofs)),
+                   test=np.ascontiguousarray(np.stack(tests)), y=ds.labels(ids), ids=ids,
                    test_ids=ds.test_ids, targets=ds.targets, folds_fingerprint=fps.pop(), scores=scores,
                    fold=held_out_fold(oof_root / names[0], ids, task.id_col))
