@@ -61,6 +61,11 @@ def _expected_types(default: Any) -> tuple[type, ...] | None:
     return (type(default),)
 
 
+def _fits(value: Any, types: tuple[type, ...]) -> bool:
+    """isinstance, except that a bool is no int or float (YAML `true` for `epochs` is a slip)."""
+    return isinstance(value, types) and (bool in types or not isinstance(value, bool))
+
+
 def check_params(name: str, params: dict[str, Any], source: str | None = None) -> None:
     """Raise ParamError naming `source` (e.g. the config file) and the key for any parameter of model
     `name` that it does not declare, or whose value's type does not fit the declared one."""
@@ -76,7 +81,7 @@ def check_params(name: str, params: dict[str, Any], source: str | None = None) -
             raise ParamError(f"{where}unknown param {key!r} for model {name!r}{hint}; "
                              f"known: {', '.join(sorted(defaults))}")
         types = cls.param_types.get(key, _expected_types(defaults[key]))
-        if types is not None and not (isinstance(value, types) and not (isinstance(value, bool) and bool not in types)):
+        if types is not None and not _fits(value, types):
             want = " or ".join("null" if t is type(None) else t.__name__ for t in types)
             raise ParamError(f"{where}param {key!r} of model {name!r} must be {want}, "
                              f"got {type(value).__name__} {value!r}")
