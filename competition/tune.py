@@ -134,20 +134,24 @@ def open_storage(spec: str, heartbeat: int = HEARTBEAT_SECONDS) -> Storage:
     shown = url.render_as_string(hide_password=True)
     # a database that does not answer is an error within seconds, not a hang; SQLite waits for its file lock
     connect = {"timeout": 60} if url.get_backend_name() == "sqlite" else {"connect_timeout": 10}
-    try:
-        with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" since 2.8
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            storage = optuna.storages.RDBStorage(
-                spec, engine_kwargs={"connect_args": connect}, heartbeat_interval=heartbeat,
-                grace_period=3 * heartbeat,
-                heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3))
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
-        reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-        if url.password:
-            reason = reason.replace(str(url.password), "***")
-        hint = "; install its driver (psycopg[binary] for postgresql://)" if isinstance(exc, ImportError) else ""
-        raise StorageError(f"cannot open the study storage {shown}: {reason}{hint}") from None
-    return Storage(storage, shown)
+    for attempt in range(3):
+        try:
+            with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" since 2.8
+                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+                return Storage(optuna.storages.RDBStorage(
+                    spec, engine_kwargs={"connect_args": connect}, heartbeat_interval=heartbeat,
+                    grace_period=3 * heartbeat,
+                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)),
+                    shown)
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
+            if attempt < 2 and (isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)):
+                continue  # another worker created the tables of this new database at the same moment
+            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+            if url.password:
+                reason = reason.replace(str(url.password), "***")
+            hint = "; install its driver (psycopg[binary] for postgresql://)" if isinstance(exc, ImportError) else ""
+            raise StorageError(f"cannot open the study storage {shown}: {reason}{hint}") from None
+    raise AssertionError("unreachable")
 
 
 def cv_objective(cfg: dict, space: dict[str, dict], ds: Dataset, fold: pd.Series, folds: list[int],

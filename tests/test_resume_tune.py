@@ -21,7 +21,7 @@ from competition.config import load_config
 from competition.data.contract import load_dataset
 from competition.tune import open_storage, tune
 from tests.test_tune import make_workdir
-from tests.tune_workers import start_workers, tune_argv
+from tests.tune_workers import in_fit, start_workers, tune_argv
 
 N = 5
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -40,12 +40,12 @@ def load(storage: str) -> optuna.Study:
 
 def kill_mid_trial(tmp: Path, argv: list[str], storage: str) -> optuna.trial.FrozenTrial:
     """Start a worker; once it has finished 2 trials and is inside a fit, SIGKILL it. Its RUNNING trial."""
-    (proc,) = start_workers(tmp, [argv])
+    (proc,) = start_workers(tmp, [argv], delay=0.5)
     deadline = time.monotonic() + 240
     while True:
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "no trial finished"
-        if (tmp / "w0.fit").exists() and Path(storage).exists() and \
+        if in_fit(tmp) and Path(storage).exists() and \
                 len(load(storage).get_trials(states=FINISHED)) >= 2:
             break
         time.sleep(0.05)

@@ -64,3 +64,12 @@ def start_workers(tmp: Path, argvs: list[list[str]], delay: float = 0.3) -> list
 def trials_logged(output: str) -> set[int]:
     """The trial numbers a worker ran, from Optuna's own log lines."""
     return {int(n) for n in re.findall(r"Trial (\d+) (?:finished|pruned)", output)}
+
+
+def in_fit(tmp: Path, worker: int = 0, for_seconds: float = 0.25) -> bool:
+    """Worker `worker` has been inside a fit for `for_seconds`: its trial is RUNNING and has had time to
+    record its first heartbeat (Optuna never fails a trial killed before its first one)."""
+    try:
+        return time.time() - (tmp / f"w{worker}.fit").stat().st_mtime >= for_seconds
+    except FileNotFoundError:
+        return False
