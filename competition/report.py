@@ -33,6 +33,7 @@ from competition.ensembling.library import finished_experiments, load_library  #
 from competition.experiment import read_predictions  # noqa: E402
 from competition.io import read_json, write_text  # noqa: E402
 from competition.metrics import pcc_per_column  # noqa: E402
+from competition.study_storage import DEFAULT_STORAGE, open_storage  # noqa: E402
 
 N_LEVELS = 10  # seed 001 quantises intensities into 10 levels
 TRUTH_JSON = "synth_truth.json"
@@ -199,7 +200,6 @@ class StudyInfo:
 def find_studies(oof_root: Path, extra_storages: list[str]) -> list[StudyInfo]:
     """Every study in the experiments' default storages (oof/*/tune/optuna.journal, or optuna.db as written
     before the journal became the default) and in the given storages."""
-    from competition.tune import DEFAULT_STORAGE, open_storage
     specs = [str(p) for pattern in (DEFAULT_STORAGE, "tune/optuna.db")
              for p in sorted(Path(oof_root).glob(f"*/{pattern}"))] + list(extra_storages)
     out = []

@@ -40,6 +40,7 @@ from competition.folds import n_folds_of, read_folds
 from competition.io import write_text
 from competition.metrics import ConstantPredictionWarning
 from competition.paths import CONFIG_DIR, Workdir
+from competition.study_storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, StorageError, open_storage
 from competition.task import add_task_argument, get_task
 from competition.training.run_fold import fit_fold
 
@@ -49,13 +50,6 @@ STEP_STRIDE = 1000
 # What --trials counts: a RUNNING trial holds its place, so workers stop at N trials, not N + workers - 1.
 # A dead worker's trial is failed and retried (so no longer counted) where heartbeats exist (databases).
 BUDGET_STATES = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
-DEFAULT_STORAGE = "tune/optuna.journal"  # inside oof/<exp>/
-SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
-HEARTBEAT_SECONDS = 60  # database storages: a trial is stale after 3 beats without news
-
-
-class StorageError(RuntimeError):
-    """A study storage that cannot be opened: database down, wrong URL, missing driver."""
 
 
 def search_space(cfg: dict) -> dict[str, dict]:
@@ -109,49 +103,6 @@ def study_name(cfg: dict, space: dict, ds: Dataset, fold: pd.Series, fast: bool)
     ident = json.dumps({"cfg": config_hash(cfg), "space": space, "data": ds.fingerprint,
                         "folds": folds_fingerprint(fold), "fast": fast}, sort_keys=True, default=str)
     return f"{cfg['name']}-{'fast' if fast else 'cv'}-{hashlib.sha1(ident.encode()).hexdigest()[:8]}"
-
-
-@dataclass
-class Storage:
-    storage: optuna.storages.BaseStorage
-    url: str  # for messages and optuna-dashboard: the file, or the URL with its password masked
-
-
-def open_storage(spec: str, heartbeat: int = HEARTBEAT_SECONDS) -> Storage:
-    """A journal file (default), an SQLite file (.db/.sqlite) or a database URL, as an Optuna storage."""
-    if "://" not in spec and Path(spec).suffix not in SQLITE_SUFFIXES:
-        from optuna.storages.journal import JournalFileBackend, JournalFileOpenLock, JournalStorage
-        Path(spec).parent.mkdir(parents=True, exist_ok=True)
-        return Storage(JournalStorage(JournalFileBackend(spec, lock_obj=JournalFileOpenLock(spec))), spec)
-    import sqlalchemy
-    if "://" not in spec:
-        Path(spec).parent.mkdir(parents=True, exist_ok=True)
-        spec = f"sqlite:///{spec}"
-    try:
-        url = sqlalchemy.engine.make_url(spec)
-    except sqlalchemy.exc.ArgumentError as exc:
-        raise StorageError(f"--storage {spec!r} is neither a file nor a database URL: {exc}") from None
-    shown = url.render_as_string(hide_password=True)
-    # a database that does not answer is an error within seconds, not a hang; SQLite waits for its file lock
-    connect = {"timeout": 60} if url.get_backend_name() == "sqlite" else {"connect_timeout": 10}
-    for attempt in range(3):
-        try:
-            with warnings.catch_warnings():  # heartbeats and the retry callback are "experimental" since 2.8
-                warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-                return Storage(optuna.storages.RDBStorage(
-                    spec, engine_kwargs={"connect_args": connect}, heartbeat_interval=heartbeat,
-                    grace_period=3 * heartbeat,
-                    heartbeat_stale_trial_callback=optuna.storages.RetryHeartbeatStaleTrialCallback(max_retry=3)),
-                    shown)
-        except (sqlalchemy.exc.SQLAlchemyError, ImportError) as exc:
-            if attempt < 2 and (isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)):
-                continue  # another worker created the tables of this new database at the same moment
-            reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
-            if url.password:
-                reason = reason.replace(str(url.password), "***")
-            hint = "; install its driver (psycopg[binary] for postgresql://)" if isinstance(exc, ImportError) else ""
-            raise StorageError(f"cannot open the study storage {shown}: {reason}{hint}") from None
-    raise AssertionError("unreachable")
 
 
 def cv_objective(cfg: dict, space: dict[str, dict], ds: Dataset, fold: pd.Series, folds: list[int],

@@ -19,9 +19,9 @@ from optuna.trial import TrialState
 
 from competition.config import load_config
 from competition.data.contract import load_dataset
-from competition.tune import open_storage, tune
-from tests.test_tune import make_workdir
-from tests.tune_workers import in_fit, start_workers, tune_argv
+from competition.study_storage import open_storage
+from competition.tune import tune
+from tests.tune_workers import in_fit, make_workdir, start_workers, tune_argv
 
 N = 5
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -8,38 +8,18 @@ from pathlib import Path
 import numpy as np
 import optuna
 import pytest
-import yaml
 from optuna.trial import TrialState
 
 from competition.config import ConfigError, load_config
 from competition.data.contract import load_dataset
-from competition.features.store import extract
-from competition.folds import make_folds, read_folds, write_folds
+from competition.folds import read_folds
 from competition.io import read_json
 from competition.models.classical import RidgeModel
 from competition.models.registry import register_model
-from competition.paths import Workdir
 from competition.training.run_fold import run_fold
-from competition.tune import (DEFAULT_STORAGE, STEP_STRIDE, baseline_values, open_storage, search_space,
-                              study_name, tune, with_values)
-from tests.tiny_data import write_audio_dataset
-from tests.tune_workers import start_workers, trials_logged, tune_argv
-
-SPACE = {"params.alpha": {"type": "float", "low": 0.01, "high": 1000.0, "log": True}}
-
-
-def make_workdir(root: Path, n_folds: int = 3) -> tuple[Workdir, Path, Path]:
-    """A tiny audio dataset with folds and extracted features, and a ridge config with a search space."""
-    data = write_audio_dataset(root / "data", n_train=30, n_val=10, n_test=6, seconds=1.0)
-    wd = Workdir.of(root)
-    ds = load_dataset(data)
-    write_folds(ds, make_folds(ds, n_folds=n_folds, seed=0), wd.folds, {"n_folds": n_folds})
-    extract(ds, ["mfcc_stats"], wd.features, jobs=1, progress=False)
-    cfg = {"name": "rtiny", "model": "ridge", "features": ["mfcc_stats"], "params": {"alpha": 30.0},
-           "seed": 7, "search_space": SPACE}
-    cfg_path = root / "rtiny.yaml"
-    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
-    return wd, data, cfg_path
+from competition.study_storage import DEFAULT_STORAGE, open_storage
+from competition.tune import STEP_STRIDE, baseline_values, search_space, study_name, tune, with_values
+from tests.tune_workers import SPACE, make_workdir, start_workers, trials_logged, tune_argv
 
 
 @pytest.fixture(scope="module")

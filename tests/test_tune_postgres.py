@@ -22,9 +22,9 @@ from optuna.trial import TrialState
 
 from competition.config import load_config
 from competition.data.contract import load_dataset
-from competition.tune import StorageError, main, open_storage, tune
-from tests.test_tune import make_workdir
-from tests.tune_workers import in_fit, start_workers, trials_logged, tune_argv
+from competition.study_storage import StorageError, open_storage
+from competition.tune import main, tune
+from tests.tune_workers import in_fit, make_workdir, start_workers, trials_logged, tune_argv
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

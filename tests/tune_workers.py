@@ -1,6 +1,7 @@
-"""Tuning workers in their own processes, for the tests that share one study between processes or kill one:
-`python -m competition.tune` with each ridge fit slowed down (so that trials overlap and a kill lands inside
-one), a `<tag>.fit` file present while a fit runs, and a common start once every worker has imported."""
+"""For the tuning tests: a tiny set-up (`make_workdir`), and workers in their own processes for the tests
+that share one study between processes or kill one: `python -m competition.tune` with each ridge fit
+slowed down (so that trials overlap and a kill lands inside one), a `<tag>.fit` file present while a fit
+runs, and a common start once every worker has imported."""
 from __future__ import annotations
 
 import re
@@ -9,8 +10,31 @@ import sys
 import time
 from pathlib import Path
 
+import yaml
+
+from competition.data.contract import load_dataset
+from competition.features.store import extract
+from competition.folds import make_folds, write_folds
+from competition.paths import Workdir
 from tests.test_resume import ENV
-from tests.tiny_data import REPO
+from tests.tiny_data import REPO, write_audio_dataset
+
+SPACE = {"params.alpha": {"type": "float", "low": 0.01, "high": 1000.0, "log": True}}
+
+
+def make_workdir(root: Path, n_folds: int = 3) -> tuple[Workdir, Path, Path]:
+    """A tiny audio dataset with folds and extracted features, and a ridge config with a search space."""
+    data = write_audio_dataset(root / "data", n_train=30, n_val=10, n_test=6, seconds=1.0)
+    wd = Workdir.of(root)
+    ds = load_dataset(data)
+    write_folds(ds, make_folds(ds, n_folds=n_folds, seed=0), wd.folds, {"n_folds": n_folds})
+    extract(ds, ["mfcc_stats"], wd.features, jobs=1, progress=False)
+    cfg = {"name": "rtiny", "model": "ridge", "features": ["mfcc_stats"], "params": {"alpha": 30.0},
+           "seed": 7, "search_space": SPACE}
+    cfg_path = root / "rtiny.yaml"
+    cfg_path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+    return wd, data, cfg_path
+
 
 WORKER = """
 import sys, time
