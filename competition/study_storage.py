@@ -58,5 +58,6 @@ def open_storage(spec: str, heartbeat: int = HEARTBEAT_SECONDS) -> Storage:
             reason = str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
             if url.password:
                 reason = reason.replace(str(url.password), "***")
-            hint = "; install its Python driver (psycopg[binary], pinned, for postgresql://)" if isinstance(exc, ImportError) else ""
-            raise StorageError(f"cannot open the study storage {shown}: {reason}{hint}") from None
+            if isinstance(exc, ImportError):
+                reason += " (requirements.txt pins psycopg[binary] for postgresql://)"
+            raise StorageError(f"cannot open the study storage {shown}: {reason}") from None
