@@ -240,14 +240,16 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"config {cfg['name']!r} is for task {cfg['task']!r}, not {task.name!r}; pass --task {cfg['task']}")
     wd = Workdir.of(a.workdir, task)
     ds = task.load(a.data or wd.embedded_data)
-    # SIGTERM (SLURM pre-emption, kill) as Ctrl-C: Optuna then marks the running trial FAIL, freeing its place
-    signal.signal(signal.SIGTERM, signal.default_int_handler)
+    # SIGTERM (kill, SLURM pre-emption) as Ctrl-C: Optuna then marks the running trial FAIL, freeing its place
+    previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         res = tune(cfg, ds, wd, a.trials, a.storage, a.study, a.fast, a.seed, a.jobs, a.out, no_wandb=a.no_wandb,
                    heartbeat=a.heartbeat)
     except StorageError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     counts = pd.Series([t.state.name for t in res.study.trials], dtype=object).value_counts().to_dict()
     print(f"study {res.study.study_name} in {res.storage_url}: {counts}")
     if counts.get("RUNNING"):

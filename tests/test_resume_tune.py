@@ -8,7 +8,6 @@ heartbeats: the killed trial stays RUNNING and keeps its place in the budget. Ne
 an uninterrupted run (the sampler is not re-seeded per trial any more)."""
 from __future__ import annotations
 
-import os
 import signal
 import time
 from pathlib import Path
@@ -38,21 +37,28 @@ def load(storage: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=st.storage)
 
 
-def kill_mid_trial(tmp: Path, argv: list[str], storage: str) -> optuna.trial.FrozenTrial:
-    """Start a worker; once it has finished 2 trials and is inside a fit, SIGKILL it. Its RUNNING trial."""
+def n_finished(storage: str) -> int:
+    """Finished trials of the study in `storage`; 0 before the worker created it."""
+    if not Path(storage).exists() or not optuna.study.get_all_study_names(open_storage(storage).storage):
+        return 0
+    return len(load(storage).get_trials(states=FINISHED))
+
+
+def stop_mid_trial(tmp: Path, argv: list[str], storage: str, sig: int = signal.SIGKILL) -> optuna.Study:
+    """Start a worker; once it has finished 2 trials and is inside a fit, send it `sig`."""
     (proc,) = start_workers(tmp, [argv], delay=0.5)
     deadline = time.monotonic() + 240
-    while True:
+    while n_finished(storage) < 2:
         assert proc.poll() is None, proc.communicate()[0]
         assert time.monotonic() < deadline, "no trial finished"
-        if in_fit(tmp) and Path(storage).exists() and \
-                len(load(storage).get_trials(states=FINISHED)) >= 2:
-            break
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.communicate()
-    (killed,) = load(storage).get_trials(states=(TrialState.RUNNING,))
-    return killed
+    while not in_fit(tmp):
+        assert proc.poll() is None, proc.communicate()[0]
+        time.sleep(0.01)
+    proc.send_signal(sig)
+    out = proc.communicate()[0]
+    assert proc.returncode == (-sig if sig == signal.SIGKILL else -signal.SIGINT), out  # SIGTERM: KeyboardInterrupt
+    return load(storage)
 
 
 def rerun(tiny, storage: str, out: Path, heartbeat: int = 60) -> optuna.Study:
@@ -66,8 +72,9 @@ def rerun(tiny, storage: str, out: Path, heartbeat: int = 60) -> optuna.Study:
 def test_killed_worker_on_a_journal_file_keeps_its_place_in_the_budget(tiny, tmp_path):
     wd, data, cfg_path = tiny
     storage, out = str(tmp_path / "study.journal"), tmp_path / "tuned.yaml"
-    killed = kill_mid_trial(tmp_path, tune_argv(cfg_path, data, wd.root, storage, N, 0, out, "--fast"), storage)
-    before = len(load(storage).trials)
+    study = stop_mid_trial(tmp_path, tune_argv(cfg_path, data, wd.root, storage, N, 0, out, "--fast"), storage)
+    (killed,) = study.get_trials(states=(TrialState.RUNNING,))
+    before = len(study.trials)
 
     study = rerun(tiny, storage, out)  # resumes the named study: no trial is run twice
     trials = study.trials
@@ -81,7 +88,7 @@ def test_killed_worker_on_a_database_is_retried_with_its_parameters(tiny, tmp_pa
     wd, data, cfg_path = tiny
     storage, out = str(tmp_path / "study.db"), tmp_path / "tuned.yaml"
     argv = tune_argv(cfg_path, data, wd.root, storage, N, 0, out, "--fast", "--heartbeat", "1")
-    killed = kill_mid_trial(tmp_path, argv, storage)
+    (killed,) = stop_mid_trial(tmp_path, argv, storage).get_trials(states=(TrialState.RUNNING,))
     time.sleep(4)  # > 3 heartbeats of 1 s: the killed trial is stale
 
     trials = rerun(tiny, storage, out, heartbeat=1).trials
@@ -91,3 +98,16 @@ def test_killed_worker_on_a_database_is_retried_with_its_parameters(tiny, tmp_pa
     assert retries[0].params == killed.params and killed.params  # the same point, not a new one
     assert sum(t.state in FINISHED for t in trials) == N
     assert not [t for t in trials if t.state == TrialState.RUNNING]
+
+
+def test_sigterm_fails_the_running_trial_at_once(tiny, tmp_path):
+    """SIGTERM (kill, a SLURM pre-emption) is Ctrl-C for the tuner: Optuna marks the trial FAIL, so on a
+    journal file too it does not hold a place in the budget, and the rerun ends with N finished trials."""
+    wd, data, cfg_path = tiny
+    storage, out = str(tmp_path / "study.journal"), tmp_path / "tuned.yaml"
+    argv = tune_argv(cfg_path, data, wd.root, storage, N, 0, out, "--fast")
+    study = stop_mid_trial(tmp_path, argv, storage, signal.SIGTERM)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    (failed,) = study.get_trials(states=(TrialState.FAIL,))
+    trials = rerun(tiny, storage, out).trials
+    assert sum(t.state in FINISHED for t in trials) == N and trials[failed.number].state == TrialState.FAIL

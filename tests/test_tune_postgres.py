@@ -83,13 +83,17 @@ def test_two_workers_on_postgres_one_killed_the_study_completes(postgres, tiny, 
     procs = start_workers(tmp_path, argvs, delay=0.5)  # both open the new database at once
     storage = open_storage(postgres).storage
     deadline = time.monotonic() + 240
-    while not (in_fit(tmp_path) and "pg" in optuna.study.get_all_study_names(storage) and
+    while not ("pg" in optuna.study.get_all_study_names(storage) and
                len(optuna.load_study(study_name="pg", storage=storage).get_trials(states=FINISHED)) >= 2):
         assert all(p.poll() is None for p in procs), [p.communicate()[0] for p in procs]
         assert time.monotonic() < deadline, "no trial finished"
         time.sleep(0.05)
+    while not in_fit(tmp_path):
+        assert procs[0].poll() is None, procs[0].communicate()[0]
+        time.sleep(0.01)
     procs[0].send_signal(signal.SIGKILL)  # inside a fit: its trial is RUNNING, its heartbeat stops
     killed_out = procs[0].communicate()[0]
+    assert procs[0].returncode == -signal.SIGKILL, killed_out
     out = procs[1].communicate(timeout=300)[0]
     assert procs[1].returncode == 0, out
 
