@@ -12,10 +12,11 @@ if [ -z "${ERI_NO_POSTGRES:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/d
     || echo "setup.sh: could not install the Debian package postgresql; tests/test_tune_postgres.py will skip" >&2
 fi
 stamp=.venv/.requirements.sha
-want=$(cat requirements.txt requirements-nodeps.txt | sha256sum | cut -d' ' -f1)
+want=$(cat requirements.txt requirements-nodeps.txt pyproject.toml | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -r requirements.txt
 .venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
+.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .   # console entry points (pyproject.toml)
 echo "$want" > "$stamp"

@@ -16,10 +16,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from competition.config import load_config
+from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
-from competition.study_storage import open_storage
-from competition.tune import tune
+from competition.pipeline.study_storage import open_storage
+from competition.pipeline.tune import tune
 from tests.tune_workers import in_fit, make_workdir, start_workers, tune_argv
 
 N = 5

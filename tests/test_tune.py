@@ -1,4 +1,4 @@
-"""competition.tune: search spaces, resumable named studies, an objective identical to run_fold's scores,
+"""competition.pipeline.tune: search spaces, resumable named studies, an objective identical to run_fold's scores,
 pruning on epoch reports, the tuned config, and two worker processes sharing one journal study's budget."""
 from __future__ import annotations
 
@@ -10,15 +10,15 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from competition.config import ConfigError, load_config
+from competition.pipeline.config import ConfigError, load_config
 from competition.data.contract import load_dataset
 from competition.folds import read_folds
-from competition.io import read_json
+from competition.core.io import read_json
 from competition.models.classical import RidgeModel
 from competition.models.registry import register_model
-from competition.training.run_fold import run_fold
-from competition.study_storage import DEFAULT_STORAGE, open_storage
-from competition.tune import STEP_STRIDE, baseline_values, search_space, study_name, tune, with_values
+from competition.pipeline.run_fold import run_fold
+from competition.pipeline.study_storage import DEFAULT_STORAGE, open_storage
+from competition.pipeline.tune import STEP_STRIDE, baseline_values, search_space, study_name, tune, with_values
 from tests.tune_workers import SPACE, make_workdir, start_workers, trials_logged, tune_argv
 
 

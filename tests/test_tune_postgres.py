@@ -20,10 +20,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from competition.config import load_config
+from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
-from competition.study_storage import StorageError, open_storage
-from competition.tune import main, tune
+from competition.pipeline.study_storage import StorageError, open_storage
+from competition.pipeline.tune import main, tune
 from tests.tune_workers import in_fit, make_workdir, start_workers, trials_logged, tune_argv
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)

@@ -1,5 +1,5 @@
 """For the tuning tests: a tiny set-up (`make_workdir`), and workers in their own processes for the tests
-that share one study between processes or kill one: `python -m competition.tune` with each ridge fit
+that share one study between processes or kill one: `python -m competition.pipeline.tune` with each ridge fit
 slowed down (so that trials overlap and a kill lands inside one), a `<tag>.fit` file present while a fit
 runs, and a common start once every worker has imported."""
 from __future__ import annotations
@@ -15,7 +15,7 @@ import yaml
 from competition.data.contract import load_dataset
 from competition.features.store import extract
 from competition.folds import make_folds, write_folds
-from competition.paths import Workdir
+from competition.core.paths import Workdir
 from tests.test_resume import ENV
 from tests.tiny_data import REPO, write_audio_dataset
 
@@ -42,7 +42,7 @@ from pathlib import Path
 from competition.features.registry import list_extractors
 from competition.models import classical
 from competition.models.registry import list_models
-from competition.tune import main
+from competition.pipeline.tune import main
 list_models(), list_extractors()
 tag, go, delay = Path(sys.argv[1]), Path(sys.argv[2]), float(sys.argv[3])
 fit = classical.RidgeModel.fit

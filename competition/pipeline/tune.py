@@ -1,6 +1,6 @@
 """Hyper-parameter search with Optuna over an experiment config's `search_space`.
 
-    python -m competition.tune EXP --trials N [--storage FILE|URL] [--study NAME] [--fast] [--seed S]
+    python -m competition.pipeline.tune EXP --trials N [--storage FILE|URL] [--study NAME] [--fast] [--seed S]
                                [--heartbeat S] [--data DIR] [--workdir W] [--set key=value ...] [--out PATH]
                                [--no-wandb] [--task eri|va|expr]
 
@@ -31,18 +31,18 @@ import pandas as pd
 import yaml
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from competition import tracking
-from competition.config import ConfigError, apply_override, config_hash, dump_config, load_config
+from competition.core.io import write_text
+from competition.core.metrics import ConstantPredictionWarning
+from competition.core.paths import CONFIG_DIR, Workdir
 from competition.data.contract import Dataset
-from competition.experiment import folds_fingerprint
+from competition.data.task import add_task_argument, get_task
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
-from competition.io import write_text
-from competition.metrics import ConstantPredictionWarning
-from competition.paths import CONFIG_DIR, Workdir
-from competition.study_storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, StorageError, open_storage
-from competition.task import add_task_argument, get_task
-from competition.training.run_fold import fit_fold
+from competition.pipeline import tracking
+from competition.pipeline.config import ConfigError, apply_override, config_hash, dump_config, load_config
+from competition.pipeline.experiment import folds_fingerprint
+from competition.pipeline.run_fold import fit_fold
+from competition.pipeline.study_storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, StorageError, open_storage
 
 # Intermediate values of fold k live at steps k*STEP_STRIDE + epoch; the running CV mean after fold k at
 # (k+1)*STEP_STRIDE - 1. The pruner thus always compares the same fold and epoch across trials.
@@ -144,9 +144,9 @@ def write_tuned_config(cfg: dict, best: FrozenTrial, study: str, storage_url: st
     out["description"] = (f"{cfg.get('description', cfg['name'])} | tuned: study {study} ({storage_url}), trial "
                           f"{best.number}, CV {get_task(cfg.get('task', 'eri')).metric_label} {best.value:.4f} over "
                           f"{n_folds} fold(s)")
-    write_text(path, f"# Written by `python -m competition.tune {cfg['name']}`: the best trial's values over the "
-                     f"base config.\n# Run it with: bash scripts/run_all.sh {name}   (or scripts/run_fold.sh K "
-                     f"{name})\n{dump_config(out)}")
+    write_text(path, f"# Written by `python -m competition.pipeline.tune {cfg['name']}`: the best trial's values "
+                     f"over the base config.\n# Run it with: bash scripts/run_all.sh {name}   (or scripts/run_fold.sh "
+                     f"K {name})\n{dump_config(out)}")
     return path
 
 
@@ -238,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(a.exp, a.overrides)
     if cfg["task"] != task.name:
         ap.error(f"config {cfg['name']!r} is for task {cfg['task']!r}, not {task.name!r}; pass --task {cfg['task']}")
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data)
     # SIGTERM (kill, SLURM pre-emption) as Ctrl-C: Optuna then marks the running trial FAIL, freeing its place
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)

@@ -1,5 +1,5 @@
 """Where Optuna studies live: a journal file (the default), an SQLite file or a database URL, opened as an
-Optuna storage. Used by the tuner (competition.tune) and the report. docs/TUNING.md says what each kind
+Optuna storage. Used by the tuner (pipeline.tune) and the report. docs/TUNING.md says what each kind
 guarantees when a worker dies."""
 from __future__ import annotations
 
