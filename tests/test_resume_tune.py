@@ -1,4 +1,4 @@
-"""Kill -9 a tuning worker in the middle of a trial and rerun it, on the default journal file and on a
+"""Stop a tuning worker in the middle of a trial (SIGTERM, SIGKILL) and rerun it, on the default journal file and on a
 database storage with heartbeats (SQLite here; PostgreSQL in test_tune_postgres.py).
 
 What survives the kill (docs/TUNING.md): the named study and its finished trials, and the budget. On a
@@ -46,6 +46,7 @@ def n_finished(storage: str) -> int:
 
 def stop_mid_trial(tmp: Path, argv: list[str], storage: str, sig: int = signal.SIGKILL) -> optuna.Study:
     """Start a worker; once it has finished 2 trials and is inside a fit, send it `sig`."""
+    tmp.mkdir(exist_ok=True)
     (proc,) = start_workers(tmp, [argv], delay=0.5)
     deadline = time.monotonic() + 240
     while n_finished(storage) < 2:
@@ -69,19 +70,26 @@ def rerun(tiny, storage: str, out: Path, heartbeat: int = 60) -> optuna.Study:
     return res.study
 
 
-def test_killed_worker_on_a_journal_file_keeps_its_place_in_the_budget(tiny, tmp_path):
+def test_sigterm_frees_the_trial_and_kill_9_keeps_its_place_on_a_journal_file(tiny, tmp_path):
+    """SIGTERM (kill, a SLURM pre-emption) is Ctrl-C for the tuner: Optuna marks the trial FAIL at once and
+    it does not count. SIGKILL leaves the trial RUNNING (a journal file has no heartbeats): it keeps its
+    place in the budget. The rerun resumes the named study and runs the rest, no trial twice."""
     wd, data, cfg_path = tiny
     storage, out = str(tmp_path / "study.journal"), tmp_path / "tuned.yaml"
-    study = stop_mid_trial(tmp_path, tune_argv(cfg_path, data, wd.root, storage, N, 0, out, "--fast"), storage)
+    argv = tune_argv(cfg_path, data, wd.root, storage, N, 0, out, "--fast")
+    study = stop_mid_trial(tmp_path / "term", argv, storage, signal.SIGTERM)
+    assert not study.get_trials(states=(TrialState.RUNNING,))
+    (terminated,) = study.get_trials(states=(TrialState.FAIL,))
+    study = stop_mid_trial(tmp_path / "kill", argv, storage)
     (killed,) = study.get_trials(states=(TrialState.RUNNING,))
     before = len(study.trials)
 
-    study = rerun(tiny, storage, out)  # resumes the named study: no trial is run twice
-    trials = study.trials
-    assert len(trials) == N and len(trials) > before
+    trials = rerun(tiny, storage, out).trials
+    assert len(trials) > before
+    assert [t.number for t in trials if t.state == TrialState.FAIL] == [terminated.number]
     assert [t.number for t in trials if t.state == TrialState.RUNNING] == [killed.number]
-    assert all(t.state in FINISHED for t in trials if t.number != killed.number)
-    assert len(rerun(tiny, storage, out).trials) == N  # finished: a rerun runs nothing
+    assert sum(t.state in FINISHED for t in trials) == N - 1  # + the killed trial: N in the budget
+    assert len(rerun(tiny, storage, out).trials) == len(trials)  # finished: a rerun runs nothing
 
 
 def test_killed_worker_on_a_database_is_retried_with_its_parameters(tiny, tmp_path):
@@ -99,15 +107,3 @@ def test_killed_worker_on_a_database_is_retried_with_its_parameters(tiny, tmp_pa
     assert sum(t.state in FINISHED for t in trials) == N
     assert not [t for t in trials if t.state == TrialState.RUNNING]
 
-
-def test_sigterm_fails_the_running_trial_at_once(tiny, tmp_path):
-    """SIGTERM (kill, a SLURM pre-emption) is Ctrl-C for the tuner: Optuna marks the trial FAIL, so on a
-    journal file too it does not hold a place in the budget, and the rerun ends with N finished trials."""
-    wd, data, cfg_path = tiny
-    storage, out = str(tmp_path / "study.journal"), tmp_path / "tuned.yaml"
-    argv = tune_argv(cfg_path, data, wd.root, storage, N, 0, out, "--fast")
-    study = stop_mid_trial(tmp_path, argv, storage, signal.SIGTERM)
-    assert not study.get_trials(states=(TrialState.RUNNING,))
-    (failed,) = study.get_trials(states=(TrialState.FAIL,))
-    trials = rerun(tiny, storage, out).trials
-    assert sum(t.state in FINISHED for t in trials) == N and trials[failed.number].state == TrialState.FAIL
