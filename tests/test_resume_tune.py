@@ -20,7 +20,7 @@ from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
 from competition.pipeline.study_storage import open_storage
 from competition.pipeline.tune import tune
-from tests.tune_workers import in_fit, make_workdir, start_workers, tune_argv
+from tests.tune_workers import in_fit, make_workdir, retried_from, start_workers, tune_argv
 
 N = 5
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
@@ -101,7 +101,7 @@ def test_killed_worker_on_a_database_is_retried_with_its_parameters(tiny, tmp_pa
 
     trials = rerun(tiny, storage, out, heartbeat=1).trials
     assert trials[killed.number].state == TrialState.FAIL
-    retries = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    retries = [t for t in trials if retried_from(t) == killed.number]
     assert len(retries) == 1 and retries[0].state in FINISHED
     assert retries[0].params == killed.params and killed.params  # the same point, not a new one
     assert sum(t.state in FINISHED for t in trials) == N

@@ -24,7 +24,7 @@ from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
 from competition.pipeline.study_storage import StorageError, open_storage
 from competition.pipeline.tune import main, tune
-from tests.tune_workers import in_fit, make_workdir, start_workers, trials_logged, tune_argv
+from tests.tune_workers import in_fit, make_workdir, retried_from, start_workers, trials_logged, tune_argv
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
@@ -106,9 +106,9 @@ def test_two_workers_on_postgres_one_killed_the_study_completes(postgres, tiny, 
              seed=3, out=tmp_path / "t3.yaml", progress=False, no_wandb=True, heartbeat=1)
     trials = optuna.load_study(study_name="pg", storage=storage).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
-    assert len(failed) == 1, [(t.number, t.state.name, t.system_attrs.get("failed_trial")) for t in trials]
+    assert len(failed) == 1, [(t.number, t.state.name, retried_from(t)) for t in trials]
     killed = failed[0]
-    (retry,) = [t for t in trials if t.system_attrs.get("failed_trial") == killed.number]
+    (retry,) = [t for t in trials if retried_from(t) == killed.number]
     assert retry.state in FINISHED and retry.params == killed.params
     assert sum(t.state in FINISHED for t in trials) == n  # exactly the budget: one live worker at the end
     assert not [t for t in trials if t.state in (TrialState.RUNNING, TrialState.WAITING)]

@@ -8,8 +8,10 @@ import re
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
+import optuna
 import yaml
 
 from competition.data.contract import load_dataset
@@ -97,3 +99,10 @@ def in_fit(tmp: Path, worker: int = 0, for_seconds: float = 0.25) -> bool:
         return time.time() - (tmp / f"w{worker}.fit").stat().st_mtime >= for_seconds
     except FileNotFoundError:
         return False
+
+
+def retried_from(trial: optuna.trial.FrozenTrial) -> int | None:
+    """The number of the killed trial that `trial` retries (RetryHeartbeatStaleTrialCallback), else None."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return optuna.storages.RetryHeartbeatStaleTrialCallback.retried_trial_number(trial)
