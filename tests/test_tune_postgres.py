@@ -78,8 +78,10 @@ def tiny(tmp_path_factory):
 def test_two_workers_on_postgres_one_killed_the_study_completes(postgres, tiny, tmp_path):
     wd, data, cfg_path = tiny
     n = 10
+    # heartbeats every 2 s, stale after 6: a live worker on a loaded machine (seconds without the GIL while
+    # importing) must not look dead to the other one, which would fail its trial under it
     argvs = [tune_argv(cfg_path, data, wd.root, postgres, n, seed, tmp_path / f"t{seed}.yaml", "--fast", "--study",
-                       "pg", "--heartbeat", "1") for seed in (1, 2)]
+                       "pg", "--heartbeat", "2") for seed in (1, 2)]
     procs = start_workers(tmp_path, argvs, delay=0.5)  # both open the new database at once
     storage = open_storage(postgres).storage
     deadline = time.monotonic() + 240
@@ -101,9 +103,9 @@ def test_two_workers_on_postgres_one_killed_the_study_completes(postgres, tiny, 
     if sum(t.state in FINISHED for t in study.trials) < n:
         # the live worker ran out of trials before the killed one was 3 heartbeats stale: the killed trial
         # still holds its place, and a rerun once it is stale retries it (as a user would)
-        time.sleep(4)
+        time.sleep(7)
         tune(load_config(cfg_path), load_dataset(data), wd, n_trials=n, storage=postgres, study="pg", fast=True,
-             seed=3, out=tmp_path / "t3.yaml", progress=False, no_wandb=True, heartbeat=1)
+             seed=3, out=tmp_path / "t3.yaml", progress=False, no_wandb=True, heartbeat=2)
     trials = optuna.load_study(study_name="pg", storage=storage).trials
     failed = [t for t in trials if t.state == TrialState.FAIL]
     assert len(failed) == 1, [(t.number, t.state.name, retried_from(t)) for t in trials]
