@@ -7,6 +7,6 @@ if [ -z "${ERI_NO_POSTGRES:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/d
    && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   { apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; } >/dev/null 2>&1 \
-    || echo "setup.sh: could not install the Debian package postgresql; tests/test_tune_postgres.py will skip" >&2
+    || echo "test.sh: could not install the Debian package postgresql; tests/test_tune_postgres.py will skip" >&2
 fi
 python -m pytest "$@"
