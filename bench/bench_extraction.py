@@ -139,10 +139,14 @@ def video_detections(clip, root: Path, truth: list) -> dict[str, int]:
     visible face when the output box centre lies within the truth box (half its width / height of the
     truth centre); any box on a frame without a face is a false detection. `detected` counts Haar / MTCNN
     boxes, `face_rows` every row the crops mark as a face (mask: detected, verified or interpolated)."""
-    from competition.features.faces import DETECTOR_CODES, _track_path
+    from competition.features.faces import _track_path
     from competition.features.registry import get_extractor
     from competition.features.store import FeatureStore
     from competition.media.video import frame_times
+    try:
+        from competition.features.faces import DETECTED_CODES
+    except ImportError:  # code before the "verified" rows
+        DETECTED_CODES = (1, 2)
     store = FeatureStore(root, get_extractor("faces"))
     with np.load(store.path(clip.clip_id)) as z:
         t, mask = z["t"], z["mask"]
@@ -160,7 +164,7 @@ def video_detections(clip, root: Path, truth: list) -> dict[str, int]:
             bw, bh = b[2] - b[0], b[3] - b[1]
             cx, cy = (boxes[k, 0] + boxes[k, 2]) / 2 * w, (boxes[k, 1] + boxes[k, 3]) / 2 * h
             on[k] = abs(cx - (b[0] + b[2]) / 2) <= bw / 2 and abs(cy - (b[1] + b[3]) / 2) <= bh / 2
-    detected = np.isin(source, [DETECTOR_CODES["haar"], DETECTOR_CODES["mtcnn"]])
+    detected = np.isin(source, DETECTED_CODES)
     return {"sampled": len(t), "visible": int(vis.sum()),
             "detected_on_visible": int((detected & on & vis).sum()), "face_rows_on_visible": int((mask & on & vis).sum()),
             "no_face": int((~vis).sum()), "false_detected": int((detected & ~vis).sum()),
@@ -288,7 +292,7 @@ def face_hits(data: Path, root: Path, ids: list[str]) -> dict[str, float] | None
         vis = g.face_visible.to_numpy()[near] == 1
         cx = (boxes[:, 0] + boxes[:, 2]) / 2 * w
         gx = (g.face_x + g.face_w / 2).to_numpy()[near]
-        det = np.isin(source, [1, 2])
+        det = np.isin(source, [1, 2, 5])  # mtcnn, haar, verified (faces.DETECTED_CODES)
         on_face = det & (np.abs(cx - gx) < g.face_w.to_numpy()[near] / 2)
         hit, visible = hit + int((on_face & vis).sum()), visible + int(vis.sum())
         hidden, on_hidden = hidden + int((~vis).sum()), on_hidden + int((det & ~vis).sum())
