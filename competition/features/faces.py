@@ -8,6 +8,8 @@ Detector chain (tried per frame, in the order of the `detectors` parameter):
            HAAR_FULL_MIN), and O-Net refines all of a clip's Haar boxes in one batched call.
 - "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust), on frames
            downscaled to MTCNN_MAX_SIDE.
+The chain runs on every `detect_every`-th sampled frame; the frames between two with a face get the
+interpolated box checked by the batched O-Net ("verified"), see `detect_frames`.
 A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
 this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
 - "aligned": no detection: the dataset's own aligned face crops (Aff-Wild2's `cropped_aligned/<name>/
@@ -236,11 +238,12 @@ def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices:
     where unknown), detector codes (T,). Haar boxes that O-Net accepts as a face (p >= 0.5) take its
     tighter box and landmarks; the others stay as Haar found them.
 
-    With `every` = k > 1 the chain runs on every k-th frame (and the last). A frame between two of
-    them that both found a face gets their box interpolated (by frame `indices`) and checked by O-Net,
-    batched: accepted, it takes O-Net's box and landmarks (code "verified"); rejected, the chain runs
-    on it. Frames between two without a face are left without one; between a face and none (the face
-    comes or goes), the chain runs on every frame."""
+    With `every` = k > 1 the chain runs on every k-th frame after one with a face, every 2k-th after
+    one without, and on the last frame. A frame between two of them that both found a face gets their
+    box interpolated (by frame `indices`) and checked by O-Net, batched: accepted, it takes O-Net's box
+    and landmarks (code "verified"); rejected, the chain runs on it. Frames between two without a face
+    are left without one (a face seen for less than 2k sampled frames can be missed); between a face
+    and none (the face comes or goes), the chain runs on every frame."""
     t_count, every = len(frames), max(1, int(every))
     boxes = np.zeros((t_count, 4), np.float32)
     lms = np.full((t_count, 5, 2), np.nan, np.float32)
@@ -250,23 +253,28 @@ def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices:
     def prior(i: int) -> np.ndarray | None:  # Haar box of the nearest earlier frame searched, if near
         return next((haar_boxes[j] for j in range(i - 1, i - every - 1, -1) if j in haar_boxes), None)
 
-    def run_chain(todo: list[int]) -> None:
-        for i in todo:
-            box, lm, code, haar_box = _detect_frame(frames[i], chain, prior(i))
-            if box is not None:
-                boxes[i], source[i] = box, code
-                if lm is not None:
-                    lms[i] = lm
-            if haar_box is not None:
-                haar_boxes[i] = haar_box
+    def chain_on(i: int) -> None:
+        box, lm, code, haar_box = _detect_frame(frames[i], chain, prior(i))
+        if box is not None:
+            boxes[i], source[i] = box, code
+            if lm is not None:
+                lms[i] = lm
+        if haar_box is not None:
+            haar_boxes[i] = haar_box
+
+    def refine_haar(todo: list[int]) -> None:
         haar = [i for i in todo if source[i] == DETECTOR_CODES["haar"]]
         refined, lm, p = refine_onet_batch([frames[i] for i in haar], [boxes[i] for i in haar])
         for i, b, m, ok in zip(haar, refined, lm, p >= 0.5):  # O-Net agrees it is a face
             if ok:
                 boxes[i], lms[i] = b, m
 
-    keys = sorted(set(range(0, t_count, every)) | ({t_count - 1} if t_count else set()))
-    run_chain(keys)
+    keys, i = [], 0
+    while i < t_count:  # stride `every` while a face is in view, twice that while none is
+        chain_on(i)
+        keys.append(i)
+        i = min(i + (every if source[i] else 2 * every), t_count - 1) if i < t_count - 1 else t_count
+    refine_haar(keys)
     pos = np.arange(t_count, dtype=np.float64) if indices is None else np.asarray(indices, np.float64)
     between, chain_too = [], []
     for a, b in zip(keys, keys[1:]):
@@ -283,7 +291,9 @@ def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices:
             boxes[i], lms[i], source[i] = b, m, DETECTOR_CODES["verified"]
         else:
             chain_too.append(i)
-    run_chain(sorted(chain_too))
+    for i in sorted(chain_too):
+        chain_on(i)
+    refine_haar(chain_too)
     return boxes, lms, source
 
 
