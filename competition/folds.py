@@ -21,9 +21,8 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
-from competition.io import read_json, write_csv, write_json
-from competition.paths import Workdir
-from competition.task import add_task_argument, get_task
+from competition.core.io import read_json, write_csv, write_json
+from competition.data.task import add_task_argument, get_task
 
 TEST_FOLD = -1
 ALWAYS_TRAIN = -2
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> None:
     add_task_argument(ap)
     a = ap.parse_args(argv)
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
     if path.exists() and not a.force:

@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition.config import load_config
+from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
 from competition.features.store import FeatureStore, extract
-from competition.io import read_json
-from competition.paths import Workdir
-from competition.training.run_fold import run_fold
+from competition.core.io import read_json
+from competition.core.paths import Workdir
+from competition.pipeline.run_fold import run_fold
 from tests.tiny_data import REPO, write_audio_dataset, write_config
 
 FEATURES = ["egemaps", "mfcc_stats", {"name": "mfcc", "params": {"n_mfcc": 20, "stack": 4}}]
@@ -105,7 +105,7 @@ def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
         cfg = load_config(path)
         for k in range(3):
             run_fold(cfg, k, ds, a, jobs=1, progress=False, no_wandb=True)
-    run(["-m", "competition.training.run_fold", "--all-folds", "--jobs", "1", "--no-wandb", "--data", str(data),
+    run(["-m", "competition.pipeline.run_fold", "--all-folds", "--jobs", "1", "--no-wandb", "--data", str(data),
          "--workdir", str(b.root), "--exp", *map(str, cfgs)], hash_seed="777")
     for name in ("ridge_det", "lstm_det"):
         ea, eb = a.experiment(name), b.experiment(name)

@@ -1,11 +1,10 @@
-import numpy as np
 import pandas as pd
 import pytest
 
 from competition.data.contract import load_dataset
 from competition.folds import (ALWAYS_TRAIN, TEST_FOLD, FoldsError, fold_ids, main, make_folds,
                                read_folds)
-from competition.paths import Workdir
+from competition.core.paths import Workdir
 from tests.conftest import write_fake_dataset
 
 
