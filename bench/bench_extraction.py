@@ -61,7 +61,6 @@ def decode_floor(mp4: Path, wav: Path, rgb: bool) -> tuple[float, float]:
 
 def run_inprocess(clip, names: list[str], root: Path) -> dict[str, tuple[float, float]]:
     """{extractor: (wall s, CPU s)} on one clip, computed and saved as the store does."""
-    from competition.features.registry import get_extractor
     from competition.features.store import FeatureStore, using_root
     out = {}
     with using_root(root):
@@ -78,8 +77,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".avi", ".webm")
 
 def config_features(task: str = "eri") -> list[str | dict]:
     """The features the task's default experiments (configs with `default: true`) read, `faces` first."""
-    from competition.config import default_experiments, load_config
-    from competition.features.registry import parse_feature_spec
+    from competition.pipeline.config import default_experiments, load_config
     specs: list[str | dict] = ["faces"]
     for exp in default_experiments(task):
         for spec in load_config(exp)["features"]:
@@ -115,7 +113,7 @@ def build_truth(clips: list) -> dict:
     no face. Hand-checked: see docs/BENCHMARKS.md."""
     import av
     from competition.features.faces import detect_mtcnn
-    from competition.media.video import _packet_pts
+    from competition.features.video import _packet_pts
     truth = {}
     for clip in clips:
         pts, _ = _packet_pts(clip.mp4)
@@ -142,7 +140,7 @@ def video_detections(clip, root: Path, truth: list) -> dict[str, int]:
     from competition.features.faces import _track_path
     from competition.features.registry import get_extractor
     from competition.features.store import FeatureStore
-    from competition.media.video import frame_times
+    from competition.features.video import frame_times
     try:
         from competition.features.faces import DETECTED_CODES
     except ImportError:  # code before the "verified" rows
@@ -166,7 +164,8 @@ def video_detections(clip, root: Path, truth: list) -> dict[str, int]:
             on[k] = abs(cx - (b[0] + b[2]) / 2) <= bw / 2 and abs(cy - (b[1] + b[3]) / 2) <= bh / 2
     detected = np.isin(source, DETECTED_CODES)
     return {"sampled": len(t), "visible": int(vis.sum()),
-            "detected_on_visible": int((detected & on & vis).sum()), "face_rows_on_visible": int((mask & on & vis).sum()),
+            "detected_on_visible": int((detected & on & vis).sum()),
+            "face_rows_on_visible": int((mask & on & vis).sum()),
             "no_face": int((~vis).sum()), "false_detected": int((detected & ~vis).sum()),
             "false_face_rows": int((mask & ~vis).sum())}
 
@@ -182,7 +181,7 @@ def _native_size(mp4: Path) -> tuple[int, int]:
 def decode_sampled(mp4: Path) -> tuple[float, float]:
     """(wall s, CPU s) of what the face pipeline decodes: up to its last sampled frame, those to RGB."""
     from competition.features.faces import FACE_DEFAULTS as p
-    from competition.media.video import read_sampled
+    from competition.features.video import read_sampled
     t0, c0 = time.perf_counter(), time.process_time()
     read_sampled(mp4, p["scheme"], step=p["step"], n=p["n"], every=p["every"], max_side=p["max_side"])
     return time.perf_counter() - t0, time.process_time() - c0
@@ -391,7 +390,8 @@ def main() -> None:
             "decode_ms_per_clip": {"wall": round(1000 * dec[:, 0].mean(), 1), "cpu": round(1000 * dec[:, 1].mean(), 1)},
             "decode_rgb_ms_per_clip": {"wall": round(1000 * dec_rgb[:, 0].mean(), 1),
                                        "cpu": round(1000 * dec_rgb[:, 1].mean(), 1)},
-            "extract_ms_per_clip": {"wall": round(1000 * ext[:, 0].mean(), 1), "cpu": round(1000 * ext[:, 1].mean(), 1)},
+            "extract_ms_per_clip": {"wall": round(1000 * ext[:, 0].mean(), 1),
+                                    "cpu": round(1000 * ext[:, 1].mean(), 1)},
             "extract_cpu_ms_per_clip_by_extractor": {k: round(1000 * v[:, 1].mean(), 1) for k, v in by_name.items()},
             "ratio_vs_decode": {"wall": round(ext[:, 0].sum() / dec[:, 0].sum(), 2),
                                 "cpu": round(ext[:, 1].sum() / dec[:, 1].sum(), 2)},

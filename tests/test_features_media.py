@@ -55,7 +55,7 @@ def test_decoded_frame_matches_written_content(tmp_path: Path):
 def test_sparse_decoding_skips_non_reference_frames_and_returns_the_same_pixels(tmp_path: Path):
     """libx264's defaults (3 B-frames, most not referenced) as most H.264 cameras and encoders write."""
     import av
-    from competition.media.video import _decode_skipping, _open
+    from competition.features.video import _decode_skipping, _open
     path = write_video(tmp_path / "b.mp4", n_frames=60)
     with av.open(str(path)) as c:
         full = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
