@@ -156,18 +156,23 @@ def video_detections(clip, root: Path, truth: list) -> dict[str, int]:
     vis = np.array([b is not None for b in tb])
     scale = np.array([w, h, w, h], np.float32) / np.array(_native_size(clip.mp4) * 2, np.float32)
     on = np.zeros(len(t), bool)
+    err = np.full(len(t), np.nan)  # face-centre distance (larger axis) / truth box width
     for k, b in enumerate(tb):
         if b is not None:
             b = np.asarray(b, np.float32) * scale  # truth pixels -> pixels of the frames `faces` saw
             bw, bh = b[2] - b[0], b[3] - b[1]
             cx, cy = (boxes[k, 0] + boxes[k, 2]) / 2 * w, (boxes[k, 1] + boxes[k, 3]) / 2 * h
-            on[k] = abs(cx - (b[0] + b[2]) / 2) <= bw / 2 and abs(cy - (b[1] + b[3]) / 2) <= bh / 2
+            dx, dy = abs(cx - (b[0] + b[2]) / 2), abs(cy - (b[1] + b[3]) / 2)
+            on[k] = dx <= bw / 2 and dy <= bh / 2
+            err[k] = max(dx, dy) / bw
     detected = np.isin(source, DETECTED_CODES)
+    found = detected & on
     return {"sampled": len(t), "visible": int(vis.sum()),
             "detected_on_visible": int((detected & on & vis).sum()),
             "face_rows_on_visible": int((mask & on & vis).sum()),
             "no_face": int((~vis).sum()), "false_detected": int((detected & ~vis).sum()),
-            "false_face_rows": int((mask & ~vis).sum())}
+            "false_face_rows": int((mask & ~vis).sum()),
+            "centre_error_pct_of_width": round(100 * float(np.nanmean(err[found])), 2) if found.any() else None}
 
 
 def _native_size(mp4: Path) -> tuple[int, int]:
