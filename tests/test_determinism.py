@@ -13,6 +13,7 @@ import pytest
 
 from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
+from competition.data.subjects import from_csv, write_subjects
 from competition.features.store import FeatureStore, extract
 from competition.core.io import read_json
 from competition.core.paths import Workdir
@@ -40,10 +41,15 @@ def folds_cmd(data: Path, w: Path, seed: int, *extra: str) -> list[str]:
 
 def test_same_seed_same_folds_across_processes(data, tmp_path):
     groups = tmp_path / "groups.csv"
-    ids = load_dataset(data).ids
+    ds = load_dataset(data)
+    ids = ds.ids
     pd.DataFrame({"File_ID": ids, "Subject": [f"s{i % 9}" for i in range(len(ids))]}).to_csv(groups, index=False)
-    for extra in ([], ["--groups-file", str(groups), "--group-col", "Subject"]):
-        tag = "g" if extra else "p"
+    for grouped in (False, True):
+        tag = "g" if grouped else "p"
+        if grouped:
+            for x in "abc":
+                write_subjects(Workdir.of(tmp_path / f"{tag}{x}").subjects, from_csv(groups), "file:groups", ds)
+        extra = ["--groups", "subjects" if grouped else "none"]
         run(folds_cmd(data, tmp_path / f"{tag}a", 3, *extra), hash_seed="0")
         run(folds_cmd(data, tmp_path / f"{tag}b", 3, *extra), hash_seed="12345")
         run(folds_cmd(data, tmp_path / f"{tag}c", 4, *extra), hash_seed="0")

@@ -40,6 +40,7 @@ class Workdir:
 
     @property
     def subjects(self) -> Path:
+        """Who is in each clip (competition.data.subjects); subjects.json beside it."""
         return self.base / "subjects.csv"
 
     @property
