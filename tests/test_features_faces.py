@@ -160,7 +160,7 @@ def test_faces_found_on_90_percent_of_visible_frames_of_synthetic_data(tmp_path_
         w, h = track.frame_size
         cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2 * w
         gx = (g.face_x + g.face_w / 2).to_numpy()[near]
-        on_face = np.isin(track.source, [1, 2]) & (np.abs(cx - gx) < g.face_w.to_numpy()[near] / 2)
+        on_face = np.isin(track.source, DETECTED_CODES) & (np.abs(cx - gx) < g.face_w.to_numpy()[near] / 2)
         hit += int((on_face & vis).sum())
         visible += int(vis.sum())
     assert visible > 100 and hit / visible >= 0.9
