@@ -49,8 +49,8 @@ def train(root: Path, experiments: dict[str, list[str]]):
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
-    return train(tmp_path_factory.mktemp("predict"), {"ridge_mfcc": ["mfcc_stats"],
-                                                             "ridge_mfcc13": [{"name": "mfcc_stats", "params": {"n_mfcc": 13}}]})
+    return train(tmp_path_factory.mktemp("predict"),
+                 {"ridge_mfcc": ["mfcc_stats"], "ridge_mfcc13": [{"name": "mfcc_stats", "params": {"n_mfcc": 13}}]})
 
 
 @pytest.fixture(scope="module")
