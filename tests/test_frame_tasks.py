@@ -15,7 +15,7 @@ from sklearn.metrics import f1_score
 
 from competition.data.affwild2 import EXPR_CLASSES, load_frame_dataset
 from competition.data.synth_affwild2 import generate_affwild2
-from competition.pipeline.ensembling import blend
+from competition.submission import make as make_submission
 from competition.folds import main as folds_main
 from competition.core.io import read_json
 from competition.data.task import get_task
@@ -47,7 +47,7 @@ def _run(task: str, data: Path, work: Path, configs: list[str]) -> None:
     common = ["--task", task, "--data", str(data), "--workdir", str(work)]
     folds_main([*common, "--n-folds", "3"])
     run_fold_main([*common, "--all-folds", "--exp", *configs, "--jobs", "1", "--no-wandb"])
-    assert blend.main([*common, "--no-wandb", "--name", "sub"]) == 0
+    assert make_submission([*common, "--no-wandb", "--name", "sub"]) == 0
 
 
 @pytest.fixture(scope="module")
