@@ -179,13 +179,16 @@ def member_prediction(exp_dir: Path, ds: Dataset, features_root: Path, train_fea
         raise PredictError(f"{exp_dir}: no finished fold to load")
     preds = []
     for f in folds:
-        model = build_model(cfg["model"], params, len(ds.emotions), seed=int(cfg.get("seed", 42)))
-        try:
-            model.load(f.parent)
-        except (NotImplementedError, FileNotFoundError) as exc:
-            raise PredictError(f"{f.parent}: the fold model cannot be loaded ({exc}); "
-                               "retrain the experiment with a model that saves itself") from exc
-        preds.append(model.predict(bank, ds.ids))
+        seeds = []  # a seed-averaged fold: one model per fold_<k>/seed_<s>/, averaged like its predictions
+        for d in sorted(f.parent.glob("seed_*")) or [f.parent]:
+            model = build_model(cfg["model"], params, len(ds.emotions), seed=int(cfg.get("seed", 42)))
+            try:
+                model.load(d)
+            except (NotImplementedError, FileNotFoundError) as exc:
+                raise PredictError(f"{d}: the fold model cannot be loaded ({exc}); "
+                                   "retrain the experiment with a model that saves itself") from exc
+            seeds.append(model.predict(bank, ds.ids))
+        preds.append(np.mean(seeds, axis=0))
     return np.mean(preds, axis=0)
 
 

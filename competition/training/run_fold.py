@@ -8,6 +8,10 @@
 With no --exp, the task's configs flagged `default: true` run. A finished fold is skipped (rerun
 resumes). Each trained fold is a W&B run (offline by default; see competition.tracking).
 
+Seed averaging: with `seeds: [0, 1, 2]` in the config each fold is trained once per seed (seed s + k for
+fold k) and its predictions are the mean over seeds; `fold_<k>/seed_<s>/` keeps each seed's model and
+predictions, and finalize adds every seed's own OOF and Test predictions beside the averaged ones.
+
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
 """
@@ -72,9 +76,15 @@ def feature_bank(cfg: dict, ds, features_root: Path) -> FeatureBank:
     return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window))
 
 
+def seeds_of(cfg: dict) -> list[int]:
+    """The config's seeds: `seeds: [...]` (seed averaging) or the single `seed` (default 42)."""
+    seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
+    return [int(s) for s in seeds]
+
+
 def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
              progress: bool = True, reporter: Reporter | None = None,
-             extract_features: bool = True) -> FoldFit:
+             extract_features: bool = True, seed: int | None = None) -> FoldFit:
     """Extract the config's features (cached), train fold k's model and predict its held-out and Test
     samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
     e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
@@ -89,7 +99,7 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     fit_ids = train_ids[::max(1, int(cfg.get("train_stride", 1)))]
     test_ids = ds.test_ids
     bank = feature_bank(cfg, ds, features_root)
-    seed = int(cfg.get("seed", 42)) + k
+    seed = (seeds_of(cfg)[0] if seed is None else int(seed)) + k
     seed_everything(seed)
     model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
     model.reporter = reporter
@@ -144,16 +154,31 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         t0 = time.perf_counter()
         epochs = cfg.get("params", {}).get("epochs")
         logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress)
+        fits = []
         try:
-            fit = fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger)
+            for s in seeds_of(cfg):
+                fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
+                                     seed=s))
         finally:
             logger.close()
+        fit = fits[0]
+        val_pred = np.mean([f.val_pred for f in fits], axis=0)
+        test_pred = np.mean([f.test_pred for f in fits], axis=0)
         with atomic_files(exp.fold_dir(k)) as staging:  # no half-written checkpoint survives a kill
-            fit.model.save(staging)
-        info = {"seed": fit.seed, "seconds": {**fit.seconds, "total": time.perf_counter() - t0},
+            if len(fits) == 1:
+                fit.model.save(staging)
+            for s, f in zip(seeds_of(cfg), fits if len(fits) > 1 else []):
+                exp.write_seed(staging / f"seed_{s}", ds.targets, f.val_ids, f.val_pred, f.test_ids, f.test_pred)
+                f.model.save(staging / f"seed_{s}")
+        seconds = {key: sum(f.seconds[key] for f in fits) for key in fit.seconds}
+        info = {"seed": fit.seed, "seconds": {**seconds, "total": time.perf_counter() - t0},
                 "history": fit.model.history}
-        res = exp.write_fold(k, ds.targets, fit.train_ids, fit.val_ids, fit.val_pred, ds.labels(fit.val_ids),
-                             fit.test_ids, fit.test_pred, info)
+        if len(fits) > 1:
+            y_val = ds.labels(fit.val_ids)
+            info["seeds"] = {str(s): {"seed": f.seed, exp.task.metric_name: float(exp.task.score(f.val_pred, y_val)),
+                                      "history": f.model.history} for s, f in zip(seeds_of(cfg), fits)}
+        res = exp.write_fold(k, ds.targets, fit.train_ids, fit.val_ids, val_pred, ds.labels(fit.val_ids),
+                             fit.test_ids, test_pred, info)
         run.summary(tracking.fold_summary(res, exp.task))
         m, label = exp.task.metric_name, exp.task.metric_label
         print(f"[{exp.name}] fold {k}: val {label} {res[m]:.4f} "
