@@ -47,3 +47,8 @@ def local_device() -> torch.device | None:
     if world()[1] > 1 and torch.cuda.is_available():
         return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
     return None
+
+
+def shutdown() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()

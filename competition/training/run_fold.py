@@ -12,6 +12,11 @@ Seed averaging: with `seeds: [0, 1, 2]` in the config each fold is trained once 
 fold k) and its predictions are the mean over seeds; `fold_<k>/seed_<s>/` keeps each seed's model and
 predictions, and finalize adds every seed's own OOF and Test predictions beside the averaged ones.
 
+Multi-process (DistributedDataParallel, competition/models/distributed.py):
+    torchrun --nproc_per_node N -m competition.training.run_fold --fold K --exp EXP ...
+gives the same fold as one process (batch_size is the global batch, each process trains on its shard);
+rank 0 extracts features and writes the fold directory, the other ranks write nothing.
+
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
 """
@@ -36,6 +41,7 @@ from competition.features.store import extract
 from competition.folds import fold_ids, n_folds_of, read_folds
 from competition.io import atomic_files
 from competition.models.base import FeatureBank, Model, Windows
+from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
 from competition.models.registry import build_model
 from competition.paths import Workdir
 from competition.task import Task, add_task_argument, get_task
@@ -92,7 +98,9 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     task = task_of(cfg)
     t0 = time.perf_counter()
     if extract_features:
-        extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
+        if is_main():  # under torchrun the other ranks wait for rank 0's features
+            extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
+        barrier()
     t_feat = time.perf_counter() - t0
 
     train_ids, val_ids = fold_ids(fold, k)
@@ -144,16 +152,20 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     if not 0 <= k < n_folds_of(fold):
         raise ValueError(f"fold {k} does not exist; folds.csv has {n_folds_of(fold)} fold(s)")
     exp = Experiment(wd.oof, cfg)
-    exp.bind(ds, fold, force=force)
+    main = is_main()  # under torchrun only rank 0 writes
+    if main:
+        exp.bind(ds, fold, force=force)
+    barrier()
     if exp.fold_done(k):
-        print(f"[{exp.name}] fold {k} already done, skipping")
-        return exp.finalize(ds, fold)
+        if main:
+            print(f"[{exp.name}] fold {k} already done, skipping")
+        return exp.finalize(ds, fold) if main else None
 
     with tracking.start_run(group=exp.name, job_type="fold", name=f"{exp.name}-f{k}",
-                            config={**cfg, "fold": k}, workdir=wd.root, no_wandb=no_wandb) as run:
+                            config={**cfg, "fold": k}, workdir=wd.root, no_wandb=no_wandb or not main) as run:
         t0 = time.perf_counter()
         epochs = cfg.get("params", {}).get("epochs")
-        logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress)
+        logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
         fits = []
         try:
             for s in seeds_of(cfg):
@@ -161,6 +173,9 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
                                      seed=s))
         finally:
             logger.close()
+        if not main:
+            barrier()  # rank 0 writes the fold
+            return None
         fit = fits[0]
         val_pred = np.mean([f.val_pred for f in fits], axis=0)
         test_pred = np.mean([f.test_pred for f in fits], axis=0)
@@ -172,7 +187,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
                 f.model.save(staging / f"seed_{s}")
         seconds = {key: sum(f.seconds[key] for f in fits) for key in fit.seconds}
         info = {"seed": fit.seed, "seconds": {**seconds, "total": time.perf_counter() - t0},
-                "history": fit.model.history}
+                "processes": world()[1], "history": fit.model.history}
         if len(fits) > 1:
             y_val = ds.labels(fit.val_ids)
             info["seeds"] = {str(s): {"seed": f.seed, exp.task.metric_name: float(exp.task.score(f.val_pred, y_val)),
@@ -187,6 +202,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         if metrics:
             run.summary({f"oof_{m}": metrics[f"oof_{m}"], f"fold_{m}_std": metrics[f"fold_{m}_std"]})
             print(f"[{exp.name}] all folds done: OOF {label} {metrics[f'oof_{m}']:.4f} -> {exp.dir}")
+    barrier()
     return metrics
 
 
@@ -203,6 +219,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_task_argument(ap)
     a = ap.parse_args(argv)
+    init_from_env()  # under torchrun: join the process group
     task = get_task(a.task)
     wd = Workdir.of(a.workdir, task)
     ds = task.load(a.data or wd.embedded_data)
@@ -220,6 +237,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key); pass --task to match")
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=len(jobs) < 2):
         run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, no_wandb=a.no_wandb)
+    shutdown()
     return 0
 
 

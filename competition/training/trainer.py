@@ -149,6 +149,8 @@ class TorchSequenceModel(Model):
         self.device = torch.device(self.cfg["device"] or local_device()
                                    or ("cuda" if torch.cuda.is_available() else "cpu"))
         self.augmenter = ClipAugmenter(self.cfg["augment"]) if self.cfg["augment"] else None
+        if self.augmenter is not None and not self.image_modalities():
+            raise ValueError(f"{type(self).__name__} has no image modalities to augment; drop params.augment")
 
     # ------------------------------------------------------------------ hooks for model modules
     @abstractmethod
@@ -325,11 +327,12 @@ class TorchSequenceModel(Model):
         augment = self._augment if self.augmenter is not None else None
         data = _TrainBatches(train, shards, augment, self.seed, epoch)
         workers = int(self.cfg["workers"])
-        if not workers:  # in-process (a DataLoader would also draw from torch's RNG, shifting dropout)
+        if not workers:
             yield from ((idx, data[j]) for j, idx in enumerate(shards))
             return
+        # its own generator: the workers' seeds must not come from torch's global RNG (dropout's)
         loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers,
-                                             collate_fn=_as_is)
+                                             collate_fn=_as_is, generator=torch.Generator().manual_seed(epoch))
         yield from zip(shards, loader)
 
     def _train_stage(self, stage: str, params: list[nn.Parameter], train: list[ClipInputs], y: np.ndarray,
