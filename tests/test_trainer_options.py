@@ -1,6 +1,5 @@
 """Each trainer option changes what is trained: tiny models on synthetic stored features, on CPU."""
 import math
-import warnings
 
 import numpy as np
 import pytest
@@ -55,7 +54,8 @@ def test_warmup_then_cosine_lr_curve():
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
-    expect = [0.1 * (s + 1) / 4 for s in range(4)] + [0.05 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 20)]
+    expect = [0.1 * (s + 1) / 4 for s in range(4)] + \
+        [0.05 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 20)]
     np.testing.assert_allclose(lrs, expect, rtol=1e-6)
     assert warmup_cosine(3, 4, 20) == 1.0 and warmup_cosine(25, 4, 20) == pytest.approx(0.0)
 

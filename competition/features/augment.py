@@ -46,7 +46,8 @@ class ClipAugmenter:
     def __call__(self, rows: np.ndarray, seed: int) -> np.ndarray:
         side = int(round(np.sqrt(rows.shape[1] / 3)))
         if side * side * 3 != rows.shape[1] or rows.dtype != np.uint8:
-            raise ValueError(f"augment needs uint8 square RGB crop rows, got {rows.dtype} rows of width {rows.shape[1]}")
+            raise ValueError(f"augment needs uint8 square RGB crop rows, got {rows.dtype} rows of width "
+                             f"{rows.shape[1]}")
         self.pipeline.set_random_seed(seed)
         frames = np.ascontiguousarray(rows.reshape(len(rows), side, side, 3))
         out = self.pipeline(images=frames)["images"]

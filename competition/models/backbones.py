@@ -13,7 +13,6 @@ import os
 import warnings
 from pathlib import Path
 
-import torch
 from torch import Tensor, nn
 
 REPO = Path(__file__).resolve().parents[2]
