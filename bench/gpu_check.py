@@ -35,7 +35,7 @@ from competition.training.run_fold import fit_fold  # noqa: E402
 
 TINY = {  # CPU: the same code path at a size that finishes in minutes on 2 cores
     "dual_branch": {"sizes": 40, "set": ["params.epochs=1", "params.image_size=32", "params.grid_len=6"]},
-    "expr_te_mobilenetv3": {"sizes": 3, "set": ["params.epochs=1", "train_stride=8", "params.max_len=16"]},
+    "expr_te_mobilenetv3": {"sizes": 8, "set": ["params.epochs=1", "train_stride=8", "params.max_len=16"]},
 }
 CHECKS = [("dual_branch", "eri"), ("expr_te_mobilenetv3", "expr")]
 
@@ -47,7 +47,8 @@ def check(name: str, task_name: str, root: Path, tiny: bool, jobs: int) -> dict:
     ds = task.load(ensure_embedded(task, root, jobs, TINY[name]["sizes"] if tiny else None))
     if not wd.folds.exists():  # by unit: a frame task's videos stay whole
         groups = load_groups(ds.units, task.group_col, None)
-        write_folds(ds.units, make_folds(ds.units, 5, 0, groups), wd.folds, {"n_folds": 5, "task": task.name})
+        n = 3 if tiny else 5
+        write_folds(ds.units, make_folds(ds.units, n, 0, groups), wd.folds, {"n_folds": n, "task": task.name})
     overrides = ["params.amp=true", "params.progress=false"] + (TINY[name]["set"] if tiny else [])
     cfg = load_config(name, overrides)
     fold = read_folds(wd.folds, ds)
