@@ -25,13 +25,12 @@ for _k, _v in {"HF_HUB_OFFLINE": "1", "WANDB_MODE": "disabled", "PYTHONHASHSEED"
 
 import torch  # noqa: E402
 
-from competition.config import load_config  # noqa: E402
+from competition.pipeline.config import load_config  # noqa: E402
 from competition.data.embedded import ensure_embedded  # noqa: E402
 from competition.features.store import extract  # noqa: E402
 from competition.folds import load_groups, make_folds, read_folds, write_folds  # noqa: E402
-from competition.paths import Workdir  # noqa: E402
-from competition.task import get_task  # noqa: E402
-from competition.training.run_fold import fit_fold  # noqa: E402
+from competition.data.task import get_task  # noqa: E402
+from competition.pipeline.run_fold import fit_fold  # noqa: E402
 
 TINY = {  # CPU: the same code path at a size that finishes in minutes on 2 cores
     "dual_branch": {"sizes": 40, "set": ["params.epochs=1", "params.image_size=32", "params.grid_len=6"]},
@@ -43,7 +42,7 @@ CHECKS = [("dual_branch", "eri"), ("expr_te_mobilenetv3", "expr")]
 def check(name: str, task_name: str, root: Path, tiny: bool, jobs: int) -> dict:
     task = get_task(task_name)
     t0 = time.perf_counter()
-    wd = Workdir.of(root, task)
+    wd = task.workdir(root)
     ds = task.load(ensure_embedded(task, root, jobs, TINY[name]["sizes"] if tiny else None))
     if not wd.folds.exists():  # by unit: a frame task's videos stay whole
         groups = load_groups(ds.units, task.group_col, None)

@@ -13,7 +13,7 @@ import yaml
 from competition.data.contract import load_dataset
 from competition.features.store import extract
 from competition.folds import make_folds, write_folds
-from competition.paths import Workdir
+from competition.core.paths import Workdir
 from tiny_data import write_audio_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,9 +44,9 @@ def test_two_processes_train_the_same_fold_as_one(tmp_path):
     config = tmp_path / "te_ddp.yaml"
     config.write_text(yaml.safe_dump(cfg))
     fold = ["--fold", "0", "--exp", str(config), "--data", str(data), "--no-wandb", "--jobs", "1"]
-    run([sys.executable, "-m", "competition.training.run_fold", *fold, "--workdir", str(tmp_path / "one")], tmp_path)
-    out = run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29731",
-               "-m", "competition.training.run_fold", *fold, "--workdir", str(tmp_path / "ddp")], tmp_path)
+    run([sys.executable, "-m", "competition.pipeline.run_fold", *fold, "--workdir", str(tmp_path / "one")], tmp_path)
+    out = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               "-m", "competition.pipeline.run_fold", *fold, "--workdir", str(tmp_path / "ddp")], tmp_path)
     assert out.stdout.count("fold 0: val") == 1                     # rank 0 reports, rank 1 is silent
     one, ddp = (dirs[k].oof / "te_ddp" / "fold_0" for k in ("one", "ddp"))
     assert sorted(p.name for p in ddp.parent.iterdir()) == sorted(p.name for p in one.parent.iterdir())

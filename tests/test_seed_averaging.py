@@ -7,10 +7,10 @@ import pandas as pd
 import torch
 
 from competition.data.contract import load_dataset
-from competition.ensembling.library import finished_experiments
+from competition.pipeline.ensembling.library import finished_experiments
 from competition.folds import make_folds, write_folds
-from competition.paths import Workdir
-from competition.training.run_fold import run_fold, seeds_of
+from competition.core.paths import Workdir
+from competition.pipeline.run_fold import run_fold, seeds_of
 from tiny_data import write_audio_dataset
 
 torch.set_num_threads(1)
@@ -52,7 +52,7 @@ def test_seed_averaged_oof_is_the_mean_of_the_single_seed_oofs(tmp_path):
     np.testing.assert_allclose(values(wd.oof / "te_seed1/oof.csv"), two, atol=2e-6)
     assert alone["oof_mean_pcc"] == metrics["oof_mean_pcc_seeds"]["1"]
 
-    from competition.predict import member_prediction
+    from competition.pipeline.predict import member_prediction
     again = member_prediction(exp, ds, wd.features, wd.features)  # every fold's seeds reloaded and averaged
     np.testing.assert_allclose(again[[ds.ids.index(i) for i in ds.test_ids]],
                                pd.read_csv(exp / "test.csv").iloc[:, 1:].to_numpy(), atol=1e-4)

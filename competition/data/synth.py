@@ -6,6 +6,10 @@ Per clip: correlated latent emotion intensities -> a face (real photo, expressio
 webcam pose/light/noise/occlusion) and a voice track (room noise, vocal events) -> noisy, max-normalised
 self-reports as labels. Ground truth the pipeline never reads: synth_truth.csv, synth_frames.csv,
 synth_events.csv and synth_truth.json (parameters and the oracle ceiling). See docs/SYNTHETIC.md.
+
+Longer than the ~400-line norm on purpose: the generative model (latents, subjects, camera, labels) and
+the oracle ceiling it is scored against must be read together; faces and audio are already split out
+(synth_faces.py, synth_audio.py).
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ from competition.data.synth_audio import (
 from competition.data.synth_faces import (
     CANON, COMPONENTS, EMOTION_TO_AU, face_bank, face_box_canon, render_head,
 )
-from competition.io import atomic_path, read_json, write_csv, write_json
-from competition.metrics import pcc_per_column
+from competition.core.io import atomic_path, read_json, write_csv, write_json
+from competition.core.metrics import pcc_per_column
 
 log = logging.getLogger(__name__)
 
@@ -437,7 +441,8 @@ def _video_codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def write_video(path: Path, frames: Iterator[np.ndarray], pts: np.ndarray, spec: ClipSpec) -> None:
+def write_video(path: Path, frames: Iterator[np.ndarray], pts: np.ndarray, width: int, height: int,
+                fps: float) -> None:
     """mp4 (H.264, or MPEG-4 part 2 without libx264), yuv420p, per-frame pts in milliseconds."""
     import av
 
@@ -445,8 +450,8 @@ def write_video(path: Path, frames: Iterator[np.ndarray], pts: np.ndarray, spec:
     with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as box:
             codec = _video_codec()
-            stream = box.add_stream(codec, rate=fractions.Fraction(round(spec.fps * 1000), 1000))
-            stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+            stream = box.add_stream(codec, rate=fractions.Fraction(round(fps * 1000), 1000))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = tb
             stream.codec_context.time_base = tb
             if codec == "libx264":
@@ -477,7 +482,7 @@ def make_clip(out: Path, spec: ClipSpec) -> dict:
     wav = media_path(out, spec.split, spec.clip_id, "wav")
     rendered = not (mp4.exists() and wav.exists())
     if rendered:
-        write_video(mp4, render_frames(spec, plan), plan.pts, spec)
+        write_video(mp4, render_frames(spec, plan), plan.pts, spec.width, spec.height, spec.fps)
         arng = _rng(spec.seed, 100, spec.index, 3)
         write_audio(wav, render_audio(arng, spec.duration, plan.events, plan.room))
     return {"index": spec.index, "rendered": rendered, "cpu_s": time.process_time() - cpu0,

@@ -1,6 +1,6 @@
 """Multi-process training under torchrun (DistributedDataParallel; gloo on CPU, NCCL on CUDA).
 
-    torchrun --nproc_per_node N -m competition.training.run_fold --fold K --exp EXP ...
+    torchrun --nproc_per_node N -m competition.pipeline.run_fold --fold K --exp EXP ...
 
 Every process trains the same model on its shard of every batch (batch_size stays the global batch, so
 one process and N processes take the same optimizer steps; see TorchSequenceModel), evaluates the

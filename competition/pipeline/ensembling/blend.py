@@ -1,0 +1,100 @@
+"""Choose a blend of finished experiments, judged by nested CV (the submission command is
+`python make_submission.py`, competition/submission.py).
+
+Every method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on the
+other folds, scored on the held-out fold). `best` takes the method with the best nested score; when no
+blend beats the best single model there, the single model is the submission and the card says so.
+Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
+is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly (direct.py) and write
+their own submission format under tasks/<task>/submissions/.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import asdict
+
+from tqdm.auto import tqdm
+
+from competition.pipeline.ensembling.caruana import CaruanaOptions
+from competition.pipeline.ensembling.direct import DirectNestedCV
+from competition.pipeline.ensembling.library import Library
+from competition.pipeline.ensembling.nested import Evaluation, NestedCV
+from competition.core.provenance import git_commit
+from competition.data.task import Task
+
+BASELINE = "best_single"
+
+
+def nested_cv(lib: Library, task: Task, opts: CaruanaOptions) -> NestedCV | DirectNestedCV:
+    """The fast moment-based blends for mean PCC, direct scoring of the task metric otherwise."""
+    return NestedCV(lib, opts=opts) if task.moment_blends else DirectNestedCV(lib, task.score, opts=opts)
+
+
+def evaluate(cv: NestedCV | DirectNestedCV, requested: str) -> dict[str, Evaluation]:
+    """All methods for `best`, else the requested one and the single-model baseline."""
+    if requested != "best" and requested not in cv.methods:
+        raise ValueError(f"unknown blend method {requested!r}; known: best or one of {list(cv.methods)}")
+    methods = list(cv.methods) if requested == "best" else list(dict.fromkeys([BASELINE, requested]))
+    return {m: cv.evaluate(m) for m in tqdm(methods, desc="blend methods", unit="method", leave=False)}
+
+
+def choose(evals: dict[str, Evaluation], requested: str) -> Evaluation:
+    """The requested method, or for `best` the best nested score (ties go to the simpler method; the
+    method lists start with best_single)."""
+    if requested != "best":
+        return evals[requested]
+    order = list(evals)
+    return max(evals.values(), key=lambda ev: (round(ev.nested, 10), -order.index(ev.method)))
+
+
+def comparison_table(evals: dict[str, Evaluation], chosen: str, metric: str) -> str:
+    lines = [f"  {'method':<20} {'in-sample':>10} {'nested':>8} {'optimism':>9}  {'post':<8} folds "
+             f"({metric})"]
+    for ev in evals.values():
+        folds = " ".join(f"{s:.3f}" for s in ev.nested_per_fold.values())
+        mark = "*" if ev.method == chosen else " "
+        lines.append(f"{mark} {ev.method:<20} {ev.in_sample:>10.4f} {ev.nested:>8.4f} "
+                     f"{round(ev.in_sample - ev.nested, 4) + 0.0:>+9.4f}  {ev.post:<8} {folds}")
+    return "\n".join(lines)
+
+
+def verdict(chosen: Evaluation, baseline: Evaluation, requested: str) -> tuple[bool, str]:
+    gain = chosen.nested - baseline.nested
+    if chosen.method == BASELINE:
+        blends = "no blend method" if requested == "best" else "the requested blend"
+        return False, (f"{blends} beats the best single model under nested CV (nested {baseline.nested:.4f}); "
+                       f"the submission is the single model {baseline.blender.members[0]}")
+    if gain > 0:
+        return True, (f"{chosen.method} beats the best single model under nested CV: {chosen.nested:.4f} vs "
+                      f"{baseline.nested:.4f} ({gain:+.4f})")
+    return False, (f"{chosen.method} does NOT beat the best single model under nested CV: {chosen.nested:.4f} vs "
+                   f"{baseline.nested:.4f} ({gain:+.4f}); `--blend best` would fall back to the single model")
+
+
+def build_card(lib: Library, cv: NestedCV | DirectNestedCV, evals: dict[str, Evaluation], chosen: Evaluation,
+               requested: str, opts: CaruanaOptions, metric: str = "mean_pcc") -> dict:
+    b = chosen.blender
+    beats, note = verdict(chosen, evals[BASELINE], requested)
+    return {
+        "method": chosen.method, "requested": requested, "post": b.post, "transform": b.transform,
+        "members": b.members,
+        "weights": ({n: float(w) for n, w in zip(b.names, b.weights[0]) if w > 0} if b.shared else None),
+        "weights_by_target": b.weights_by_target(lib.targets),
+        f"in_sample_oof_{metric}": chosen.in_sample, f"nested_oof_{metric}": chosen.nested,
+        "nested_per_fold": {str(k): v for k, v in chosen.nested_per_fold.items()},
+        "nested_over": cv.note,
+        "best_single": {"member": evals[BASELINE].blender.members[0],
+                        f"in_sample_oof_{metric}": evals[BASELINE].in_sample,
+                        f"nested_oof_{metric}": evals[BASELINE].nested},
+        "beats_best_single": beats, "verdict": note,
+        "caveat": ("picking the best of several methods (and each method's post-processing) by nested score is "
+                   "itself a selection: the chosen nested score is slightly optimistic, the more so the closer "
+                   "the runners-up"),
+        "methods": {m: {"in_sample": ev.in_sample, "nested": ev.nested, "post": ev.post,
+                        "by_post": {p: {"in_sample": s[0], "nested": s[1]} for p, s in ev.by_post.items()}}
+                    for m, ev in evals.items()},
+        "steps": [asdict(s) for s in b.steps],
+        f"member_oof_{metric}": lib.scores, "targets": lib.targets, "caruana_options": asdict(opts),
+        "folds_fingerprint": lib.folds_fingerprint, "commit": git_commit(),
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,246 @@
+"""Train one fold of one or more experiments and write their fold results; finalize an experiment
+(oof.csv, test.csv, metrics.json) once all its folds are done.
+
+    python -m competition.pipeline.run_fold --fold K [--exp EXP ...] [--data DIR] [--workdir W]
+                                            [--set key=value ...] [--jobs N] [--force] [--all-folds]
+                                            [--no-wandb] [--task eri|va|expr]
+
+With no --exp, the task's configs flagged `default: true` run. A finished fold is skipped (rerun
+resumes). Each trained fold is a W&B run (offline by default; see competition.pipeline.tracking).
+
+Seed averaging: with `seeds: [0, 1, 2]` in the config each fold is trained once per seed (seed s + k for
+fold k) and its predictions are the mean over seeds; `fold_<k>/seed_<s>/` keeps each seed's model and
+predictions, and finalize adds every seed's own OOF and Test predictions beside the averaged ones.
+
+Multi-process (DistributedDataParallel, competition/models/distributed.py):
+    torchrun --nproc_per_node N -m competition.pipeline.run_fold --fold K --exp EXP ...
+gives the same fold as one process (batch_size is the global batch, each process trains on its shard);
+rank 0 extracts features and writes the fold directory, the other ranks write nothing.
+
+Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
+1) and predict every frame of the held-out and Test videos, each from its context `window`.
+"""
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from competition.pipeline import tracking
+from competition.pipeline.config import default_experiments, load_config
+from competition.pipeline.experiment import Experiment
+from competition.features.store import extract
+from competition.folds import fold_ids, n_folds_of, read_folds
+from competition.core.io import atomic_files
+from competition.features.bank import FeatureBank, Windows
+from competition.models.base import Model
+from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
+from competition.models.registry import build_model
+from competition.core.paths import Workdir
+from competition.data.task import Task, add_task_argument, get_task
+
+Reporter = Callable[[int, dict[str, float]], None]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    try:
+        import torch
+        torch.manual_seed(seed)
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    except ImportError:
+        pass
+
+
+@dataclass
+class FoldFit:
+    """A model trained on fold k's training clips and its predictions (nothing written to disk)."""
+    model: Model
+    seed: int
+    train_ids: list[str]
+    val_ids: list[str]
+    test_ids: list[str]
+    val_pred: np.ndarray
+    test_pred: np.ndarray
+    seconds: dict[str, float]   # features, fit, predict
+
+
+def task_of(cfg: dict) -> Task:
+    return get_task(cfg.get("task", "eri"))
+
+
+def feature_bank(cfg: dict, ds, features_root: Path) -> FeatureBank:
+    """The experiment's features, read per sample (clips, or frames in their context window)."""
+    return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window))
+
+
+def seeds_of(cfg: dict) -> list[int]:
+    """The config's seeds: `seeds: [...]` (seed averaging) or the single `seed` (default 42)."""
+    seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
+    return [int(s) for s in seeds]
+
+
+def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
+             progress: bool = True, reporter: Reporter | None = None,
+             extract_features: bool = True, seed: int | None = None) -> FoldFit:
+    """Extract the config's features (cached), train fold k's model and predict its held-out and Test
+    samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
+    e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
+    dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit)."""
+    task = task_of(cfg)
+    t0 = time.perf_counter()
+    if extract_features:
+        if is_main():  # under torchrun the other ranks wait for rank 0's features
+            extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
+        barrier()
+    t_feat = time.perf_counter() - t0
+
+    train_ids, val_ids = fold_ids(fold, k)
+    fit_ids = train_ids[::max(1, int(cfg.get("train_stride", 1)))]
+    test_ids = ds.test_ids
+    bank = feature_bank(cfg, ds, features_root)
+    seed = (seeds_of(cfg)[0] if seed is None else int(seed)) + k
+    seed_everything(seed)
+    model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
+    model.reporter = reporter
+    if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
+        model.unlabelled_ids = list(test_ids)
+    t1 = time.perf_counter()
+    model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), val_ids, task.to_unit(ds.labels(val_ids)))
+    t_fit = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    val_pred = task.from_unit(model.predict(bank, val_ids))
+    test_pred = task.from_unit(model.predict(bank, test_ids)) if test_ids else np.zeros((0, len(ds.targets)))
+    t_pred = time.perf_counter() - t2
+    return FoldFit(model, seed, train_ids, val_ids, test_ids, val_pred, test_pred,
+                   {"features": t_feat, "fit": t_fit, "predict": t_pred})
+
+
+class EpochLogger:
+    """Per-epoch hook for Model.reporter: logs the row to W&B and advances an epoch progress bar (opened
+    on the first epoch, so models that do not iterate show none)."""
+
+    def __init__(self, run: tracking.Run, desc: str, total: int | None, progress: bool):
+        self.run, self.desc, self.total, self.progress = run, desc, total, progress
+        self.bar: tqdm | None = None
+
+    def __call__(self, epoch: int, row: dict[str, float]) -> None:
+        self.run.log(row)
+        if self.bar is None:
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="epoch", disable=not self.progress,
+                            leave=False)
+        self.bar.update(1)
+        self.bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"}, refresh=False)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = False,
+             progress: bool = True, no_wandb: bool = False) -> dict | None:
+    """Train fold k of the experiment `cfg`; return the experiment metrics if this completed it."""
+    fold = read_folds(wd.folds, ds)
+    if not 0 <= k < n_folds_of(fold):
+        raise ValueError(f"fold {k} does not exist; folds.csv has {n_folds_of(fold)} fold(s)")
+    exp = Experiment(wd.oof, cfg)
+    main = is_main()  # under torchrun only rank 0 writes
+    if main:
+        exp.bind(ds, fold, force=force)
+    barrier()
+    if exp.fold_done(k):
+        if main:
+            print(f"[{exp.name}] fold {k} already done, skipping")
+        return exp.finalize(ds, fold) if main else None
+
+    with tracking.start_run(group=exp.name, job_type="fold", name=f"{exp.name}-f{k}",
+                            config={**cfg, "fold": k}, workdir=wd.root, no_wandb=no_wandb or not main) as run:
+        t0 = time.perf_counter()
+        epochs = cfg.get("params", {}).get("epochs")
+        logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
+        fits = []
+        try:
+            for s in seeds_of(cfg):
+                fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
+                                     seed=s))
+        finally:
+            logger.close()
+        if not main:
+            barrier()  # rank 0 writes the fold
+            return None
+        fit = fits[0]
+        val_pred = np.mean([f.val_pred for f in fits], axis=0)
+        test_pred = np.mean([f.test_pred for f in fits], axis=0)
+        with atomic_files(exp.fold_dir(k)) as staging:  # no half-written checkpoint survives a kill
+            if len(fits) == 1:
+                fit.model.save(staging)
+            for s, f in zip(seeds_of(cfg), fits if len(fits) > 1 else []):
+                exp.write_seed(staging / f"seed_{s}", ds.targets, f.val_ids, f.val_pred, f.test_ids, f.test_pred)
+                f.model.save(staging / f"seed_{s}")
+        seconds = {key: sum(f.seconds[key] for f in fits) for key in fit.seconds}
+        info = {"seed": fit.seed, "seconds": {**seconds, "total": time.perf_counter() - t0},
+                "processes": world()[1], "history": fit.model.history}
+        if len(fits) > 1:
+            y_val = ds.labels(fit.val_ids)
+            info["seeds"] = {str(s): {"seed": f.seed, exp.task.metric_name: float(exp.task.score(f.val_pred, y_val)),
+                                      "history": f.model.history} for s, f in zip(seeds_of(cfg), fits)}
+        res = exp.write_fold(k, ds.targets, fit.train_ids, fit.val_ids, val_pred, ds.labels(fit.val_ids),
+                             fit.test_ids, test_pred, info)
+        run.summary(tracking.fold_summary(res, exp.task))
+        m, label = exp.task.metric_name, exp.task.metric_label
+        print(f"[{exp.name}] fold {k}: val {label} {res[m]:.4f} "
+              f"(n_train {len(fit.train_ids)}, n_val {len(fit.val_ids)}, {info['seconds']['total']:.1f}s)")
+        metrics = exp.finalize(ds, fold)
+        if metrics:
+            run.summary({f"oof_{m}": metrics[f"oof_{m}"], f"fold_{m}_std": metrics[f"fold_{m}_std"]})
+            print(f"[{exp.name}] all folds done: OOF {label} {metrics[f'oof_{m}']:.4f} -> {exp.dir}")
+    barrier()
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--fold", type=int, action="append", default=None, help="fold index (repeatable)")
+    ap.add_argument("--all-folds", action="store_true")
+    ap.add_argument("--exp", nargs="*", default=None, help="config names or paths (default: default configs)")
+    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
+    ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
+    ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
+    add_task_argument(ap)
+    a = ap.parse_args(argv)
+    init_from_env()  # under torchrun: join the process group
+    task = get_task(a.task)
+    wd = task.workdir(a.workdir)
+    ds = task.load(a.data or wd.embedded_data)
+    for w in ds.warnings:
+        print(f"warning: {w}", file=sys.stderr)
+    names = a.exp or default_experiments(task.name)
+    if not names:
+        ap.error(f"no --exp given and no {task.name} config is flagged `default: true`")
+    folds = list(range(n_folds_of(read_folds(wd.folds, ds)))) if a.all_folds else (a.fold or [])
+    if not folds:
+        ap.error("give --fold K (repeatable) or --all-folds")
+    jobs = [(load_config(name, a.overrides), k) for name in names for k in folds]
+    wrong = sorted({c["name"] for c, _ in jobs if c["task"] != task.name})
+    if wrong:
+        ap.error(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key); pass --task to match")
+    for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=len(jobs) < 2):
+        run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, no_wandb=a.no_wandb)
+    shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
