@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from competition.models.backbones import StageMap
 from competition.models.layers import AttentionPool, CausalTCN, TransformerEncoder, output_head
 from competition.models.registry import register_model
 from competition.features.batching import Batch, ModalityBatch
@@ -26,24 +27,15 @@ _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-def resnet18_stages(stages: int, pretrained_file: str | None = None) -> tuple[nn.Sequential, int]:
-    """The stem and the first `stages` residual stages of timm's ResNet18, and their output channels.
-    Weights load from a local file when given (offline); otherwise the stages start random."""
-    import timm
-    kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": pretrained_file}} if pretrained_file else {}
-    net = timm.create_model("resnet18", num_classes=0, **kw)
-    layers = [net.layer1, net.layer2, net.layer3, net.layer4][:stages]
-    return nn.Sequential(net.conv1, net.bn1, net.act1, net.maxpool, *layers), 64 * 2 ** (stages - 1)
-
-
 class SpatialFrameEncoder(nn.Module):
     """(N, 3, S, S) images -> (N, dim): CNN map -> tokens + learnable positions -> Transformer ->
     attention pooling over positions."""
 
     def __init__(self, image_size: int, stages: int, dim: int, heads: int, layers: int, dropout: float,
-                 pretrained_file: str | None):
+                 pretrained_file: str | None, backbone: str = "resnet18"):
         super().__init__()
-        self.cnn, channels = resnet18_stages(stages, pretrained_file)
+        self.cnn = StageMap(backbone, stages, pretrained_file)
+        channels = self.cnn.channels
         with torch.no_grad():
             side = self.cnn.eval()(torch.zeros(1, 3, image_size, image_size)).shape[-1]
         self.proj = nn.Linear(channels, dim)
@@ -77,14 +69,14 @@ class DualBranchNet(nn.Module):
     def __init__(self, visual_dim: int, audio_dim: int, n_targets: int, image_size: int, cnn_stages: int,
                  spatial_dim: int, spatial_layers: int, temporal_dim: int, temporal_layers: int,
                  tcn_layers: int, heads: int, dropout: float, p_m: float, p_v: float,
-                 pretrained_file: str | None, visual: str, audio: str):
+                 pretrained_file: str | None, visual: str, audio: str, backbone: str = "resnet18"):
         super().__init__()
         if visual_dim != image_size * image_size * 3:
             raise ValueError(f"visual rows of width {visual_dim} are not {image_size}x{image_size}x3 crops")
         self.visual, self.audio, self.image_size = visual, audio, image_size
         self.p_m, self.p_v = p_m, p_v
         self.frames = SpatialFrameEncoder(image_size, cnn_stages, spatial_dim, heads, spatial_layers, dropout,
-                                          pretrained_file)
+                                          pretrained_file, backbone)
         self.visual_temporal = TemporalEncoder(spatial_dim, temporal_dim, tcn_layers, heads, temporal_layers,
                                                dropout)
         self.audio_temporal = TemporalEncoder(audio_dim, temporal_dim, tcn_layers, heads, temporal_layers,
@@ -175,7 +167,7 @@ class DualBranchModel(TorchSequenceModel):
         "grid_len": 16, "visual_modality": "visual", "audio_modality": "audio",
         "image_size": 48, "cnn_stages": 1, "spatial_dim": 64, "spatial_layers": 1, "temporal_dim": 64,
         "temporal_layers": 1, "tcn_layers": 5, "heads": 4, "dropout": 0.1, "p_m": 0.9, "p_v": 0.5,
-        "staged": False, "pretrained_file": None, "lr": 1e-3,
+        "staged": False, "backbone": "resnet18", "pretrained_file": "auto", "lr": 1e-3,
     }
 
     def prepare_rows(self, modality: str, x: np.ndarray) -> np.ndarray:
@@ -198,10 +190,17 @@ class DualBranchModel(TorchSequenceModel):
     def training_stages(self) -> list[str]:
         return ["visual", "audio", "fusion"] if self.cfg["staged"] else ["joint"]
 
+    def image_modalities(self) -> list[str]:
+        return [self.cfg["visual_modality"]]
+
+    def backbone(self, module: nn.Module) -> nn.Module | None:
+        return module.frames.cnn
+
     def build_module(self, dims: dict[str, int]) -> nn.Module:
         c = self.cfg
         v, a = c["visual_modality"], c["audio_modality"]
         return DualBranchNet(dims[v], dims[a], self.n_targets, int(c["image_size"]), int(c["cnn_stages"]),
                              int(c["spatial_dim"]), int(c["spatial_layers"]), int(c["temporal_dim"]),
                              int(c["temporal_layers"]), int(c["tcn_layers"]), int(c["heads"]),
-                             float(c["dropout"]), float(c["p_m"]), float(c["p_v"]), c["pretrained_file"], v, a)
+                             float(c["dropout"]), float(c["p_m"]), float(c["p_v"]), c["pretrained_file"], v, a,
+                             str(c["backbone"]))

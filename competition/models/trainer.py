@@ -14,7 +14,20 @@ Common params (all optional):
   resample          {modality: mean | nearest} how rows are put on a grid (default mean)
   grid_len          steps of the shared time grid (models that fuse frame by frame); max_len: cap on
                     rows per modality otherwise (evenly picked)
-  epochs, batch_size, eval_batch_size, lr, weight_decay, optimizer (adam | adamw), grad_clip
+  epochs, batch_size, eval_batch_size, lr, weight_decay, optimizer (adam | adamw | sgd, momentum 0.9)
+  grad_clip         clip the gradient norm to this (0/null: off)
+  accumulate        optimizer step every k batches of batch_size (their gradients summed, each weighted
+                    by its share of the samples: the same step as one batch k times larger for per-sample
+                    losses such as mse/ce; batch losses pcc/ccc/soft_f1 are computed per batch)
+  schedule          plateau (halve on stalled val score, per epoch) | cosine | onecycle | constant (per batch)
+  warmup            epochs of linear LR warm-up before cosine/constant (onecycle: its rising phase)
+  ema               decay of an exponential moving average of the weights (0: off); the average is what
+                    is evaluated, kept and saved
+  average_top_k     at the end of a stage, average the weights of its k best epochs (0/1: keep the best)
+  freeze_backbone   epochs the model's pretrained backbone stays frozen (eval mode, no gradients)
+  backbone_lr       the backbone's LR as a multiple of lr (layer-wise LR; applies once unfrozen)
+  augment           albumentations transforms for image modalities, training only (features/augment.py)
+  workers           DataLoader worker processes building (and augmenting) training batches
   loss              mse | pcc | ccc | ce | soft_f1 | 'mse+pcc' | {mse: w, pcc: w} (default: the task's,
                     VA ccc and EXPR ce+soft_f1; for ERI the model's own, as its paper trained it)
   lr_patience, lr_factor   halve the LR when the val score stalls this many epochs (seed 001: 10)
@@ -23,7 +36,9 @@ Common params (all optional):
   label_smoothing   shrink labels towards the training mean by this fraction (seed 004)
   pseudo_label      rounds of pseudo-labelling the unlabelled (Test) clips and retraining with them
   pseudo_weight     weight of a pseudo-labelled clip in the loss (labelled clips weigh 1)
-  amp, device       mixed precision and device (default: CUDA when present, fp16 autocast there)
+  amp               true: fp16 autocast + grad scaling on CUDA, nothing on CPU; bf16: bf16 autocast on
+                    CUDA or CPU; false: full precision
+  device            default: CUDA when present (the rank's GPU under torchrun)
   threads           torch CPU threads while fitting/predicting (null: torch's default). 1 by default:
                     these models are small, and on shared cores more threads made a fold 20-50x slower
   progress          a tqdm bar per epoch
@@ -44,12 +59,15 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from competition.core.log import progress_disabled
+from competition.features.augment import ClipAugmenter
 from competition.features.registry import parse_feature_spec
 from competition.features.bank import FeatureBank
+from competition.features.batching import (Batch, ClipInputs, ModalityInput, Standardiser, build_clip_inputs,
+                                           build_timeline, collate, resolve_modalities)
 from competition.models.base import Model
-from competition.features.batching import (Batch, ClipInputs, Standardiser, build_clip_inputs, build_timeline,
-                                           collate, resolve_modalities)
+from competition.models.distributed import local_device, world
 from competition.models.losses import build_loss, smooth_labels
+from competition.models.optim import Precision, TopK, build_schedule, ema_of, has_batchnorm
 
 CHECKPOINT = "model.safetensors"
 PREDICT_CHUNK = 20_000  # samples built and predicted at a time
@@ -58,7 +76,9 @@ META = "model.json"
 TRAINER_DEFAULTS: dict[str, Any] = {
     "modalities": None, "resample": {}, "grid_len": None, "max_len": 64,
     "epochs": 30, "batch_size": 16, "eval_batch_size": 64, "lr": 1e-3, "weight_decay": 0.0,
-    "optimizer": "adam", "grad_clip": 1.0, "loss": None,
+    "optimizer": "adam", "grad_clip": 1.0, "loss": None, "accumulate": 1,
+    "schedule": "plateau", "warmup": 0.0, "ema": 0.0, "average_top_k": 0,
+    "freeze_backbone": 0, "backbone_lr": 1.0, "augment": [], "workers": 0,
     "lr_patience": 10, "lr_factor": 0.5, "patience": 20, "min_delta": 1e-4,
     "label_smoothing": 0.0, "pseudo_label": 0, "pseudo_weight": 0.5,
     "amp": True, "device": None, "progress": True, "threads": 1,
@@ -84,6 +104,28 @@ def batch_to(batch: Batch, device: torch.device) -> Batch:
     return {k: v.to(device) for k, v in batch.items()}
 
 
+def _as_is(batch: Batch) -> Batch:
+    return batch
+
+
+class _TrainBatches(torch.utils.data.Dataset):
+    """Item j: the collated (and, with an augment function, augmented) clips of batch j, so DataLoader
+    workers build whole batches. Augmentation draws are seeded by (seed, epoch, clip)."""
+
+    def __init__(self, clips: list[ClipInputs], batches: list[np.ndarray], augment, seed: int, epoch: int):
+        self.clips, self.batches, self.augment, self.seed, self.epoch = clips, batches, augment, seed, epoch
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+    def __getitem__(self, j: int) -> Batch:
+        idx = self.batches[j]
+        if self.augment is None:
+            return collate([self.clips[i] for i in idx])
+        seeds = [int(np.random.SeedSequence([self.seed, self.epoch, int(i)]).generate_state(1)[0]) for i in idx]
+        return collate([self.augment(self.clips[i], s) for i, s in zip(idx, seeds)])
+
+
 class TorchSequenceModel(Model):
     """Base of the neural models. Subclasses implement `build_module`; they may override the class
     attributes and the hooks below."""
@@ -107,7 +149,11 @@ class TorchSequenceModel(Model):
         self.dims: dict[str, int] = {}
         self.feature_dims: list[int | None] = []
         self.standardiser: Standardiser | None = None
-        self.device = torch.device(self.cfg["device"] or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.device = torch.device(self.cfg["device"] or local_device()
+                                   or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self.augmenter = ClipAugmenter(self.cfg["augment"]) if self.cfg["augment"] else None
+        if self.augmenter is not None and not self.image_modalities():
+            raise ValueError(f"{type(self).__name__} has no image modalities to augment; drop params.augment")
 
     # ------------------------------------------------------------------ hooks for model modules
     @abstractmethod
@@ -129,6 +175,14 @@ class TorchSequenceModel(Model):
     def training_stages(self) -> list[str]:
         """Names passed to `module.set_stage` in turn; each stage trains to its best val state."""
         return ["main"]
+
+    def image_modalities(self) -> list[str]:
+        """Modalities whose rows are uint8 RGB crops (augmented in training when `augment` is set)."""
+        return []
+
+    def backbone(self, module: nn.Module) -> nn.Module | None:
+        """The pretrained part of the network that `freeze_backbone` and `backbone_lr` apply to."""
+        return None
 
     # ------------------------------------------------------------------ data
     @property
@@ -239,57 +293,127 @@ class TorchSequenceModel(Model):
             epoch0 = self._train_stage(stage, [p for p in params if p.requires_grad], train, y, w, val,
                                        y_val, epoch0)
 
-    def _optimizer(self, params: list[nn.Parameter]) -> torch.optim.Optimizer:
+    def _optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         name = str(self.cfg["optimizer"]).lower()
         kw = {"lr": float(self.cfg["lr"]), "weight_decay": float(self.cfg["weight_decay"])}
         if name == "adam":
-            return torch.optim.Adam(params, **kw)
+            return torch.optim.Adam(groups, **kw)
         if name == "adamw":
-            return torch.optim.AdamW(params, **kw)
-        raise ValueError(f"optimizer must be adam or adamw, got {name!r}")
+            return torch.optim.AdamW(groups, **kw)
+        if name == "sgd":
+            return torch.optim.SGD(groups, momentum=0.9, **kw)
+        raise ValueError(f"optimizer must be adam, adamw or sgd, got {name!r}")
+
+    def _param_groups(self, params: list[nn.Parameter], backbone: nn.Module | None) -> list[dict[str, Any]]:
+        """The head's parameters at lr, the backbone's at lr * backbone_lr (layer-wise LR)."""
+        lr = float(self.cfg["lr"])
+        inside = {id(p) for p in backbone.parameters()} if backbone is not None else set()
+        head = [p for p in params if id(p) not in inside]
+        base = [p for p in params if id(p) in inside]
+        groups = [{"params": head, "lr": lr, "name": "head"}]
+        if base:
+            groups.append({"params": base, "lr": lr * float(self.cfg["backbone_lr"]), "name": "backbone"})
+        return [g for g in groups if g["params"]]
+
+    def _augment(self, clip: ClipInputs, seed: int) -> ClipInputs:
+        out = dict(clip)
+        for m in self.image_modalities():
+            out[m] = ModalityInput(self.augmenter(clip[m].x, seed), clip[m].mask)
+        return out
+
+    def _train_batches(self, train: list[ClipInputs], batches: list[np.ndarray], epoch: int
+                       ) -> Iterator[tuple[np.ndarray, Batch]]:
+        """(sample indices, collated batch) of this process's shard of every batch, augmented when
+        `augment` is set, built by `workers` DataLoader processes."""
+        rank, size = world()
+        shards = [idx[rank::size] for idx in batches]
+        augment = self._augment if self.augmenter is not None else None
+        data = _TrainBatches(train, shards, augment, self.seed, epoch)
+        workers = int(self.cfg["workers"])
+        if not workers:
+            yield from ((idx, data[j]) for j, idx in enumerate(shards))
+            return
+        # its own generator: the workers' seeds must not come from torch's global RNG (dropout's)
+        loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False, num_workers=workers,
+                                             collate_fn=_as_is, generator=torch.Generator().manual_seed(epoch))
+        yield from zip(shards, loader)
 
     def _train_stage(self, stage: str, params: list[nn.Parameter], train: list[ClipInputs], y: np.ndarray,
                      w: np.ndarray, val: list[ClipInputs], y_val: np.ndarray, epoch0: int) -> int:
         cfg = self.cfg
         loss_fn = build_loss(cfg["loss"] or self.task.default_loss or self.default_loss)
-        opt = self._optimizer(params)
-        sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="max", factor=float(cfg["lr_factor"]),
-                                                           patience=int(cfg["lr_patience"]),
-                                                           threshold=float(cfg["min_delta"]), threshold_mode="abs")
-        cuda = self.device.type == "cuda"
-        use_amp = bool(cfg["amp"]) and cuda
-        scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+        backbone = self.backbone(self.module)
+        if (int(cfg["freeze_backbone"]) or float(cfg["backbone_lr"]) != 1.0) and backbone is None:
+            raise ValueError(f"{type(self).__name__} has no backbone for freeze_backbone / backbone_lr")
+        opt = self._optimizer(self._param_groups(params, backbone))
+        accumulate = max(1, int(cfg["accumulate"]))
+        epochs = int(cfg["epochs"])
+        n_batches = sum(1 for _ in self._batches(len(train), int(cfg["batch_size"]), None))
+        steps_per_epoch = -(-n_batches // accumulate)
+        sched = build_schedule(opt, str(cfg["schedule"]), epochs * steps_per_epoch,
+                               int(round(float(cfg["warmup"]) * steps_per_epoch)))
+        plateau = None if sched is not None else torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="max", factor=float(cfg["lr_factor"]), patience=int(cfg["lr_patience"]),
+            threshold=float(cfg["min_delta"]), threshold_mode="abs")
+        precision = Precision.of(cfg["amp"], self.device)
+        scaler = torch.amp.GradScaler(self.device.type, enabled=precision.scale)
+        ema = ema_of(self.module, float(cfg["ema"])) if cfg["ema"] else None
+        top = TopK(int(cfg["average_top_k"]))
+        frozen = int(cfg["freeze_backbone"])
+        trainable = {id(p) for p in params}
+        if frozen:
+            backbone.requires_grad_(False)
+        net = self._distributed(self.module)
+        rank, size = world()
         rng = np.random.default_rng(self.seed + epoch0)
         best_score, best_state, stale = -math.inf, None, 0
         epoch = epoch0
-        for epoch in range(epoch0, epoch0 + int(cfg["epochs"])):
+        for epoch in range(epoch0, epoch0 + epochs):
+            if frozen and epoch - epoch0 == frozen:  # unfreeze, at backbone_lr (its param group's LR)
+                for p in backbone.parameters():
+                    p.requires_grad_(id(p) in trainable)
+                net = self._distributed(self.module)
             self.module.train()
+            still_frozen = frozen and epoch - epoch0 < frozen
+            if still_frozen:
+                backbone.eval()  # frozen BatchNorm statistics too
             total, seen = 0.0, 0
             batches = list(self._batches(len(train), int(cfg["batch_size"]), rng))
-            bar = tqdm(batches, desc=f"{type(self).__name__}[{stage}] epoch {epoch - epoch0 + 1}",
-                       leave=False, disable=progress_disabled(cfg["progress"]), unit="batch")
-            for idx in bar:
-                batch = batch_to(collate([train[i] for i in idx]), self.device)
+            # samples per optimizer step (all micro-batches, all ranks): each micro-batch's loss is
+            # weighted by its share, so k micro-batches (or N processes) make one step on their union
+            group_n = [sum(len(b) for b in batches[g:g + accumulate]) for g in range(0, len(batches), accumulate)]
+            bar = tqdm(self._train_batches(train, batches, epoch), total=len(batches),
+                       desc=f"{type(self).__name__}[{stage}] epoch {epoch - epoch0 + 1}",
+                       leave=False, disable=progress_disabled(cfg["progress"]) or rank != 0, unit="batch")
+            for j, (idx, batch) in enumerate(bar):
+                batch = batch_to(batch, self.device)
                 target = torch.from_numpy(y[idx]).to(self.device)
                 weight = torch.from_numpy(w[idx]).to(self.device)
-                with torch.autocast("cuda", dtype=torch.float16, enabled=use_amp):
-                    scores, aux = split_output(self.module(batch))
+                with precision.autocast(self.device):
+                    scores, aux = split_output(net(batch))
                     loss = loss_fn(activate(scores, self.task.output), target, weight)
                     if aux is not None:
                         loss = loss + aux.float()
-                opt.zero_grad(set_to_none=True)
-                scaler.scale(loss).backward()
-                if cfg["grad_clip"]:
-                    scaler.unscale_(opt)
-                    nn.utils.clip_grad_norm_(params, float(cfg["grad_clip"]))
-                scaler.step(opt)
-                scaler.update()
+                share = len(idx) * size / group_n[j // accumulate]
+                scaler.scale(loss * share).backward()
+                if (j + 1) % accumulate == 0 or j + 1 == len(batches):
+                    if cfg["grad_clip"]:
+                        scaler.unscale_(opt)
+                        nn.utils.clip_grad_norm_([p for p in params if p.grad is not None], float(cfg["grad_clip"]))
+                    scaler.step(opt)
+                    scaler.update()
+                    opt.zero_grad(set_to_none=True)
+                    if sched is not None:
+                        sched.step()
+                    if ema is not None:
+                        ema.update_parameters(self.module)
                 total += float(loss.detach()) * len(idx)
                 seen += len(idx)
                 bar.set_postfix(loss=f"{total / seen:.4f}")
+            evaluated = ema.module if ema is not None else self.module
             metrics = {"train_loss": total / max(seen, 1)}
             if len(val):
-                pred_val = self._predict_clips(val)
+                pred_val = self._predict_clips(val, evaluated)
                 score = self.task.score(pred_val, y_val)
                 with torch.no_grad():
                     metrics["val_loss"] = float(loss_fn(torch.from_numpy(pred_val), torch.from_numpy(y_val)))
@@ -297,31 +421,51 @@ class TorchSequenceModel(Model):
                 score = float(epoch)
             metrics[f"val_{self.task.metric_name}"] = score if len(val) else float("nan")
             metrics["lr"] = opt.param_groups[0]["lr"]
+            if len(opt.param_groups) > 1:
+                metrics["lr_backbone"] = 0.0 if still_frozen else opt.param_groups[1]["lr"]
             if stage != "main":
                 metrics["stage"] = float(self.training_stages().index(stage))
+            top.offer(score, evaluated)
             if score > best_score + float(cfg["min_delta"]):
                 best_score, stale = score, 0
-                best_state = copy.deepcopy(self.module.state_dict())
+                best_state = copy.deepcopy(evaluated.state_dict())
             else:
                 stale += 1
-            sched.step(score)
+            if plateau is not None:
+                plateau.step(score)
             self.report(epoch, metrics)  # may raise (tuner pruning): let it propagate
             if stale >= int(cfg["patience"]):
                 break
-        if best_state is not None:
+        for p in backbone.parameters() if frozen else []:
+            p.requires_grad_(id(p) in trainable)
+        if len(top.entries) > 1:
+            self.module.load_state_dict(top.average())
+            if has_batchnorm(self.module):  # averaged weights need their own BatchNorm statistics
+                torch.optim.swa_utils.update_bn(
+                    (batch_to(b, self.device) for _, b in self._train_batches(train, batches, epoch)), self.module)
+        elif best_state is not None:
             self.module.load_state_dict(best_state)
         return epoch + 1
 
+    def _distributed(self, module: nn.Module) -> nn.Module:
+        """The module wrapped in DistributedDataParallel under torchrun (gradients averaged over ranks)."""
+        if world()[1] == 1:
+            return module
+        from torch.nn.parallel import DistributedDataParallel
+        ids = [self.device.index] if self.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids, find_unused_parameters=True)
+
     # ------------------------------------------------------------------ prediction
     @torch.no_grad()
-    def _predict_clips(self, clips: list[ClipInputs]) -> np.ndarray:
-        self.module.eval()
+    def _predict_clips(self, clips: list[ClipInputs], module: nn.Module | None = None) -> np.ndarray:
+        module = module if module is not None else self.module
+        module.eval()
+        precision = Precision.of(self.cfg["amp"], self.device)
         outs = []
         for idx in self._batches(len(clips), int(self.cfg["eval_batch_size"]), None):
             batch = batch_to(collate([clips[i] for i in idx]), self.device)
-            with torch.autocast("cuda", dtype=torch.float16, enabled=bool(self.cfg["amp"])
-                                and self.device.type == "cuda"):
-                scores, _ = split_output(self.module(batch))
+            with precision.autocast(self.device):
+                scores, _ = split_output(module(batch))
             outs.append(activate(scores, self.task.output).cpu().numpy())
         if not outs:
             return np.zeros((0, self.n_targets), np.float32)

@@ -6,6 +6,9 @@
     fold_<k>/test.csv        the same model on every Test clip
     fold_<k>/train_ids.txt   the clips that trained fold k's model (leakage guard)
     fold_<k>/fold.json       scores and timings; written last, so it marks the fold as done
+    fold_<k>/seed_<s>/       with seed averaging (config `seeds`): seed s's val.csv, test.csv and model;
+                             the fold's own val.csv / test.csv are the mean over seeds
+    seeds/<s>/oof.csv, test.csv   every seed's OOF and fold-averaged Test predictions (seed averaging)
     oof.csv, test.csv        when every fold is done: held-out predictions of every Train+Val clip, and
                              fold-averaged Test predictions
     metrics.json             oof_<metric> (recomputable from oof.csv), per-target and per-fold scores
@@ -104,6 +107,32 @@ class Experiment:
         write_json(d / "fold.json", result)
         return result
 
+    def write_seed(self, d: Path, targets: list[str], val_ids: list[str], val_pred: np.ndarray,
+                   test_ids: list[str], test_pred: np.ndarray) -> None:
+        """One seed's predictions of a seed-averaged fold, into its `fold_<k>/seed_<s>/` directory."""
+        write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets, self.task))
+        write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets, self.task))
+
+    def seed_names(self, folds: range) -> list[str]:
+        """Seeds whose predictions every fold kept (seed averaging), e.g. ['0', '1', '2']."""
+        per_fold = [{p.parent.name[len("seed_"):] for p in self.fold_dir(k).glob("seed_*/val.csv")} for k in folds]
+        return sorted(set.intersection(*per_fold), key=lambda s: (len(s), s)) if per_fold else []
+
+    def finalize_seeds(self, ds: Dataset, folds: range, oof_ids: list[str]) -> dict[str, float]:
+        """seeds/<s>/oof.csv and test.csv for every seed; returns each seed's OOF score."""
+        targets, task, scores = ds.targets, self.task, {}
+        for s in self.seed_names(folds):
+            dirs = [self.fold_dir(k) / f"seed_{s}" for k in folds]
+            oof = pd.concat([read_predictions(d / "val.csv", targets, task) for d in dirs]).reindex(oof_ids)
+            test = sum(read_predictions(d / "test.csv", targets, task).reindex(ds.test_ids).to_numpy()
+                       for d in dirs) / len(dirs)
+            out = self.dir / "seeds" / s
+            write_csv(out / "oof.csv", predictions_frame(oof_ids, oof.to_numpy(), targets, task))
+            write_csv(out / "test.csv", predictions_frame(ds.test_ids, test, targets, task))
+            written = read_predictions(out / "oof.csv", targets, task)
+            scores[s] = float(task.score(written.to_numpy(), ds.labels(list(written.index))))
+        return scores
+
     def finalize(self, ds: Dataset, fold: pd.Series) -> dict | None:
         """Assemble oof.csv, test.csv and metrics.json once every fold is done; else return None."""
         folds = range(n_folds_of(fold))
@@ -138,10 +167,12 @@ class Experiment:
         report = task.report(oof_written.to_numpy(), ds.labels(list(oof_written.index)), targets)
         m = task.metric_name
         fold_scores = [per_fold[str(k)][m] for k in folds]
+        seed_scores = self.finalize_seeds(ds, folds, list(oof.index))
         metrics = {
             "experiment": self.name, "model": self.cfg["model"], "task": task.name,
             f"oof_{m}": report[m], **{f"oof_{key}": v for key, v in report.items() if key not in (m, "n")},
             "n_oof": report["n"], "n_test": len(ds.test_ids),
+            **({f"oof_{m}_seeds": seed_scores} if seed_scores else {}),
             f"fold_{m}": {str(k): s for k, s in zip(folds, fold_scores)},
             f"fold_{m}_mean": float(np.mean(fold_scores)), f"fold_{m}_std": float(np.std(fold_scores)),
             "folds": {k: {kk: v[kk] for kk in (m, task.per_target_key, "n_train", "n_val", "seconds")

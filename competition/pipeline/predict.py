@@ -234,9 +234,9 @@ class PredictBank(FeatureBank):
         return np.concatenate(cols, axis=1)
 
 
-def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tuple[dict, list[Model]]]:
-    """Every member experiment's config and fold models, loaded (and so checked) before any feature is
-    extracted."""
+def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tuple[dict, list[list[Model]]]]:
+    """Every member experiment's config and fold models (per fold, one model per seed of a seed-averaged
+    fold), loaded (and so checked) before any feature is extracted."""
     members = []
     for name in card.blender.names:
         exp_dir = wd.experiment(name)
@@ -247,14 +247,17 @@ def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tup
             raise PredictError(f"{exp_dir}: no finished fold to load")
         models = []
         for f in folds:
-            model = build_model(cfg["model"], params, len(card.targets), seed=int(cfg.get("seed", 42)),
-                                source=str(exp_dir / "config.yaml"))
-            try:
-                model.load(f.parent)
-            except (NotImplementedError, FileNotFoundError, PermissionError) as exc:
-                raise PredictError(f"{f.parent}: the fold model cannot be loaded ({exc}); "
-                                   "retrain the experiment with this version of the toolkit") from exc
-            models.append(model)
+            seeds = []
+            for d in sorted(f.parent.glob("seed_*")) or [f.parent]:
+                model = build_model(cfg["model"], params, len(card.targets), seed=int(cfg.get("seed", 42)),
+                                    source=str(exp_dir / "config.yaml"))
+                try:
+                    model.load(d)
+                except (NotImplementedError, FileNotFoundError, PermissionError) as exc:
+                    raise PredictError(f"{d}: the fold model cannot be loaded ({exc}); "
+                                       "retrain the experiment with this version of the toolkit") from exc
+                seeds.append(model)
+            models.append(seeds)
         members.append((cfg, models))
     return members
 
@@ -275,7 +278,9 @@ def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | No
             for cfg, models in members:
                 extract(ds, cfg["features"], features, jobs=jobs, progress=False)
                 bank = PredictBank(features, cfg["features"], wd.features)
-                preds.append(np.mean([m.predict(bank, ds.ids) for m in models], axis=0))
+                # seeds of a fold averaged like their OOF predictions, then the folds
+                preds.append(np.mean([np.mean([m.predict(bank, ds.ids) for m in seeds], axis=0)
+                                      for seeds in models], axis=0))
             rows = [list(by_id).index(cid) for cid in ds.ids]
             values[rows] = np.clip(card.blender.apply(np.stack(preds)), lo, hi)
             observe({cid: by_id[cid] for cid in ds.ids}, [s for cfg, _ in members for s in cfg["features"]],

@@ -8,6 +8,15 @@
 With no --exp, the task's configs flagged `default: true` run. A finished fold is skipped (rerun
 resumes). Each trained fold is a W&B run (offline by default; see competition.pipeline.tracking).
 
+Seed averaging: with `seeds: [0, 1, 2]` in the config each fold is trained once per seed (seed s + k for
+fold k) and its predictions are the mean over seeds; `fold_<k>/seed_<s>/` keeps each seed's model and
+predictions, and finalize adds every seed's own OOF and Test predictions beside the averaged ones.
+
+Multi-process (DistributedDataParallel, competition/models/distributed.py):
+    torchrun --nproc_per_node N -m competition.pipeline.run_fold --fold K --exp EXP ...
+gives the same fold as one process (batch_size is the global batch, each process trains on its shard);
+rank 0 extracts features and writes the fold directory, the other ranks write nothing.
+
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
 """
@@ -35,6 +44,7 @@ from competition.core.io import atomic_files
 from competition.core.log import add_log_arguments, progress_disabled, setup_logging
 from competition.features.bank import FeatureBank, Windows
 from competition.models.base import Model
+from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
 from competition.models.registry import build_model
 from competition.core.paths import Workdir
 from competition.data.task import Task, add_task_argument, get_task
@@ -76,9 +86,15 @@ def feature_bank(cfg: dict, ds, features_root: Path) -> FeatureBank:
     return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window))
 
 
+def seeds_of(cfg: dict) -> list[int]:
+    """The config's seeds: `seeds: [...]` (seed averaging) or the single `seed` (default 42)."""
+    seeds = cfg.get("seeds") or [cfg.get("seed", 42)]
+    return [int(s) for s in seeds]
+
+
 def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
              progress: bool = True, reporter: Reporter | None = None,
-             extract_features: bool = True) -> FoldFit:
+             extract_features: bool = True, seed: int | None = None) -> FoldFit:
     """Extract the config's features (cached), train fold k's model and predict its held-out and Test
     samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
     e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
@@ -86,14 +102,16 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     task = task_of(cfg)
     t0 = time.perf_counter()
     if extract_features:
-        extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
+        if is_main():  # under torchrun the other ranks wait for rank 0's features
+            extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
+        barrier()
     t_feat = time.perf_counter() - t0
 
     train_ids, val_ids = fold_ids(fold, k)
     fit_ids = train_ids[::max(1, int(cfg.get("train_stride", 1)))]
     test_ids = ds.test_ids
     bank = feature_bank(cfg, ds, features_root)
-    seed = int(cfg.get("seed", 42)) + k
+    seed = (seeds_of(cfg)[0] if seed is None else int(seed)) + k
     seed_everything(seed)
     model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
     model.reporter = reporter
@@ -138,26 +156,48 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     if not 0 <= k < n_folds_of(fold):
         raise ValueError(f"fold {k} does not exist; folds.csv has {n_folds_of(fold)} fold(s)")
     exp = Experiment(wd.oof, cfg)
-    exp.bind(ds, fold, force=force)
+    main = is_main()  # under torchrun only rank 0 writes
+    if main:
+        exp.bind(ds, fold, force=force)
+    barrier()
     if exp.fold_done(k):
-        log.info("[%s] fold %d already done, skipping", exp.name, k)
-        return exp.finalize(ds, fold)
+        if main:
+            log.info("[%s] fold %d already done, skipping", exp.name, k)
+        return exp.finalize(ds, fold) if main else None
 
     with tracking.start_run(group=exp.name, job_type="fold", name=f"{exp.name}-f{k}",
-                            config={**cfg, "fold": k}, workdir=wd.root, no_wandb=no_wandb) as run:
+                            config={**cfg, "fold": k}, workdir=wd.root, no_wandb=no_wandb or not main) as run:
         t0 = time.perf_counter()
         epochs = cfg.get("params", {}).get("epochs")
-        logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress)
+        logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
+        fits = []
         try:
-            fit = fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger)
+            for s in seeds_of(cfg):
+                fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
+                                     seed=s))
         finally:
             logger.close()
+        if not main:
+            barrier()  # rank 0 writes the fold
+            return None
+        fit = fits[0]
+        val_pred = np.mean([f.val_pred for f in fits], axis=0)
+        test_pred = np.mean([f.test_pred for f in fits], axis=0)
         with atomic_files(exp.fold_dir(k)) as staging:  # no half-written checkpoint survives a kill
-            fit.model.save(staging)
-        info = {"seed": fit.seed, "seconds": {**fit.seconds, "total": time.perf_counter() - t0},
-                "history": fit.model.history}
-        res = exp.write_fold(k, ds.targets, fit.train_ids, fit.val_ids, fit.val_pred, ds.labels(fit.val_ids),
-                             fit.test_ids, fit.test_pred, info)
+            if len(fits) == 1:
+                fit.model.save(staging)
+            for s, f in zip(seeds_of(cfg), fits if len(fits) > 1 else []):
+                exp.write_seed(staging / f"seed_{s}", ds.targets, f.val_ids, f.val_pred, f.test_ids, f.test_pred)
+                f.model.save(staging / f"seed_{s}")
+        seconds = {key: sum(f.seconds[key] for f in fits) for key in fit.seconds}
+        info = {"seed": fit.seed, "seconds": {**seconds, "total": time.perf_counter() - t0},
+                "processes": world()[1], "history": fit.model.history}
+        if len(fits) > 1:
+            y_val = ds.labels(fit.val_ids)
+            info["seeds"] = {str(s): {"seed": f.seed, exp.task.metric_name: float(exp.task.score(f.val_pred, y_val)),
+                                      "history": f.model.history} for s, f in zip(seeds_of(cfg), fits)}
+        res = exp.write_fold(k, ds.targets, fit.train_ids, fit.val_ids, val_pred, ds.labels(fit.val_ids),
+                             fit.test_ids, test_pred, info)
         run.summary(tracking.fold_summary(res, exp.task))
         m, label = exp.task.metric_name, exp.task.metric_label
         log.info("[%s] fold %d: val %s %.4f (n_train %d, n_val %d, %.1fs)", exp.name, k, label, res[m],
@@ -166,6 +206,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         if metrics:
             run.summary({f"oof_{m}": metrics[f"oof_{m}"], f"fold_{m}_std": metrics[f"fold_{m}_std"]})
             log.info("[%s] all folds done: OOF %s %.4f -> %s", exp.name, label, metrics[f"oof_{m}"], exp.dir)
+    barrier()
     return metrics
 
 
@@ -184,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
+    init_from_env()  # under torchrun: join the process group
     task = get_task(a.task)
     wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data)
@@ -204,6 +246,7 @@ def main(argv: list[str] | None = None) -> int:
         ap.error(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key); pass --task to match")
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=progress_disabled(len(jobs) > 1 and not a.quiet)):
         run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
+    shutdown()
     return 0
 
 

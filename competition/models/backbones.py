@@ -1,0 +1,69 @@
+"""Pretrained image backbones from timm for the end-to-end face-crop models: any timm CNN, cut after a
+stage (timm's features_only), with weights from a local file (timm's pretrained_cfg_overlay, as the
+`visual` extractor loads them) or random initialisation, said out loud.
+
+Weights: `pretrained_file: auto` (the models' default) looks for `$ERI_WEIGHTS/<model>.safetensors`
+(or .pth / .bin; ERI_WEIGHTS defaults to `weights/` in the repository) and falls back to random init with
+a warning naming the file it looked for; a path loads that file (a missing file is an error); null means
+random init on purpose. Real weights: e.g. timm's ImageNet `resnet18.a1_in1k` or an AffectNet-trained
+ResNet18 (paper 001) saved with `save_file(model.state_dict(), 'weights/resnet18.safetensors')`."""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+from torch import Tensor, nn
+
+REPO = Path(__file__).resolve().parents[2]
+WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin")
+
+
+def weights_dir() -> Path:
+    return Path(os.environ.get("ERI_WEIGHTS") or REPO / "weights")
+
+
+def resolve_weights(model: str, pretrained_file: str | None) -> Path | None:
+    """The weights file to load for `model`, or None for random init (warned about under `auto`)."""
+    if not pretrained_file:
+        return None
+    if str(pretrained_file) != "auto":
+        path = Path(pretrained_file).expanduser()
+        if not path.is_file():
+            raise FileNotFoundError(f"pretrained_file {path} for timm model {model!r} does not exist")
+        return path
+    for suffix in WEIGHT_SUFFIXES:
+        path = weights_dir() / f"{model}{suffix}"
+        if path.is_file():
+            return path
+    warnings.warn(f"no pretrained weights for {model!r} at {weights_dir() / model}.safetensors (or .pth/.bin): "
+                  "its layers start from random init. Put a timm checkpoint there, set ERI_WEIGHTS, or set "
+                  "params.pretrained_file", stacklevel=2)
+    return None
+
+
+class StageMap(nn.Module):
+    """(N, 3, H, W) -> the feature map after one stage of a timm CNN."""
+
+    def __init__(self, model: str, stage: int, pretrained_file: str | None = "auto"):
+        super().__init__()
+        import timm
+        path = resolve_weights(model, pretrained_file)
+        kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}} if path else {}
+        self.net = timm.create_model(model, features_only=True, out_indices=(stage,), **kw)
+        self.channels = int(self.net.feature_info.channels()[-1])
+        self.weights = str(path) if path else None
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)[-1]
+
+
+def save_timm_weights(model: str, path: Path | str) -> Path:
+    """A timm model's current (random) weights as a safetensors file: how tests make a 'pretrained' file."""
+    import timm
+    from safetensors.torch import save_file
+    net = timm.create_model(model, pretrained=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path
