@@ -24,7 +24,8 @@ from competition.ensembling.direct import DIRECT_METHODS, DirectNestedCV
 from competition.ensembling.library import Library, load_library
 from competition.ensembling.methods import METHODS
 from competition.ensembling.nested import Evaluation, NestedCV
-from competition.ensembling.table import format_steps
+from competition.ensembling.table import format_modalities, format_steps, modality_rows
+from competition.experiment import skipped_experiments
 from competition.provenance import git_commit
 from competition.io import remove_orphans, write_json
 from competition.paths import Workdir
@@ -103,7 +104,9 @@ def build_card(lib: Library, cv: NestedCV | DirectNestedCV, evals: dict[str, Eva
                         "by_post": {p: {"in_sample": s[0], "nested": s[1]} for p, s in ev.by_post.items()}}
                     for m, ev in evals.items()},
         "steps": [asdict(s) for s in b.steps],
-        f"member_oof_{metric}": lib.scores, "targets": lib.targets, "caruana_options": asdict(opts),
+        f"member_oof_{metric}": lib.scores, "member_modality": lib.modalities,
+        "by_modality": modality_rows(b.names, b.weights, lib.scores, lib.modalities),
+        "targets": lib.targets, "caruana_options": asdict(opts),
         "folds_fingerprint": lib.folds_fingerprint, "commit": git_commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
@@ -138,15 +141,23 @@ def main(argv: list[str] | None = None) -> int:
     ds = task.load(a.data or wd.embedded_data, check_media=False)
     lib = load_library(wd.oof, ds, a.exp, task)
     print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
-          + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
+          + ", ".join(f"{n} [{lib.modalities.get(n, '?')}] {s:.4f}"
+                      for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
+    skipped = skipped_experiments(wd.oof, ds.fingerprint)
+    for n, why in skipped.items():
+        print(f"not in the library: {n} was skipped on this dataset ({why['reason']})")
     cv = nested_cv(lib, task, opts)
     evals = evaluate(cv, a.blend)
     chosen = choose(evals, a.blend)
     print(f"\nin-sample vs nested CV (nested over {cv.note}):")
     print(comparison_table(evals, chosen.method, metric))
     print(f"\n{chosen.method} (in-sample steps):")
-    print(format_steps(chosen.blender.steps, metric))
+    print(format_steps(chosen.blender.steps, metric, lib.modalities))
+    print("\nby modality (weight in the chosen blend):")
+    print(format_modalities(modality_rows(chosen.blender.names, chosen.blender.weights, lib.scores, lib.modalities),
+                            metric))
     card = build_card(lib, cv, evals, chosen, a.blend, opts, metric)
+    card["skipped_experiments"] = skipped
     print(f"\n{card['verdict']}")
 
     name = a.name or f"blend-{chosen.method}"
