@@ -20,9 +20,9 @@ import json
 import sys
 from pathlib import Path
 
+from competition import submission
 from competition.data.heldout import heldout_score
-from competition.ensembling import blend
-from competition.experiment import experiment_modality
+from competition.pipeline.experiment import experiment_modality
 
 CURRENT = ["ridge_audio", "ridge_appearance", "gbm_appearance", "te_appearance", "attn_fusion"]
 FACE = ["ridge_appearance", "gbm_appearance", "te_appearance"]
@@ -55,7 +55,7 @@ def seconds(workdir: Path, names: list[str]) -> float:
 def blend_set(data: Path, workdir: Path, names: list[str], tag: str) -> dict:
     """--blend best over `names` on one dataset: its card (nested score, members, modality weights)."""
     with contextlib.redirect_stdout(io.StringIO()):
-        rc = blend.main(["--blend", "best", "--data", str(data), "--workdir", str(workdir), "--exp", *names,
+        rc = submission.main(["--blend", "best", "--data", str(data), "--workdir", str(workdir), "--exp", *names,
                          "--name", f"bench-{tag}", "--no-wandb"])
     if rc:
         raise SystemExit(f"blend of {names} on {data} failed its submission check")

@@ -12,14 +12,13 @@ import pytest
 import soundfile as sf
 
 from competition import submission
-from competition.config import load_config
+from competition.core.paths import Workdir
 from competition.data.contract import load_dataset, media_path
-from competition.ensembling import blend
-from competition.experiment import skipped_experiments
 from competition.features.presence import audio_presence, modality_label
 from competition.folds import make_folds, write_folds
-from competition.paths import Workdir
-from competition.training import run_fold
+from competition.pipeline import run_fold
+from competition.pipeline.config import load_config
+from competition.pipeline.experiment import skipped_experiments
 from tests.tiny_data import REPO, write_audio_dataset, write_config
 
 
@@ -73,7 +72,7 @@ def test_faceless_dataset_skips_face_only_and_still_submits(faceless, capsys):
         assert json.loads((wd.experiment(name) / "metrics.json").read_text())["oof_mean_pcc"] > 0.0  # learned from the voice
 
     # blend: the skipped experiment is named, every member's modality is shown, the submission checks
-    assert blend.main(["--blend", "best", "--data", str(data), "--workdir", str(wd.root), "--no-wandb"]) == 0
+    assert submission.main(["--blend", "best", "--data", str(data), "--workdir", str(wd.root), "--no-wandb"]) == 0
     out = capsys.readouterr().out
     assert "face_only was skipped" in out
     assert "audio_only [audio]" in out and "both [face+audio]" in out

@@ -15,9 +15,9 @@ from competition.data.contract import load_dataset, media_path
 from competition.data.heldout import heldout_score
 from competition.data.importer import PRESETS, TRUTH_CSV, CorpusError, assign_splits, main
 from competition.data.subjects import read_subjects
-from competition.io import read_json
-from competition.media.video import frame_times
-from competition.paths import Workdir
+from competition.core.io import read_json
+from competition.features.video import frame_times
+from competition.core.paths import Workdir
 
 EMODB = Path("/work/shared/data/emodb")
 SPEAKERS = ("03", "08", "09", "10", "11")
@@ -40,7 +40,10 @@ def fake_emodb(root: Path) -> Path:
 
 
 def run(*args: str) -> dict:
-    return main([*map(str, args), "--jobs", "1"])
+    """The importer command; returns the import record it wrote (import.json)."""
+    argv = [*map(str, args), "--jobs", "1"]
+    main(argv)
+    return read_json(Path(argv[argv.index("--out") + 1]) / "import.json")
 
 
 def test_emodb_layout_round_trips(tmp_path):
@@ -180,11 +183,38 @@ def test_heldout_score_reads_the_truth_file(tmp_path):
 def test_real_emodb_imports(tmp_path):
     if not (EMODB / "wav").is_dir():
         pytest.skip(f"{EMODB} is absent (the shared real-data folder of the development machine)")
-    rec = main(["--preset", "emodb", "--src", str(EMODB), "--out", str(tmp_path / "emodb"), "--jobs", "2"])
+    main(["--preset", "emodb", "--src", str(EMODB), "--out", str(tmp_path / "emodb"), "--jobs", "2"])
+    rec = read_json(tmp_path / "emodb" / "import.json")
     ds = load_dataset(tmp_path / "emodb")
     assert len(ds.ids) == 535 and ds.table["Subject"].nunique() == 10
     assert [len(v) for v in rec["speakers"].values()] == [6, 2, 2]
     counts = pd.read_csv(tmp_path / "emodb" / TRUTH_CSV).iloc[:, 4:].sum().astype(int).to_dict()
     assert counts == {"Anger": 127, "Boredom": 81, "Disgust": 46, "Fear": 69, "Happiness": 71,
                       "Sadness": 62, "Neutral": 79}
-    assert read_json(tmp_path / "emodb" / "import.json")["done"]
+    assert rec["done"]
+
+
+@pytest.mark.slow  # about 10 s of CPU: feature extraction, 4 folds, the blend
+def test_an_imported_audio_only_corpus_runs_through_the_normal_commands(tmp_path):
+    """import -> subjects -> speaker-grouped folds -> every fold of a ridge on MFCC statistics -> blended
+    submission -> official check -> held-out speaker score, with the commands a user runs."""
+    from competition.folds import main as folds_main, read_folds
+    from competition.pipeline.run_fold import main as run_fold_main
+    from competition.submission import main as submission_main
+    from tests.tiny_data import write_config
+
+    out, wd = tmp_path / "data", tmp_path / "work"
+    run("--preset", "emodb", "--src", fake_emodb(tmp_path / "src"), "--out", out, "--test-speakers", "1",
+        "--val-speakers", "1", "--workdir", wd)
+    folds_main(["--data", str(out), "--workdir", str(wd), "--n-folds", "4"])
+    ds = load_dataset(out)
+    fold = read_folds(Workdir.of(wd).folds, ds)
+    assert (fold[fold >= 0].groupby(ds.table["Subject"]).nunique() == 1).all()
+    cfg = write_config(tmp_path / "ridge_mfcc.yaml", "ridge_mfcc", features=("mfcc_stats",), alpha=10.0)
+    run_fold_main(["--all-folds", "--exp", str(cfg), "--data", str(out), "--workdir", str(wd), "--jobs", "1",
+                   "--no-wandb"])
+    assert submission_main(["--blend", "best", "--data", str(out), "--workdir", str(wd), "--no-wandb"]) == 0
+    sub = next(Workdir.of(wd).submissions.glob("*.csv"))
+    assert submission_main(["check", str(sub), "--data", str(out)]) == 0
+    rep = heldout_score(sub, out)
+    assert rep["n"] == 4 and np.isfinite(rep["mean_pcc"])

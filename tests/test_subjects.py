@@ -10,8 +10,8 @@ import pytest
 from competition.data.contract import load_dataset
 from competition.data.subjects import (SubjectsError, from_column, from_csv, main, read_subjects,
                                        write_subjects)
-from competition.io import read_json
-from competition.paths import Workdir
+from competition.core.io import read_json
+from competition.core.paths import Workdir
 from tests.conftest import write_fake_dataset
 
 
@@ -25,7 +25,8 @@ def ds(tmp_path):
 
 
 def frame(ds, n_per: int = 4) -> pd.DataFrame:
-    return pd.DataFrame({"File_ID": [f"[{i}]" for i in ds.ids], "subject": [f"s{k // n_per}" for k in range(len(ds.ids))]})
+    return pd.DataFrame({"File_ID": [f"[{i}]" for i in ds.ids],
+                         "subject": [f"s{k // n_per}" for k in range(len(ds.ids))]})
 
 
 def test_round_trip_and_record(ds, tmp_path):

@@ -15,7 +15,7 @@ import pandas as pd
 
 from competition.data.contract import ID_COL, SPLIT_COL, SUBJECT_COL, DataError, normalise_id
 from competition.data.importer import TRUTH_CSV
-from competition.metrics import score_report
+from competition.core.metrics import score_report
 
 
 def heldout_score(submission: Path | str, data: Path | str) -> dict:
@@ -41,7 +41,7 @@ def heldout_score(submission: Path | str, data: Path | str) -> dict:
     return rep
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("submission", type=Path)
     ap.add_argument("--data", type=Path, required=True)
@@ -50,7 +50,6 @@ def main(argv: list[str] | None = None) -> dict:
     who = f" (held-out subjects {', '.join(rep['subjects'])})" if "subjects" in rep else ""
     print(f"{a.submission}: Test mean PCC {rep['mean_pcc']:.4f} on {rep['n']} clips{who}")
     print("  " + " ".join(f"{e}={v:.3f}" for e, v in rep["pcc"].items()))
-    return rep
 
 
 if __name__ == "__main__":
