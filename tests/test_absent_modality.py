@@ -69,7 +69,7 @@ def test_faceless_dataset_skips_face_only_and_still_submits(faceless, capsys):
     assert not (face / "metrics.json").exists() and not list(face.glob("fold_*"))  # nothing trained
     assert skipped_experiments(wd.oof, ds.fingerprint).keys() == {"face_only"}
     for name in ("audio_only", "both"):
-        assert json.loads((wd.experiment(name) / "metrics.json").read_text())["oof_mean_pcc"] > 0.0  # learned from the voice
+        assert json.loads((wd.experiment(name) / "metrics.json").read_text())["oof_mean_pcc"] > 0.0  # learned
 
     # blend: the skipped experiment is named, every member's modality is shown, the submission checks
     assert submission.main(["--blend", "best", "--data", str(data), "--workdir", str(wd.root), "--no-wandb"]) == 0

@@ -32,7 +32,9 @@ from competition.pipeline.ensembling.caruana import caruana_select  # noqa: E402
 from competition.pipeline.ensembling.library import finished_experiments, load_library  # noqa: E402
 from competition.pipeline.experiment import experiment_modality, read_predictions, skipped_experiments  # noqa: E402
 from competition.core.io import read_json, write_text  # noqa: E402
+from competition.core.log import add_log_arguments, setup_logging  # noqa: E402
 from competition.core.metrics import pcc_per_column  # noqa: E402
+from competition.pipeline.study_storage import DEFAULT_STORAGE, open_storage  # noqa: E402
 
 N_LEVELS = 10  # seed 001 quantises intensities into 10 levels
 TRUTH_JSON = "synth_truth.json"
@@ -197,9 +199,10 @@ class StudyInfo:
 
 
 def find_studies(oof_root: Path, extra_storages: list[str]) -> list[StudyInfo]:
-    """Every study in oof/*/tune/optuna.db and in the given storages."""
-    from competition.pipeline.tune import open_storage
-    specs = [str(p) for p in sorted(Path(oof_root).glob("*/tune/optuna.db"))] + list(extra_storages)
+    """Every study in the experiments' default storages (oof/*/tune/optuna.journal, or optuna.db as written
+    before the journal became the default) and in the given storages."""
+    specs = [str(p) for pattern in (DEFAULT_STORAGE, "tune/optuna.db")
+             for p in sorted(Path(oof_root).glob(f"*/{pattern}"))] + list(extra_storages)
     out = []
     for spec in specs:
         st = open_storage(spec)
@@ -423,7 +426,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", choices=["eri"], default="eri",
                     help="eri only: the Aff-Wild2 tasks have their tables from `python -m competition.pipeline.results "
                          "--task va|expr`")
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     wd = Workdir.of(a.workdir)
     ds = load_dataset(a.data or wd.embedded_data, check_media=False)
     page = build_report(ds, wd.oof, wd.submissions, a.out or wd.root / "reports", a.storage)
