@@ -94,7 +94,7 @@ def test_faceless_dataset_skips_face_only_and_still_submits(faceless, capsys):
     # a rerun skips again (from the cached face store) and leaves the finished experiments alone
     assert run_fold.main(argv) == 0
     again = capsys.readouterr()
-    assert "[face_only] skipped" in again.err and "[audio_only] fold 0 already done" in again.out
+    assert "[face_only] skipped" in again.err and "[audio_only] fold 0 already done" in again.err
 
 
 def test_silent_audio_is_absent(tmp_path):

@@ -181,7 +181,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     skip = skip_reason(cfg, ds, wd.features, jobs)
     if skip:
         exp.record_skip(*skip)
-        print(f"[{exp.name}] skipped (fold {k}), nothing trained: {skip[0]}", file=sys.stderr)
+        log.warning("[%s] skipped (fold %d), nothing trained: %s", exp.name, k, skip[0])
         return None
     if exp.fold_done(k):
         log.info("[%s] fold %d already done, skipping", exp.name, k)
