@@ -27,7 +27,8 @@ from competition.pipeline.ensembling.caruana import CaruanaOptions
 from competition.pipeline.ensembling.direct import DIRECT_METHODS
 from competition.pipeline.ensembling.library import load_library
 from competition.pipeline.ensembling.methods import METHODS
-from competition.pipeline.ensembling.table import format_steps
+from competition.pipeline.ensembling.table import format_modalities, format_steps, modality_rows
+from competition.pipeline.experiment import skipped_experiments
 from competition.pipeline.tracking import start_run
 
 log = logging.getLogger(__name__)
@@ -64,15 +65,23 @@ def make(argv: list[str] | None = None) -> int:
     ds = task.load(a.data or wd.embedded_data, check_media=False)
     lib = load_library(wd.oof, ds, a.exp, task)
     print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
-          + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
+          + ", ".join(f"{n} [{lib.modalities.get(n, '?')}] {s:.4f}"
+                      for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
+    skipped = skipped_experiments(wd.oof, ds.fingerprint)
+    for n, why in skipped.items():
+        print(f"not in the library: {n} was skipped on this dataset ({why['reason']})")
     cv = nested_cv(lib, task, opts)
     evals = evaluate(cv, a.blend)
     chosen = choose(evals, a.blend)
     print(f"\nin-sample vs nested CV (nested over {cv.note}):")
     print(comparison_table(evals, chosen.method, metric))
     print(f"\n{chosen.method} (in-sample steps):")
-    print(format_steps(chosen.blender.steps, metric))
+    print(format_steps(chosen.blender.steps, metric, lib.modalities))
+    print("\nby modality (weight in the chosen blend):")
+    print(format_modalities(modality_rows(chosen.blender.names, chosen.blender.weights, lib.scores, lib.modalities),
+                            metric))
     card = build_card(lib, cv, evals, chosen, a.blend, opts, metric)
+    card["skipped_experiments"] = skipped
     print(f"\n{card['verdict']}")
 
     name = a.name or f"blend-{chosen.method}"

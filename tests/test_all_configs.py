@@ -43,7 +43,10 @@ def tiny(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", CONFIGS)
-def test_config_runs_every_fold(tiny, name):
+def test_config_runs_every_fold(tiny, name, monkeypatch, tmp_path):
+    if "${ERI_SPEECH_MODEL}" in (CONFIG_DIR / f"{name}.yaml").read_text():  # a local speech-model folder
+        from tests.test_features_models import _tiny_encoder
+        monkeypatch.setenv("ERI_SPEECH_MODEL", str(_tiny_encoder("wavlm", tmp_path / "wavlm")))
     cfg = load_config(name)
     task = get_task(cfg["task"])
     ds, wd = tiny(task.name)

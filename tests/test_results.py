@@ -5,9 +5,11 @@ from competition.pipeline.results import main
 from conftest import write_fake_dataset
 
 
-def _metrics(oof, name, dataset, mean, seconds):
+def _metrics(oof, name, dataset, mean, seconds, features=None):
     d = oof / name
     d.mkdir(parents=True)
+    if features:
+        (d / "config.yaml").write_text(json.dumps({"model": "ridge", "features": features}))
     pcc = {"Adoration": mean, "Amusement": mean}
     folds = {str(k): {"mean_pcc": mean, "seconds": {"total": s, "fit": s / 2}} for k, s in enumerate(seconds)}
     (d / "metrics.json").write_text(json.dumps({"experiment": name, "model": "ridge", "oof_mean_pcc": mean,
@@ -18,8 +20,8 @@ def test_results_table(tmp_path):
     data = write_fake_dataset(tmp_path / "data", emotions=("Adoration", "Amusement"))
     (data / "synth_truth.json").write_text(json.dumps({"oracle_ceiling": {"mean_pcc": 0.8, "pcc": {}}}))
     fp = load_dataset(data).fingerprint
-    _metrics(tmp_path / "oof", "weak", fp, 0.2, [1.0, 3.0])
-    _metrics(tmp_path / "oof", "strong", fp, 0.4, [10.0, 10.0])
+    _metrics(tmp_path / "oof", "weak", fp, 0.2, [1.0, 3.0], features=["egemaps"])
+    _metrics(tmp_path / "oof", "strong", fp, 0.4, [10.0, 10.0], features=["pose", "mfcc"])
     _metrics(tmp_path / "oof", "elsewhere", "other-dataset", 0.9, [1.0])
     out = tmp_path / "RESULTS.md"
     main(["--workdir", str(tmp_path), "--data", str(data), "--out", str(out)])
@@ -27,8 +29,9 @@ def test_results_table(tmp_path):
     names = [r.split(" | ")[0][2:] for r in rows[1:]]
     assert names == ["*oracle ceiling*", "strong", "weak", "*constant predictor*"]
     strong = rows[2].split(" | ")
-    assert strong[2:4] == ["0.400", "50%"] and strong[-2] == "10.0"
-    assert "| 0.200 | 25% | 0.200 | 0.200 | 2.0 | 1.0 |" in rows[3]
+    assert strong[2:5] == ["face+audio", "0.400", "50%"] and strong[-2] == "10.0"
+    assert "| audio | 0.200 | 25% | 0.200 | 0.200 | 2.0 | 1.0 |" in rows[3]
+    assert "Best per modality: face+audio strong 0.400, audio weak 0.200." in out.read_text()
     assert "elsewhere" in out.read_text().split("Not shown")[1]
 
 

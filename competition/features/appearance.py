@@ -165,7 +165,8 @@ def _track(clip: ClipMedia, faces: dict[str, Any]):
 _IMG = {"faces": {}, "size": 64}
 
 
-@register_extractor("hog", kind="sequence", defaults={**_IMG, "cell": 8, "orientations": 9, "block": 1})
+@register_extractor("hog", kind="sequence", defaults={**_IMG, "cell": 8, "orientations": 9, "block": 1},
+                    modality="face")
 def hog(clip: ClipMedia, faces: dict[str, Any], size: int, cell: int, orientations: int, block: int
         ) -> FeatureOutput:
     """HOG of the grey aligned face crop per frame (skimage; 64 px, 8 px cells, 9 bins: 576-D)."""
@@ -174,7 +175,8 @@ def hog(clip: ClipMedia, faces: dict[str, Any], size: int, cell: int, orientatio
                          t=track.times, mask=track.mask)
 
 
-@register_extractor("lbp", kind="sequence", defaults={**_IMG, "grid": 4, "points": 8, "radius": 1.0})
+@register_extractor("lbp", kind="sequence", defaults={**_IMG, "grid": 4, "points": 8, "radius": 1.0},
+                    modality="face")
 def lbp(clip: ClipMedia, faces: dict[str, Any], size: int, grid: int, points: int, radius: float
         ) -> FeatureOutput:
     """Uniform LBP histograms per face region (4x4 regions of the 64 px grey crop: 160-D)."""
@@ -183,7 +185,7 @@ def lbp(clip: ClipMedia, faces: dict[str, Any], size: int, grid: int, points: in
                          t=track.times, mask=track.mask)
 
 
-@register_extractor("face_flow", kind="sequence", defaults={**_IMG, "grid": 8})
+@register_extractor("face_flow", kind="sequence", defaults={**_IMG, "grid": 8}, modality="face")
 def face_flow(clip: ClipMedia, faces: dict[str, Any], size: int, grid: int) -> FeatureOutput:
     """Optical flow from the clip's median face to each frame, per cell of an 8x8 grid (130-D)."""
     track = _track(clip, faces)
@@ -191,7 +193,7 @@ def face_flow(clip: ClipMedia, faces: dict[str, Any], size: int, grid: int) -> F
                          t=track.times, mask=track.mask)
 
 
-@register_extractor("landmark_geometry", kind="sequence", defaults={"faces": {}})
+@register_extractor("landmark_geometry", kind="sequence", defaults={"faces": {}}, modality="face")
 def landmark_geometry(clip: ClipMedia, faces: dict[str, Any]) -> FeatureOutput:
     """Mouth / nose / face-box geometry from the 5 landmarks, in inter-ocular units (GEOMETRY_COLUMNS)."""
     track = _track(clip, faces)

@@ -53,7 +53,7 @@ def _smile(feature_set: str, level: str):
                            feature_level=getattr(opensmile.FeatureLevel, level))
 
 
-@register_extractor("egemaps", kind="vector", defaults={"feature_set": "eGeMAPSv02"})
+@register_extractor("egemaps", kind="vector", defaults={"feature_set": "eGeMAPSv02"}, modality="audio")
 def egemaps(clip: ClipMedia, feature_set: str) -> np.ndarray:
     """eGeMAPS (or ComParE_2016) functionals of the whole clip via opensmile."""
     y = _min_length(load_audio(clip.wav), SAMPLE_RATE // 2)
@@ -72,7 +72,7 @@ def mfcc_matrix(y: np.ndarray, n_mfcc: int, hop_length: int = 160, n_fft: int = 
     return m.T.astype(np.float32)
 
 
-@register_extractor("mfcc_stats", kind="vector", defaults={"n_mfcc": 40})
+@register_extractor("mfcc_stats", kind="vector", defaults={"n_mfcc": 40}, modality="audio")
 def mfcc_stats(clip: ClipMedia, n_mfcc: int) -> np.ndarray:
     """Clip statistics of MFCCs and their deltas (mean, std, max) and frame-energy percentiles."""
     import librosa
@@ -85,7 +85,8 @@ def mfcc_stats(clip: ClipMedia, n_mfcc: int) -> np.ndarray:
     return np.concatenate([m.mean(0), m.std(0), m.max(0), d.std(0), energy]).astype(np.float32)
 
 
-@register_extractor("mfcc", kind="sequence", defaults={"n_mfcc": 128, "stack": 8, "hop_length": 160})
+@register_extractor("mfcc", kind="sequence", defaults={"n_mfcc": 128, "stack": 8, "hop_length": 160},
+                    modality="audio")
 def mfcc_sequence(clip: ClipMedia, n_mfcc: int, stack: int, hop_length: int) -> FeatureOutput:
     """MFCC frames with `stack` adjacent frames concatenated (seed 001: 128 x 8 = 1024-D)."""
     m = mfcc_matrix(load_audio(clip.wav), n_mfcc, hop_length=hop_length)
@@ -139,7 +140,8 @@ def logmel_matrix(y: np.ndarray, n_mels: int = 64, hop_length: int = 160, n_fft:
     return librosa.power_to_db(m, ref=1.0, amin=1e-10, top_db=None).T.clip(-100.0).astype(np.float32)
 
 
-@register_extractor("logmel", kind="sequence", defaults={"n_mels": 64, "hop_length": 160, "n_fft": 400})
+@register_extractor("logmel", kind="sequence", defaults={"n_mels": 64, "hop_length": 160, "n_fft": 400},
+                    modality="audio")
 def logmel(clip: ClipMedia, n_mels: int, hop_length: int, n_fft: int) -> FeatureOutput:
     """Log-mel spectrogram frames (T, n_mels), 10 ms hop by default."""
     y, warns = load_clip_audio(clip)
@@ -154,7 +156,7 @@ def _smile_frame(feature_set: str, level: str, y: np.ndarray) -> tuple[np.ndarra
     return df.to_numpy(np.float32), starts.astype(np.float32)
 
 
-@register_extractor("egemaps_lld", kind="sequence", defaults={"feature_set": "eGeMAPSv02"})
+@register_extractor("egemaps_lld", kind="sequence", defaults={"feature_set": "eGeMAPSv02"}, modality="audio")
 def egemaps_lld(clip: ClipMedia, feature_set: str) -> FeatureOutput:
     """eGeMAPS low-level descriptors per 10 ms frame (T, 25) via opensmile."""
     y, warns = load_clip_audio(clip)
@@ -162,7 +164,7 @@ def egemaps_lld(clip: ClipMedia, feature_set: str) -> FeatureOutput:
     return FeatureOutput(x=np.nan_to_num(x), t=t, info={"warnings": warns} if warns else {})
 
 
-@register_extractor("compare", kind="vector", defaults={"feature_set": "ComParE_2016"})
+@register_extractor("compare", kind="vector", defaults={"feature_set": "ComParE_2016"}, modality="audio")
 def compare(clip: ClipMedia, feature_set: str) -> np.ndarray:
     """ComParE 2016 functionals of the whole clip (6373-D) via opensmile."""
     y, _ = load_clip_audio(clip)

@@ -47,7 +47,8 @@ DEEPSPECTRUM_DEFAULTS: dict[str, Any] = {"model": "densenet121", "weights": "", 
                                          "batch_size": 32}
 
 
-@register_extractor("deepspectrum", kind="sequence", defaults=DEEPSPECTRUM_DEFAULTS, dtype="float16")
+@register_extractor("deepspectrum", kind="sequence", defaults=DEEPSPECTRUM_DEFAULTS, dtype="float16",
+                    modality="audio")
 def deepspectrum(clip: ClipMedia, model: str, weights: str, random_init: bool, window: float, hop: float,
                  n_mels: int, size: int, batch_size: int) -> FeatureOutput:
     """CNN embeddings (T, D) of mel-spectrogram images, one per `window` s every `hop` s."""
@@ -131,7 +132,8 @@ def _encoder_output(clip: ClipMedia, model: str, layer: int, chunk_s: float) -> 
     return FeatureOutput(x=x, t=t.astype(np.float32), info=info)
 
 
-@register_extractor("audio_encoder", kind="sequence", defaults=ENCODER_DEFAULTS, dtype="float16")
+@register_extractor("audio_encoder", kind="sequence", defaults=ENCODER_DEFAULTS, dtype="float16",
+                    modality="audio")
 def audio_encoder(clip: ClipMedia, model: str, layer: int, chunk_s: float) -> FeatureOutput:
     """Hidden states (T, H) of a wav2vec2 / WavLM / HuBERT / Whisper encoder, 20 ms per row."""
     return _encoder_output(clip, model, layer, chunk_s)
@@ -143,7 +145,7 @@ def _alias(name: str) -> None:
     fn.__doc__ = f"Hidden states of a {name} encoder (default model {_HUB_DEFAULTS[name]}; local folder offline)."
     fn.__name__ = fn.__qualname__ = name
     register_extractor(name, kind="sequence", defaults={**ENCODER_DEFAULTS, "model": _HUB_DEFAULTS[name]},
-                       dtype="float16")(fn)
+                       dtype="float16", modality="audio")(fn)
 
 
 for _name in _HUB_DEFAULTS:

@@ -69,7 +69,7 @@ def body_keypoints(frames: np.ndarray, model_path: str | Path | None = None) -> 
 
 @register_extractor("body_pose", kind="sequence",
                     defaults={"scheme": "step", "step": 0.5, "n": 32, "every": 30, "max_side": 640,
-                              "model_path": ""})
+                              "model_path": ""}, modality="body")
 def body_pose(clip: ClipMedia, scheme: str, step: float, n: int, every: int, max_side: int,
               model_path: str) -> FeatureOutput:
     """BlazePose 33 body keypoints per sampled frame (T, 100), every 0.5 s by default (seed 003)."""

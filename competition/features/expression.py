@@ -85,7 +85,7 @@ def get_expression_model(name: str) -> ExpressionModel:
     raise FeatureError(f"unknown expression model {name!r}; known: {sorted(_MODELS)} or 'module:factory'")
 
 
-@register_extractor("expression", kind="sequence", defaults={"model": "fer", "faces": {}})
+@register_extractor("expression", kind="sequence", defaults={"model": "fer", "faces": {}}, modality="face")
 def expression(clip: ClipMedia, model: str, faces: dict[str, Any]) -> FeatureOutput:
     """Per-frame expression model outputs (T, K) on the face crops (fer: 7 class probabilities)."""
     from competition.features.faces import face_track

@@ -484,7 +484,7 @@ def _faces_output(track: FaceTrack) -> FeatureOutput:
                          info=track.info)
 
 
-@register_extractor("faces", kind="sequence", defaults=FACE_DEFAULTS, dtype="uint8")
+@register_extractor("faces", kind="sequence", defaults=FACE_DEFAULTS, dtype="uint8", modality="face")
 def faces(clip: ClipMedia, **params: Any) -> FeatureOutput:
     """Face crops (T, size*size*3) uint8 of the sampled frames; geometry in <clip>.track.npz."""
     track = run_face_pipeline(clip.mp4, params, clip)
@@ -521,7 +521,7 @@ POSE_COLUMNS: tuple[str, ...] = ("cx", "cy", "w", "h", "dcx", "dcy", "dw", "dh",
                                  "detected", "has_landmarks")
 
 
-@register_extractor("pose", kind="sequence", defaults=FACE_DEFAULTS)
+@register_extractor("pose", kind="sequence", defaults=FACE_DEFAULTS, modality="face")
 def pose(clip: ClipMedia, **params: Any) -> FeatureOutput:
     """Face-box position, size and motion plus head pose per sampled frame (13 columns, POSE_COLUMNS)."""
     track = face_track(clip, params)

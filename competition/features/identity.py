@@ -49,7 +49,7 @@ def mean_face_vector(crops: np.ndarray, mask: np.ndarray, size: int = 12) -> np.
     return np.concatenate([small.ravel(), centre.mean(0), centre.std(0)]).astype(np.float32)
 
 
-@register_extractor("face_identity", kind="vector", defaults={"faces": {}, "size": 12})
+@register_extractor("face_identity", kind="vector", defaults={"faces": {}, "size": 12}, modality="face")
 def face_identity(clip: ClipMedia, faces: dict[str, Any], size: int) -> FeatureOutput:
     """Mean aligned face over the clip's real frames as a 12 px Lab image + face colour stats (438-D)."""
     from competition.features.faces import face_track

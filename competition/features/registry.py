@@ -1,5 +1,8 @@
 """Extractor registry. An extractor turns one clip's media into an array:
 `kind="vector"` -> shape (D,), one per clip; `kind="sequence"` -> (T, D) with per-row timestamps t (T,).
+`modality` says which part of the recording an extractor reads (MODALITIES: the face, the audio, the
+body), so a run can skip experiments whose only modality is absent from a whole dataset and reports can
+show whether the face or the voice carries the signal; None for extractors tied to no one medium.
 
 Register with the decorator in any module of `competition.features`; modules are imported on first
 lookup, so a new extractor is one new module (or function) and nothing else.
@@ -39,6 +42,9 @@ class FeatureOutput:
     info: dict[str, Any] = field(default_factory=dict)  # small per-clip facts (detection rate, warnings)
 
 
+MODALITIES: tuple[str, ...] = ("face", "audio", "body")
+
+
 @dataclass(frozen=True)
 class Extractor:
     name: str
@@ -48,6 +54,7 @@ class Extractor:
     dtype: str = "float32"         # storage dtype: float16 for large embeddings
     version: int = 1               # bump when the computation changes, to invalidate caches
     description: str = ""
+    modality: str | None = None    # one of MODALITIES
 
     def resolve(self, params: dict[str, Any] | None = None) -> dict[str, Any]:
         unknown = set(params or {}) - set(self.defaults)
@@ -79,15 +86,17 @@ _REGISTRY: dict[str, Extractor] = {}
 
 
 def register_extractor(name: str, kind: str, defaults: dict[str, Any] | None = None,
-                       dtype: str = "float32", version: int = 1) -> Callable:
+                       dtype: str = "float32", version: int = 1, modality: str | None = None) -> Callable:
     if kind not in ("vector", "sequence"):
         raise ValueError(f"kind must be 'vector' or 'sequence', not {kind!r}")
+    if modality is not None and modality not in MODALITIES:
+        raise ValueError(f"modality must be one of {MODALITIES} or None, not {modality!r}")
 
     def deco(fn: Callable) -> Callable:
         if name in _REGISTRY and _REGISTRY[name].fn is not fn:
             raise ValueError(f"extractor {name!r} registered twice")
         _REGISTRY[name] = Extractor(name, fn, kind, dict(defaults or {}), dtype, version,
-                                    (fn.__doc__ or "").strip().split("\n")[0])
+                                    (fn.__doc__ or "").strip().split("\n")[0], modality)
         return fn
 
     return deco

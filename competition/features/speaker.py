@@ -129,7 +129,8 @@ def speaker_embedding(y: np.ndarray, min_voiced_s: float = 0.3, min_dbfs: float 
 
 
 @register_extractor("speaker", kind="vector",
-                    defaults={"weights": "", "min_voiced_s": 0.3, "min_dbfs": -50.0, "above_floor_db": 15.0})
+                    defaults={"weights": "", "min_voiced_s": 0.3, "min_dbfs": -50.0, "above_floor_db": 15.0},
+                    modality="audio")
 def speaker(clip: ClipMedia, weights: str, min_voiced_s: float, min_dbfs: float, above_floor_db: float
             ) -> FeatureOutput:
     """GE2E speaker embedding (256-D, unit norm) of the clip's voiced audio; resemblyzer's shipped weights."""

@@ -76,7 +76,7 @@ VISUAL_DEFAULTS: dict[str, Any] = {
 }
 
 
-@register_extractor("visual", kind="sequence", defaults=VISUAL_DEFAULTS, dtype="float16")
+@register_extractor("visual", kind="sequence", defaults=VISUAL_DEFAULTS, dtype="float16", modality="face")
 def visual(clip: ClipMedia, model: str, weights: str, random_init: bool, input_size: int, batch_size: int,
            faces: dict[str, Any]) -> FeatureOutput:
     """Per-frame timm embeddings (T, D) of the clip's face crops."""

@@ -1,10 +1,13 @@
 """Experiment configs: one YAML per experiment in configs/, command-line overrides `key.sub=value`,
-and the resolved config dumped into the experiment directory."""
+and the resolved config dumped into the experiment directory. `${VAR}` in a feature parameter is
+replaced by the environment variable VAR (empty when unset), e.g. a local speech-model folder."""
 from __future__ import annotations
 
 import copy
 import hashlib
 import json
+import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +18,20 @@ from competition.core.paths import CONFIG_DIR
 from competition.models.registry import ParamError, check_params
 
 REQUIRED = ("model",)
+
+
+_ENV_VAR = re.compile(r"\$\{(\w+)\}")
+
+
+def expand_env(node: Any) -> Any:
+    """`${VAR}` in every string of a nested structure -> the value of VAR ('' when unset)."""
+    if isinstance(node, str):
+        return _ENV_VAR.sub(lambda m: os.environ.get(m.group(1), ""), node)
+    if isinstance(node, list):
+        return [expand_env(v) for v in node]
+    if isinstance(node, dict):
+        return {k: expand_env(v) for k, v in node.items()}
+    return node
 
 
 def config_path(name_or_path: str | Path) -> Path:
@@ -44,6 +61,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     cfg.setdefault("task", "eri")
     for item in overrides or []:
         apply_override(cfg, item)
+    cfg["features"] = expand_env(cfg["features"])
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")

@@ -1,6 +1,8 @@
 """The experiment directory contract, `oof/<exp>/`:
 
-    experiment.json          what the results belong to: config hash, dataset and folds fingerprints
+    experiment.json          what the results belong to: config hash, dataset and folds fingerprints;
+                             `skipped` (reason, modalities) when the run skipped it on this dataset, e.g.
+                             a face-only experiment on a dataset where no clip has a face
     config.yaml              the resolved config
     fold_<k>/val.csv         id + targets: predictions of fold k's model on its held-out clips
     fold_<k>/test.csv        the same model on every Test clip
@@ -26,8 +28,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from competition.pipeline.config import config_hash, dump_config
+from competition.pipeline.config import config_hash, dump_config, load_config
 from competition.data.contract import Dataset, normalise_id
+from competition.features.presence import modality_label
 from competition.folds import n_folds_of
 from competition.core.io import read_json, remove_orphans, write_csv, write_json, write_text
 from competition.core.provenance import run_card
@@ -57,6 +60,25 @@ def read_predictions(path: Path, targets: list[str], task: Task = ERI) -> pd.Dat
         raise ExperimentError(f"{path}: missing column(s) {missing}")
     df.index = df[task.id_col].map(normalise_id)
     return df[targets]
+
+
+def experiment_modality(exp_dir: Path) -> str:
+    """Which modalities an experiment read ('face', 'audio', 'face+audio'), from its resolved config.yaml;
+    '?' when that is unreadable."""
+    try:
+        return modality_label(load_config(Path(exp_dir) / "config.yaml")["features"])
+    except (OSError, KeyError, ValueError):
+        return "?"
+
+
+def skipped_experiments(oof_root: Path, dataset_fingerprint: str) -> dict[str, dict]:
+    """{experiment: its `skipped` record} of the experiments the run skipped on this dataset."""
+    out = {}
+    for meta_path in sorted(Path(oof_root).glob("*/experiment.json")):
+        meta = read_json(meta_path)
+        if meta.get("skipped") and meta.get("dataset") == dataset_fingerprint:
+            out[meta_path.parent.name] = meta["skipped"]
+    return out
 
 
 class Experiment:
@@ -92,6 +114,12 @@ class Experiment:
             remove_orphans(d)
         write_json(meta_path, ident)
         write_text(self.dir / "config.yaml", dump_config(self.cfg))
+
+    def record_skip(self, reason: str, modalities: list[str]) -> None:
+        """Say in experiment.json that this experiment was skipped on the bound dataset, and why (a later
+        bind clears it)."""
+        meta = read_json(self.dir / "experiment.json")
+        write_json(self.dir / "experiment.json", {**meta, "skipped": {"reason": reason, "modalities": modalities}})
 
     def write_fold(self, k: int, targets: list[str], train_ids: list[str], val_ids: list[str],
                    val_pred: np.ndarray, val_true: np.ndarray, test_ids: list[str], test_pred: np.ndarray,

@@ -30,7 +30,7 @@ from optuna.trial import TrialState  # noqa: E402
 from competition.data.contract import Dataset, load_dataset  # noqa: E402
 from competition.pipeline.ensembling.caruana import caruana_select  # noqa: E402
 from competition.pipeline.ensembling.library import finished_experiments, load_library  # noqa: E402
-from competition.pipeline.experiment import read_predictions  # noqa: E402
+from competition.pipeline.experiment import experiment_modality, read_predictions, skipped_experiments  # noqa: E402
 from competition.core.io import read_json, write_text  # noqa: E402
 from competition.core.log import add_log_arguments, setup_logging  # noqa: E402
 from competition.core.metrics import pcc_per_column  # noqa: E402
@@ -307,13 +307,14 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
     rows = sorted(metrics.values(), key=lambda m: -m["oof_mean_pcc"])
     parts.append("<h2>Leaderboard</h2>")
     if rows:
-        header = ["experiment", "model", "OOF mean PCC", "fold mean", "fold std", "fold min", "fold max"]
+        header = ["experiment", "model", "modality", "OOF mean PCC", "fold mean", "fold std", "fold min", "fold max"]
         header += ["% of ceiling"] if ceiling else []
         header += [*targets, "seconds"]
         table = []
         for m in rows:
             f = list(m["fold_mean_pcc"].values())
-            r = [m["experiment"], m["model"], m["oof_mean_pcc"], float(np.mean(f)), m["fold_mean_pcc_std"],
+            r = [m["experiment"], m["model"], experiment_modality(oof_root / m["experiment"]), m["oof_mean_pcc"],
+                 float(np.mean(f)), m["fold_mean_pcc_std"],
                  float(min(f)), float(max(f))]
             r += [f"{100 * m['oof_mean_pcc'] / ceiling['mean_pcc']:.1f} %"] if ceiling else []
             r += [m["oof_pcc"][t] for t in targets] + [f"{m.get('seconds_total', 0):.1f}"]
@@ -333,6 +334,8 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
     else:
         parts.append(_note("No finished experiment on this dataset yet: run every fold, e.g. "
                            "bash scripts/run_all.sh."))
+    for name, why in skipped_experiments(oof_root, ds.fingerprint).items():
+        parts.append(_note(f"{name} was skipped on this dataset: {why['reason']}"))
 
     # blends
     parts.append("<h2>Blend: what each model adds</h2>")
@@ -347,6 +350,11 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
             parts.append(_table(["method", "in-sample OOF mean PCC", "nested CV mean PCC"],
                                 [[k, v.get("in_sample", float("nan")), v.get("nested", float("nan"))]
                                  for k, v in c["methods"].items()]))
+        if c.get("by_modality"):
+            parts.append(_table(["modality", "weight in the blend", "members in the blend", "best single member",
+                                 "its OOF mean PCC"],
+                                [[r["modality"], r["weight"], ", ".join(r["members_in_blend"]) or "–",
+                                  r["best_single"], r["best_single_score"]] for r in c["by_modality"]]))
         if c.get("steps"):
             parts.append(_img(fig_blend_steps(c["steps"], f"{c.get('method', '')} steps (in-sample)",
                                               out / f"blend_{i}.png"), "blend steps"))

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from competition.data.contract import DataError
+from competition.pipeline.experiment import experiment_modality
 from competition.core.io import read_json, write_text
 from competition.core.log import add_log_arguments, setup_logging
 from competition.core.paths import REPO_ROOT
@@ -30,6 +31,7 @@ from competition.data.task import ERI, Task, add_task_argument, get_task
 class Row:
     experiment: str
     model: str
+    modality: str          # what it reads: face, audio, face+audio (features.presence.modality_label)
     score: float
     per_target: dict[str, float]
     seconds_per_fold: float | None
@@ -50,7 +52,8 @@ def collect(oof_dir: Path, fingerprint: str | None, task: Task = ERI) -> tuple[l
         if fingerprint is not None and m.get("dataset") != fingerprint:
             skipped.append(path.parent.name)
             continue
-        rows.append(Row(m["experiment"], m["model"], float(m[f"oof_{task.metric_name}"]),
+        rows.append(Row(m["experiment"], m["model"], experiment_modality(path.parent),
+                        float(m[f"oof_{task.metric_name}"]),
                         m[f"oof_{task.per_target_key}"], _mean_seconds(m, "total"), _mean_seconds(m, "fit")))
     rows.sort(key=lambda r: -r.score)
     return rows, skipped
@@ -63,13 +66,14 @@ def _num(v: float | None, fmt: str = ".3f") -> str:
 def render(rows: list[Row], emotions: list[str], ceiling: dict | None, data_label: str,
            skipped: list[str], task: Task = ERI) -> str:
     metric = task.metric_label
-    head = ["experiment", "model", f"OOF {metric}", "of ceiling", *emotions, "s/fold", "fit s/fold"]
+    head = ["experiment", "model", "modality", f"OOF {metric}", "of ceiling", *emotions, "s/fold", "fit s/fold"]
     title = "# Results" if task.name == "eri" else f"# Results: {task.name}"
     lines = [title, "",
              f"Out-of-fold (OOF) scores of every finished experiment on {data_label}, best first. "
              "Regenerate with `python -m competition.pipeline.results"
              f"{'' if task.name == 'eri' else ' --task ' + task.name}` "
              "(see its --help).", "",
+             "- modality: what the experiment reads (face, audio or both).",
              f"- OOF {metric}: the official metric on the held-out predictions of all folds together.",
              f"- of ceiling: OOF {metric} / the oracle's (the synthetic generator's noise-free labels "
              "against the written labels), when the data has one.",
@@ -77,18 +81,26 @@ def render(rows: list[Row], emotions: list[str], ceiling: dict | None, data_labe
              "predict), mean over folds; fit s/fold: the fit alone.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
 
-    def line(name: str, model: str, mean: float, pcc: dict, secs: float | None, fit: float | None) -> str:
+    def line(name: str, model: str, modality: str, mean: float, pcc: dict, secs: float | None,
+             fit: float | None) -> str:
         frac = mean / ceiling["score"] if ceiling and ceiling["score"] else None
-        cells = [name, model, _num(mean), _num(frac, ".0%") if frac is not None else "–",
+        cells = [name, model, modality, _num(mean), _num(frac, ".0%") if frac is not None else "–",
                  *[_num(pcc.get(e)) for e in emotions], _num(secs, ".1f"), _num(fit, ".1f")]
         return "| " + " | ".join(cells) + " |"
 
     if ceiling:
-        lines.append(line("*oracle ceiling*", "truth", ceiling["score"], ceiling["per_target"], None, None))
+        lines.append(line("*oracle ceiling*", "truth", "–", ceiling["score"], ceiling["per_target"], None, None))
     for r in rows:
-        lines.append(line(r.experiment, r.model, r.score, r.per_target, r.seconds_per_fold, r.fit_seconds_per_fold))
+        lines.append(line(r.experiment, r.model, r.modality, r.score, r.per_target, r.seconds_per_fold,
+                          r.fit_seconds_per_fold))
     if task.metric_name != "macro_f1":  # a constant class is not 0 macro-F1
-        lines.append(line("*constant predictor*", "constant", 0.0, {e: 0.0 for e in emotions}, None, None))
+        lines.append(line("*constant predictor*", "constant", "–", 0.0, {e: 0.0 for e in emotions}, None, None))
+    best = {}
+    for r in rows:  # rows are best first
+        best.setdefault(r.modality, r)
+    if len(best) > 1:
+        lines += ["", "Best per modality: " + ", ".join(f"{m} {r.experiment} {_num(r.score)}" for m, r in best.items())
+                  + "."]
     if skipped:
         lines += ["", f"Not shown (made on another dataset): {', '.join(skipped)}."]
     return "\n".join(lines) + "\n"

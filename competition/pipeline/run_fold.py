@@ -17,6 +17,11 @@ Multi-process (DistributedDataParallel, competition/models/distributed.py):
 gives the same fold as one process (batch_size is the global batch, each process trains on its shard);
 rank 0 extracts features and writes the fold directory, the other ranks write nothing.
 
+Before training, an experiment is skipped, with a message and a `skipped` record in its experiment.json,
+when it cannot learn anything on this dataset: every modality it reads (face, audio) is absent from
+every clip (competition.features.presence), or it reads a model folder that was not given (`model: ""`,
+e.g. the wav2vec2 configs without ERI_SPEECH_MODEL). The blend then works on the experiments that ran.
+
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
 """
@@ -38,6 +43,8 @@ from tqdm.auto import tqdm
 from competition.pipeline import tracking
 from competition.pipeline.config import ConfigError, default_experiments, load_config
 from competition.pipeline.experiment import Experiment
+from competition.features.presence import Presence, check_presence, face_params_of, feature_modalities
+from competition.features.registry import get_extractor, parse_feature_spec
 from competition.features.store import extract
 from competition.folds import fold_ids, n_folds_of, read_folds
 from competition.core.io import atomic_files
@@ -149,9 +156,41 @@ class EpochLogger:
             self.bar.close()
 
 
+_PRESENCE: dict[tuple, Presence] = {}  # per process: every fold and experiment of a run asks the same
+
+
+def presence(ds, features_root: Path, modality: str, face_params: dict, jobs: int) -> Presence:
+    key = (ds.fingerprint, str(features_root), modality, repr(sorted(face_params.items())))
+    if key not in _PRESENCE:
+        _PRESENCE[key] = check_presence(ds, features_root, {modality}, [face_params], jobs)[modality]
+    return _PRESENCE[key]
+
+
+def skip_reason(cfg: dict, ds, features_root: Path, jobs: int = 1) -> tuple[str, list[str]] | None:
+    """(why, modalities) when the experiment cannot learn anything on this dataset, else None."""
+    unset = [name for name, params in map(parse_feature_spec, cfg["features"])
+             if get_extractor(name).resolve(params).get("model") == ""]
+    if unset:
+        return (f"feature(s) {unset} need a local model folder and none was given (set ERI_SPEECH_MODEL to a "
+                "folder written by save_pretrained, or --set the feature's model)", [])
+    modalities = feature_modalities(cfg["features"])
+    if not modalities or not modalities <= {"face", "audio"}:
+        return None
+    evidence = []
+    for m in sorted(modalities):
+        checks = [presence(ds, features_root, m, p, jobs) for p in (face_params_of(cfg["features"]) or [{}])] \
+            if m == "face" else [presence(ds, features_root, m, {}, jobs)]
+        if any(c.present for c in checks):
+            return None
+        evidence.append(checks[0].evidence)
+    what = " and ".join(f"no {m} in any clip" for m in sorted(modalities))
+    return f"reads only {'+'.join(sorted(modalities))} features, {what}: " + "; ".join(evidence), sorted(modalities)
+
+
 def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = False,
              progress: bool = True, no_wandb: bool = False) -> dict | None:
-    """Train fold k of the experiment `cfg`; return the experiment metrics if this completed it."""
+    """Train fold k of the experiment `cfg`; return the experiment metrics if this completed it (None
+    also when the experiment is skipped on this dataset: see skip_reason)."""
     fold = read_folds(wd.folds, ds)
     if not 0 <= k < n_folds_of(fold):
         raise ValueError(f"fold {k} does not exist; folds.csv has {n_folds_of(fold)} fold(s)")
@@ -160,6 +199,12 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     if main:
         exp.bind(ds, fold, force=force)
     barrier()
+    skip = skip_reason(cfg, ds, wd.features, jobs)
+    if skip:
+        if main:
+            exp.record_skip(*skip)
+            log.warning("[%s] skipped (fold %d), nothing trained: %s", exp.name, k, skip[0])
+        return None
     if exp.fold_done(k):
         if main:
             log.info("[%s] fold %d already done, skipping", exp.name, k)

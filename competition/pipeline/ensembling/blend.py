@@ -19,6 +19,7 @@ from competition.pipeline.ensembling.caruana import CaruanaOptions
 from competition.pipeline.ensembling.direct import DirectNestedCV
 from competition.pipeline.ensembling.library import Library
 from competition.pipeline.ensembling.nested import Evaluation, NestedCV
+from competition.pipeline.ensembling.table import modality_rows
 from competition.core.log import progress_disabled
 from competition.core.provenance import git_commit
 from competition.data.task import Task
@@ -96,7 +97,9 @@ def build_card(lib: Library, cv: NestedCV | DirectNestedCV, evals: dict[str, Eva
                         "by_post": {p: {"in_sample": s[0], "nested": s[1]} for p, s in ev.by_post.items()}}
                     for m, ev in evals.items()},
         "steps": [asdict(s) for s in b.steps],
-        f"member_oof_{metric}": lib.scores, "targets": lib.targets, "caruana_options": asdict(opts),
+        f"member_oof_{metric}": lib.scores, "member_modality": lib.modalities,
+        "by_modality": modality_rows(b.names, b.weights, lib.scores, lib.modalities),
+        "targets": lib.targets, "caruana_options": asdict(opts),
         "folds_fingerprint": lib.folds_fingerprint, "commit": git_commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }

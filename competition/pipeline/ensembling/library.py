@@ -3,14 +3,14 @@ fold of every OOF clip (for nested CV). An experiment with incomplete OOF, or fr
 fold file, is refused with a message that says what to run."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from competition.data.contract import normalise_id
-from competition.pipeline.experiment import ExperimentError, read_predictions
+from competition.pipeline.experiment import ExperimentError, experiment_modality, read_predictions
 from competition.core.io import read_json
 from competition.data.task import ERI, Task
 
@@ -27,6 +27,7 @@ class Library:
     folds_fingerprint: str
     scores: dict[str, float]
     fold: np.ndarray       # (N,) the fold in which each OOF clip was held out
+    modalities: dict[str, str] = field(default_factory=dict)  # member -> 'face', 'audio', 'face+audio', ...
 
 
 def finished_experiments(oof_root: Path) -> list[str]:
@@ -96,4 +97,5 @@ def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task 
     return Library(names=list(names), oof=np.ascontiguousarray(np.stack(oofs)),
                    test=np.ascontiguousarray(np.stack(tests)), y=ds.labels(ids), ids=ids,
                    test_ids=ds.test_ids, targets=ds.targets, folds_fingerprint=fps.pop(), scores=scores,
-                   fold=held_out_fold(oof_root / names[0], ids, task.id_col))
+                   fold=held_out_fold(oof_root / names[0], ids, task.id_col),
+                   modalities={n: experiment_modality(oof_root / n) for n in names})

@@ -1,6 +1,8 @@
-"""The step table printed for every blend: member, weight, OOF mean PCC of the blend so far, gain.
-Caruana's table lists its forward steps; any other weighting is shown by adding members in order of
-decreasing weight (weights renormalised over the members added so far)."""
+"""The step table printed for every blend: member, the modality it reads, weight, OOF mean PCC of the
+blend so far, gain. Caruana's table lists its forward steps; any other weighting is shown by adding
+members in order of decreasing weight (weights renormalised over the members added so far). The
+modality table sums the blend's weight per modality (face / audio / face+audio), so a user sees whether
+the face or the voice carries the signal on their data."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -19,14 +21,42 @@ class Step:
     kept: bool = True  # False for steps after the best ensemble seen (tried, not returned)
 
 
-def format_steps(steps: list[Step], metric: str = "mean_pcc") -> str:
+def format_steps(steps: list[Step], metric: str = "mean_pcc", modalities: dict[str, str] | None = None) -> str:
+    """The step table; with `modalities` (member -> modality) a modality column too."""
     width = max([len(s.member) for s in steps] + [6]) + 2
-    lines = [f"{'step':>4}  {'member':<{width}} {'weight':>7} {metric:>9} {'gain':>8}"]
+    mod = (lambda s: f" {modalities.get(s.member, '?'):<10}") if modalities else (lambda s: "")
+    lines = [f"{'step':>4}  {'member':<{width}}{' modality  ' if modalities else ''} {'weight':>7} {metric:>9} "
+             f"{'gain':>8}"]
     for i, s in enumerate(steps):
         name = ("  " if i == 0 else "+ ") + s.member
         gain = "" if i == 0 else f"{s.gain:+.4f}"
         note = "" if s.kept else "  (after the best seen: not kept)"
-        lines.append(f"{i + 1:>4}  {name:<{width}} {s.weight:>7.3f} {s.score:>9.4f} {gain:>8}{note}")
+        lines.append(f"{i + 1:>4}  {name:<{width}}{mod(s)} {s.weight:>7.3f} {s.score:>9.4f} {gain:>8}{note}")
+    return "\n".join(lines)
+
+
+def modality_rows(names: list[str], weights: np.ndarray, scores: dict[str, float],
+                  modalities: dict[str, str]) -> list[dict]:
+    """Per modality: the blend's weight on its members (mean over emotions), its members in the blend
+    and in the library, and its best single member's OOF score."""
+    w = np.atleast_2d(np.asarray(weights, np.float64)).mean(0)
+    rows = []
+    for mod in sorted(set(modalities.get(n, "?") for n in names)):
+        idx = [i for i, n in enumerate(names) if modalities.get(n, "?") == mod]
+        best = max(idx, key=lambda i: scores.get(names[i], float("-inf")))
+        rows.append({"modality": mod, "weight": float(w[idx].sum()),
+                     "members_in_blend": [names[i] for i in idx if w[i] > 0], "n_library": len(idx),
+                     "best_single": names[best], "best_single_score": float(scores.get(names[best], float("nan")))})
+    return sorted(rows, key=lambda r: -r["weight"])
+
+
+def format_modalities(rows: list[dict], metric: str = "mean_pcc") -> str:
+    width = max([len(r["modality"]) for r in rows] + [8]) + 2
+    lines = [f"  {'modality':<{width}} {'weight':>7}  {'in blend':>8}  best single ({metric})"]
+    for r in rows:
+        n_in = f"{len(r['members_in_blend'])} of {r['n_library']}"
+        lines.append(f"  {r['modality']:<{width}} {r['weight']:>7.3f}  {n_in:>8}  {r['best_single']} "
+                     f"{r['best_single_score']:.4f}")
     return "\n".join(lines)
 
 
