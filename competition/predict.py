@@ -29,6 +29,7 @@ import soundfile as sf
 from competition.config import load_config
 from competition.data.contract import SPLIT_COL, Dataset, media_path
 from competition.ensembling.methods import Blender, rank_reference
+from competition.ensembling.postprocess import SUBJECT_POSTPROCESS
 from competition.experiment import read_predictions
 from competition.features.audio import SAMPLE_RATE, audio_from_video
 from competition.features.registry import FeatureError
@@ -70,6 +71,10 @@ def load_card(path: Path, wd: Workdir) -> Card:
     card = read_json(path)
     if "weights_by_target" not in card:
         raise PredictError(f"{path} is not a blend card (no weights_by_target): rerun make_submission.py")
+    if card["post"] in SUBJECT_POSTPROCESS:
+        raise PredictError(f"{path}: the blend centres predictions within each subject ({card['post']}), "
+                           "which new videos of unknown subjects do not allow; use a blend without it "
+                           "(make_submission.py --no-subjects)")
     targets, names = list(card["targets"]), list(card["members"])
     weights = np.array([[card["weights_by_target"][t].get(n, 0.0) for n in names] for t in targets])
     reference = None
@@ -171,6 +176,9 @@ def member_prediction(exp_dir: Path, ds: Dataset, features_root: Path, train_fea
                       device: str | None = None, jobs: int = 1) -> np.ndarray:
     """(n, E): the experiment's fold models, each loaded from its fold directory, averaged."""
     cfg = load_config(exp_dir / "config.yaml")
+    if cfg.get("subject_norm"):
+        raise PredictError(f"{exp_dir}: trained on features standardised within each subject (subject_norm); "
+                           "new videos have no subject statistics, so it cannot predict them")
     extract(ds, cfg["features"], features_root, jobs=jobs, progress=False)
     bank = PredictBank(features_root, cfg["features"], train_features)
     params = {**cfg.get("params", {}), **({"device": device} if device else {})}

@@ -58,7 +58,7 @@ from competition.io import write_text
 from competition.metrics import ConstantPredictionWarning
 from competition.paths import CONFIG_DIR, Workdir
 from competition.task import add_task_argument, get_task
-from competition.training.run_fold import fit_fold
+from competition.training.run_fold import fit_fold, subjects_for
 
 # Intermediate values of fold k live at steps k*STEP_STRIDE + epoch; the running CV mean after fold k at
 # (k+1)*STEP_STRIDE - 1. The pruner thus always compares the same fold and epoch across trials.
@@ -501,7 +501,7 @@ def cv_objective(cfg: dict, space: dict[str, dict], ds: Dataset, fold: pd.Series
                         raise optuna.TrialPruned(f"fold {folds[i]} epoch {epoch}: {row[epoch_key]:.4f}")
 
             fit = fit_fold(tcfg, k, ds, fold, wd.features, jobs=jobs, progress=False, reporter=reporter,
-                           extract_features=False)
+                           extract_features=False, subjects=subjects_for(tcfg, ds, wd))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConstantPredictionWarning)
                 scores.append(task.score(fit.val_pred, ds.labels(fit.val_ids)))

@@ -7,7 +7,8 @@ other folds, scored on the held-out fold). `best` takes the method with the best
 blend beats the best single model there, the single model is the submission and the card says so.
 Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
 is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly (direct.py) and write
-their own submission format under tasks/<task>/submissions/.
+their own submission format under tasks/<task>/submissions/. With a subjects file in the work directory
+(subjects.csv), per-subject post-processing is a candidate too (postprocess.py); --no-subjects leaves it out.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from competition.ensembling.library import Library, load_library
 from competition.ensembling.methods import METHODS
 from competition.ensembling.nested import Evaluation, NestedCV
 from competition.ensembling.table import format_steps
+from competition.features.subject_norm import SUBJECTS_FILE, read_subjects
 from competition.provenance import git_commit
 from competition.io import remove_orphans, write_json
 from competition.paths import Workdir
@@ -125,6 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
+    ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
+                    "subjects file")
     add_task_argument(ap)
     a = ap.parse_args(argv)
     task = get_task(a.task)
@@ -136,9 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     wd = Workdir.of(a.workdir, task)
     remove_orphans(wd.submissions)  # temporary files of a killed run
     ds = task.load(a.data or wd.embedded_data, check_media=False)
-    lib = load_library(wd.oof, ds, a.exp, task)
+    subjects_file = wd.base / SUBJECTS_FILE
+    subjects = read_subjects(subjects_file) if subjects_file.exists() and not a.no_subjects else None
+    lib = load_library(wd.oof, ds, a.exp, task, subjects)
     print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
           + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
+    if subjects is not None:
+        print(f"subjects from {subjects_file}: per-subject post-processing is a candidate")
     cv = nested_cv(lib, task, opts)
     evals = evaluate(cv, a.blend)
     chosen = choose(evals, a.blend)
@@ -151,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
 
     name = a.name or f"blend-{chosen.method}"
     wd.submissions.mkdir(parents=True, exist_ok=True)
-    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, chosen.blender.apply(lib.test))
+    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, chosen.blender.apply(lib.test, lib.test_subjects))
     card = {"name": name, "task": task.name, **card, "dataset": ds.fingerprint, "submission": path.name,
             "zip": path.with_suffix(".zip").name}
     write_json(wd.submissions / f"{name}.json", card)

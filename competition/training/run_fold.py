@@ -29,6 +29,7 @@ from competition import tracking
 from competition.config import default_experiments, load_config
 from competition.experiment import Experiment
 from competition.features.store import extract
+from competition.features.subject_norm import SUBJECTS_FILE, read_subjects
 from competition.folds import fold_ids, n_folds_of, read_folds
 from competition.io import atomic_files
 from competition.models.base import FeatureBank, Model, Windows
@@ -67,18 +68,37 @@ def task_of(cfg: dict) -> Task:
     return get_task(cfg.get("task", "eri"))
 
 
-def feature_bank(cfg: dict, ds, features_root: Path) -> FeatureBank:
-    """The experiment's features, read per sample (clips, or frames in their context window)."""
-    return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window))
+def subjects_for(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
+    """The subject of every unit (all splits) from the work directory's subjects file when the config
+    asks for within-subject feature standardisation (`subject_norm: true`), else None."""
+    if not cfg.get("subject_norm"):
+        return None
+    path = wd.base / SUBJECTS_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{cfg['name']}: subject_norm needs the subjects file {path} "
+                                "(File_ID,subject,source,confidence)")
+    subjects = read_subjects(path)
+    missing = sorted(set(ds.units.ids) - set(subjects.index))
+    if missing:
+        raise ValueError(f"{path}: no subject for {len(missing)} clip(s) of {ds.root}, e.g. {missing[:3]}")
+    return subjects
+
+
+def feature_bank(cfg: dict, ds, features_root: Path, subjects: pd.Series | None = None) -> FeatureBank:
+    """The experiment's features, read per sample (clips, or frames in their context window); with
+    `subjects`, standardised within subject."""
+    return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window),
+                       None if subjects is None else subjects.reindex(ds.units.ids).to_dict())
 
 
 def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
              progress: bool = True, reporter: Reporter | None = None,
-             extract_features: bool = True) -> FoldFit:
+             extract_features: bool = True, subjects: pd.Series | None = None) -> FoldFit:
     """Extract the config's features (cached), train fold k's model and predict its held-out and Test
     samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
     e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
-    dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit)."""
+    dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit).
+    Configs with `subject_norm: true` need `subjects` (see subjects_for)."""
     task = task_of(cfg)
     t0 = time.perf_counter()
     if extract_features:
@@ -88,7 +108,9 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     train_ids, val_ids = fold_ids(fold, k)
     fit_ids = train_ids[::max(1, int(cfg.get("train_stride", 1)))]
     test_ids = ds.test_ids
-    bank = feature_bank(cfg, ds, features_root)
+    if cfg.get("subject_norm") and subjects is None:
+        raise ValueError(f"{cfg['name']}: subject_norm is set but no subjects were given")
+    bank = feature_bank(cfg, ds, features_root, subjects)
     seed = int(cfg.get("seed", 42)) + k
     seed_everything(seed)
     model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
@@ -145,7 +167,8 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         epochs = cfg.get("params", {}).get("epochs")
         logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress)
         try:
-            fit = fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger)
+            fit = fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
+                           subjects=subjects_for(cfg, ds, wd))
         finally:
             logger.close()
         with atomic_files(exp.fold_dir(k)) as staging:  # no half-written checkpoint survives a kill
