@@ -40,6 +40,11 @@ class Workdir:
         return self.base / "folds" / "folds.csv"
 
     @property
+    def subjects(self) -> Path:
+        """Who is in each clip (competition.data.subjects); subjects.json beside it."""
+        return self.base / "subjects.csv"
+
+    @property
     def oof(self) -> Path:
         return self.base / "oof"
 

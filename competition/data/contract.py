@@ -1,6 +1,6 @@
 """The Hume-Reaction data contract: the one place that knows the layout of a dataset.
 
-    <root>/data_info.csv   File_ID,Split,<emotion columns...>,Age,Country
+    <root>/data_info.csv   File_ID,Split,<emotion columns...>,Age,Country[,Subject]
     <root>/{train,val,test}/{mp4,wav}/<id>.{mp4,wav}
 
 `File_ID` is bracketed in data_info.csv and submissions ("[00042]") and bare in file names ("00042").
@@ -22,7 +22,10 @@ HUME_EMOTIONS: tuple[str, ...] = (
 )
 ID_COL = "File_ID"
 SPLIT_COL = "Split"
-META_COLS: tuple[str, ...] = ("Age", "Country")
+# Optional columns that are not emotions. `Subject` (who is in the clip) is not in Hume-Reaction's file;
+# other corpora carry it, and competition.data.subjects turns it into the subjects file.
+SUBJECT_COL = "Subject"
+META_COLS: tuple[str, ...] = ("Age", "Country", SUBJECT_COL)
 SPLITS: tuple[str, ...] = ("Train", "Val", "Test")
 LABELLED_SPLITS: tuple[str, ...] = ("Train", "Val")
 MEDIA_KINDS: dict[str, str] = {"mp4": ".mp4", "wav": ".wav"}

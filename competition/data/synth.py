@@ -437,7 +437,8 @@ def _video_codec() -> str:
     return "libx264" if "libx264" in av.codecs_available else "mpeg4"
 
 
-def write_video(path: Path, frames: Iterator[np.ndarray], pts: np.ndarray, spec: ClipSpec) -> None:
+def write_video(path: Path, frames: Iterator[np.ndarray], pts: np.ndarray, width: int, height: int,
+                fps: float) -> None:
     """mp4 (H.264, or MPEG-4 part 2 without libx264), yuv420p, per-frame pts in milliseconds."""
     import av
 
@@ -445,8 +446,8 @@ def write_video(path: Path, frames: Iterator[np.ndarray], pts: np.ndarray, spec:
     with atomic_path(path) as tmp:
         with av.open(str(tmp), "w", format="mp4") as box:
             codec = _video_codec()
-            stream = box.add_stream(codec, rate=fractions.Fraction(round(spec.fps * 1000), 1000))
-            stream.width, stream.height, stream.pix_fmt = spec.width, spec.height, "yuv420p"
+            stream = box.add_stream(codec, rate=fractions.Fraction(round(fps * 1000), 1000))
+            stream.width, stream.height, stream.pix_fmt = width, height, "yuv420p"
             stream.time_base = tb
             stream.codec_context.time_base = tb
             if codec == "libx264":
@@ -477,7 +478,7 @@ def make_clip(out: Path, spec: ClipSpec) -> dict:
     wav = media_path(out, spec.split, spec.clip_id, "wav")
     rendered = not (mp4.exists() and wav.exists())
     if rendered:
-        write_video(mp4, render_frames(spec, plan), plan.pts, spec)
+        write_video(mp4, render_frames(spec, plan), plan.pts, spec.width, spec.height, spec.fps)
         arng = _rng(spec.seed, 100, spec.index, 3)
         write_audio(wav, render_audio(arng, spec.duration, plan.events, plan.room))
     return {"index": spec.index, "rendered": rendered, "cpu_s": time.process_time() - cpu0,

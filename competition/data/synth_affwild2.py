@@ -340,12 +340,12 @@ def make_video(out: Path, spec: ClipSpec, crops: bool = False) -> dict:
             with atomic_files(crop_dir) as stage:
                 frames = _with_crops(frames, plan, stage)
                 if need_media:
-                    write_video(mp4, frames, plan.pts, spec)
+                    write_video(mp4, frames, plan.pts, spec.width, spec.height, spec.fps)
                 else:
                     for _ in frames:
                         pass
         else:
-            write_video(mp4, frames, plan.pts, spec)
+            write_video(mp4, frames, plan.pts, spec.width, spec.height, spec.fps)
         if need_media:
             wave = render_audio(_rng(spec.seed, AW2_KEY, 100, _video_index(spec), 3), spec.duration,
                                 plan.events, plan.room)

@@ -1,0 +1,209 @@
+"""Subjects (who is in each clip) as data: one file per work directory, the one source of truth for
+everything that uses subjects (grouped folds, subject normalisation).
+
+    python -m competition.data.subjects --data DIR [--workdir W] [--task eri|va|expr]
+                                        (--column COL | --csv FILE [--csv-column COL])
+
+`Workdir.subjects` (W/subjects.csv; frame tasks W/tasks/<task>/subjects.csv):
+
+    File_ID     every clip of the dataset, Test included, bracketed as in data_info.csv
+                (frame tasks: every unit, i.e. annotated video)
+    subject     any non-empty text
+    source      where it came from: column:<data_info column> | file:<csv path> | estimated:<method>
+    confidence  in [0, 1]: 1 for given subjects, lower for estimated ones
+
+and beside it subjects.json: the fingerprint and root of the dataset it was made for, counts, and the
+sha256 of subjects.csv. A file that misses clips, names clips the dataset does not have, or was made for
+another dataset is an error (SubjectsError, naming the file, the problem and examples).
+
+For other modules (e.g. an estimator writing `estimated:<method>` subjects):
+
+    write_subjects(path, frame, source, dataset, confidence=1.0) -> Subjects
+        frame: columns File_ID (bare or bracketed) and subject; optional per-row `source` and `confidence`
+        columns override the `source` / `confidence` arguments. Validates, then writes csv + json atomically.
+    read_subjects(path, dataset) -> Subjects          validated against `dataset`
+    from_column(dataset, column) / from_csv(path, column=None) -> frame for write_subjects
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from competition.data.contract import DATA_INFO, ID_COL, Dataset, bracket_id, normalise_id
+from competition.io import read_json, write_csv, write_json
+
+COLUMNS = (ID_COL, "subject", "source", "confidence")
+_SOURCE = re.compile(r"^(column|file|estimated):.+$")
+
+
+class SubjectsError(ValueError):
+    """A subjects file or input that does not fit the dataset; the message names the file and the problem."""
+
+
+@dataclass
+class Subjects:
+    path: Path
+    table: pd.DataFrame   # indexed by bare id: subject, source, confidence
+    sha256: str
+
+    @property
+    def groups(self) -> pd.Series:
+        """subject per bare id."""
+        return self.table["subject"]
+
+    def record(self) -> dict:
+        """What an artifact built from these subjects records about them (e.g. folds.json)."""
+        sources = self.table["source"].value_counts()
+        return {"file": str(self.path.resolve()), "sha256": self.sha256,
+                "source": sources.index[0] if len(sources) == 1 else sources.to_dict(),
+                "n_groups": int(self.groups.nunique()),
+                "mean_confidence": round(float(self.table["confidence"].mean()), 4)}
+
+
+def meta_path(path: Path) -> Path:
+    return Path(path).with_suffix(".json")
+
+
+def _examples(ids) -> str:
+    ids = sorted(ids)
+    return ", ".join(map(repr, ids[:5])) + (f" (+{len(ids) - 5} more)" if len(ids) > 5 else "")
+
+
+def _check(frame: pd.DataFrame, dataset: Dataset, where: str) -> list[str]:
+    """Every problem of a subjects table (indexed by bare id) against `dataset`."""
+    problems = []
+    dup = frame.index[frame.index.duplicated()].unique()
+    if len(dup):
+        problems.append(f"{where}: {len(dup)} File_ID(s) listed more than once: {_examples(dup)}")
+    ids, known = set(frame.index), set(dataset.ids)
+    if known - ids:
+        problems.append(f"{where}: misses {len(known - ids)} clip(s) of the dataset {dataset.root}: "
+                        f"{_examples(known - ids)}")
+    if ids - known:
+        problems.append(f"{where}: names {len(ids - known)} clip(s) not in the dataset {dataset.root}: "
+                        f"{_examples(ids - known)}")
+    empty = frame.index[frame["subject"].isna() | (frame["subject"].astype(str).str.strip() == "")]
+    if len(empty):
+        problems.append(f"{where}: empty subject for {len(empty)} clip(s): {_examples(empty)}")
+    conf = pd.to_numeric(frame["confidence"], errors="coerce")
+    bad = frame.index[conf.isna() | (conf < 0) | (conf > 1)]
+    if len(bad):
+        problems.append(f"{where}: confidence not a number in [0, 1] for {len(bad)} clip(s): {_examples(bad)}")
+    bad = frame.index[~frame["source"].astype(str).str.match(_SOURCE)]
+    if len(bad):
+        problems.append(f"{where}: source is not column:<name>, file:<path> or estimated:<method> for "
+                        f"{len(bad)} clip(s): {_examples(bad)}")
+    return problems
+
+
+def write_subjects(path: Path | str, frame: pd.DataFrame, source: str, dataset: Dataset,
+                   confidence: float = 1.0) -> Subjects:
+    """Validate `frame` (File_ID, subject[, source][, confidence]) against `dataset` and write `path` and its
+    json; raise SubjectsError listing every problem. Returns what `read_subjects` would return."""
+    path = Path(path)
+    if ID_COL not in frame.columns or "subject" not in frame.columns:
+        raise SubjectsError(f"subjects for {path}: need columns {ID_COL!r} and 'subject', got {list(frame.columns)}")
+    table = pd.DataFrame({
+        "subject": frame["subject"].astype(str).str.strip().to_numpy(),
+        "source": frame["source"].to_numpy() if "source" in frame.columns else source,
+        "confidence": frame["confidence"].to_numpy() if "confidence" in frame.columns else confidence,
+    }, index=pd.Index(frame[ID_COL].map(normalise_id), name=ID_COL))
+    problems = _check(table, dataset, f"subjects for {path}")
+    if problems:
+        raise SubjectsError("\n".join(problems))
+    table = table.loc[dataset.ids]
+    table["confidence"] = pd.to_numeric(table["confidence"]).round(4)
+    out = table.reset_index()
+    out[ID_COL] = out[ID_COL].map(bracket_id)
+    write_csv(path, out[list(COLUMNS)], float_format="%.4f")
+    sha = hashlib.sha256(path.read_bytes()).hexdigest()
+    write_json(meta_path(path), {"dataset": dataset.fingerprint, "data_root": str(Path(dataset.root).resolve()),
+                                 "n_clips": len(table), "n_subjects": int(table["subject"].nunique()),
+                                 "sources": table["source"].value_counts().to_dict(), "sha256": sha})
+    return Subjects(path, table, sha)
+
+
+def read_subjects(path: Path | str, dataset: Dataset) -> Subjects:
+    """The subjects file `path`, validated against `dataset` (SubjectsError otherwise)."""
+    path = Path(path)
+    if not path.exists():
+        raise SubjectsError(f"{path}: subjects file not found; write it with "
+                            f"`python -m competition.data.subjects --data {dataset.root} --column COL | --csv FILE`")
+    meta = meta_path(path)
+    if not meta.exists():
+        raise SubjectsError(f"{path}: no {meta.name} beside it recording which dataset it was made for; "
+                            "write subjects with `python -m competition.data.subjects` (--csv FILE takes a "
+                            "hand-written File_ID,subject file)")
+    m = read_json(meta)
+    if m.get("dataset") != dataset.fingerprint:
+        raise SubjectsError(f"{path}: made for dataset {m.get('dataset')} ({m.get('data_root')}), not for "
+                            f"{dataset.root} ({dataset.fingerprint}); rewrite it for this dataset")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SubjectsError(f"{path}: not a readable CSV ({exc})") from exc
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise SubjectsError(f"{path}: missing column(s) {missing}; expected {list(COLUMNS)}")
+    table = df.set_index(df[ID_COL].map(normalise_id).rename(ID_COL))[["subject", "source", "confidence"]]
+    problems = _check(table, dataset, str(path))
+    if problems:
+        raise SubjectsError("\n".join(problems))
+    table = table.loc[dataset.ids].astype({"confidence": float})
+    return Subjects(path, table, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def from_column(dataset: Dataset, column: str) -> pd.DataFrame:
+    """File_ID, subject from a column of the dataset's table (data_info.csv; frame tasks: the unit table)."""
+    if column not in dataset.table.columns:
+        raise SubjectsError(f"{Path(dataset.root) / DATA_INFO}: no column {column!r} to take subjects from; "
+                            f"columns: {list(dataset.table.columns)}")
+    return pd.DataFrame({ID_COL: dataset.table.index, "subject": dataset.table[column].astype(str).to_numpy()})
+
+
+def from_csv(path: Path | str, column: str | None = None) -> pd.DataFrame:
+    """File_ID, subject from a CSV with a File_ID column and a subject column (`column`, default: the one
+    named 'subject' in any case)."""
+    path = Path(path)
+    if not path.exists():
+        raise SubjectsError(f"{path}: file not found")
+    df = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8-sig", skipinitialspace=True)
+    df.columns = [str(c).strip() for c in df.columns]
+    col = column or next((c for c in df.columns if c.lower() == "subject"), None)
+    if ID_COL not in df.columns or col not in df.columns:
+        raise SubjectsError(f"{path}: needs columns {ID_COL!r} and {column or 'subject'!r}, has {list(df.columns)}")
+    return pd.DataFrame({ID_COL: df[ID_COL], "subject": df[col]})
+
+
+def main(argv: list[str] | None = None) -> Subjects:
+    from competition.paths import Workdir
+    from competition.task import add_task_argument, get_task
+
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    src = ap.add_mutually_exclusive_group(required=True)
+    src.add_argument("--column", help="a data_info.csv column naming the subject, e.g. Subject")
+    src.add_argument("--csv", type=Path, help="a CSV File_ID,subject")
+    ap.add_argument("--csv-column", default=None, help="the subject column of --csv (default: 'subject')")
+    add_task_argument(ap)
+    a = ap.parse_args(argv)
+    task = get_task(a.task)
+    wd = Workdir.of(a.workdir, task)
+    ds = task.load(a.data or wd.embedded_data, check_media=False).units
+    if a.column:
+        frame, source = from_column(ds, a.column), f"column:{a.column}"
+    else:
+        frame, source = from_csv(a.csv, a.csv_column), f"file:{a.csv.resolve()}"
+    subjects = write_subjects(wd.subjects, frame, source, ds)
+    print(f"wrote {wd.subjects}: {subjects.groups.nunique()} subjects over {len(subjects.table)} clips ({source})")
+    return subjects
+
+
+if __name__ == "__main__":
+    main()
