@@ -7,7 +7,7 @@ import pytest
 from competition.data.contract import HUME_EMOTIONS, Dataset, load_dataset
 from competition.ensembling.nested import NestedCV
 from competition.ensembling.postprocess import postprocess
-from competition.features.subject_norm import SUBJECTS_FILE
+from competition.data.subjects import SubjectsError, write_subjects
 from competition.folds import make_folds
 from competition.paths import Workdir
 from competition.training.run_fold import feature_bank, fit_fold, subjects_for
@@ -40,8 +40,8 @@ def setup(tmp_path):
                 store.save(cid, FeatureOutput(out.x + offsets[i % 6, 0], out.t, out.mask))
     wd = Workdir.of(tmp_path / "work")
     wd.base.mkdir(parents=True)
-    pd.DataFrame({"File_ID": [f"[{c}]" for c in ds.ids], "subject": [subject_of(i) for i in range(N)],
-                  "source": "given", "confidence": 1.0}).to_csv(wd.base / SUBJECTS_FILE, index=False)
+    write_subjects(wd.subjects, pd.DataFrame({"File_ID": ds.ids, "subject": [subject_of(i) for i in range(N)]}),
+                   "column:test", ds)
     cfg = {"name": "sn", "model": "ridge", "features": specs, "params": {"alpha": 1.0}, "seed": 0,
            "subject_norm": True}
     return ds, cfg, wd, tmp_path / "features"
@@ -61,7 +61,7 @@ def test_planted_labels_never_change_the_normalised_features(setup, monkeypatch,
     labelled = table["Split"] != "Test"
     planted = np.clip(pooled[labelled.to_numpy(), -7:], 0, 1)
     table.loc[labelled, HUME_EMOTIONS] = np.random.default_rng(1).permutation(planted)
-    other = Dataset(ds.root, table, ds.emotions, "planted")
+    other = Dataset(ds.root, table, ds.emotions, ds.fingerprint)  # same clips and subjects file, other labels
     monkeypatch.setattr(Dataset, "labels", lambda *a, **k: pytest.fail("normalisation read the labels"))
     pooled2, seqs2 = normalised(cfg, other, wd, root)
     np.testing.assert_array_equal(pooled, pooled2)
@@ -109,9 +109,9 @@ def test_a_fold_trains_on_normalised_features_and_needs_every_subject(setup):
     assert fit.val_pred.shape == (len(fit.val_ids), 7) and np.isfinite(fit.test_pred).all()
     with pytest.raises(ValueError, match="subject_norm"):
         fit_fold(cfg, 0, ds, fold, root, extract_features=False)
-    table = pd.read_csv(wd.base / SUBJECTS_FILE)
-    table.iloc[:-2].to_csv(wd.base / SUBJECTS_FILE, index=False)
-    with pytest.raises(ValueError, match="no subject for 2 clip"):
+    table = pd.read_csv(wd.subjects)
+    table.iloc[:-2].to_csv(wd.subjects, index=False)
+    with pytest.raises(SubjectsError, match="misses 2 clip"):
         subjects_for(cfg, ds, wd)
 
 

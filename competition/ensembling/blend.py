@@ -20,13 +20,13 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from competition.data.subjects import read_subjects
 from competition.ensembling.caruana import CaruanaOptions
 from competition.ensembling.direct import DIRECT_METHODS, DirectNestedCV
 from competition.ensembling.library import Library, load_library
 from competition.ensembling.methods import METHODS
 from competition.ensembling.nested import Evaluation, NestedCV
 from competition.ensembling.table import format_steps
-from competition.features.subject_norm import SUBJECTS_FILE, read_subjects
 from competition.provenance import git_commit
 from competition.io import remove_orphans, write_json
 from competition.paths import Workdir
@@ -140,13 +140,13 @@ def main(argv: list[str] | None = None) -> int:
     wd = Workdir.of(a.workdir, task)
     remove_orphans(wd.submissions)  # temporary files of a killed run
     ds = task.load(a.data or wd.embedded_data, check_media=False)
-    subjects_file = wd.base / SUBJECTS_FILE
-    subjects = read_subjects(subjects_file) if subjects_file.exists() and not a.no_subjects else None
+    use_subjects = wd.subjects.exists() and task.moment_blends and not a.no_subjects  # clip tasks only
+    subjects = read_subjects(wd.subjects, ds.units).groups if use_subjects else None
     lib = load_library(wd.oof, ds, a.exp, task, subjects)
     print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
           + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
     if subjects is not None:
-        print(f"subjects from {subjects_file}: per-subject post-processing is a candidate")
+        print(f"subjects from {wd.subjects}: per-subject post-processing is a candidate")
     cv = nested_cv(lib, task, opts)
     evals = evaluate(cv, a.blend)
     chosen = choose(evals, a.blend)

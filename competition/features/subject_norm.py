@@ -8,27 +8,15 @@ never labels. A subject with fewer than MIN_CLIPS stored clips has no usable sta
 takes the global ones (all units of all subjects). Whether this helps is left to cross-validation."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Mapping
 
 import numpy as np
-import pandas as pd
 
-from competition.data.contract import normalise_id
 from competition.features.registry import FeatureOutput
 from competition.features.store import FeatureStore
 
-SUBJECTS_FILE = "subjects.csv"  # one per work directory, beside folds/: File_ID,subject,source,confidence
 MIN_CLIPS = 2
 GLOBAL = object()  # key of the all-subjects statistics
-
-
-def read_subjects(path: Path | str) -> pd.Series:
-    """subject per bare File_ID from a subjects file (File_ID,subject,source,confidence)."""
-    table = pd.read_csv(path, dtype={"File_ID": str, "subject": str})
-    if not {"File_ID", "subject"} <= set(table.columns):
-        raise ValueError(f"{path}: a subjects file needs columns File_ID,subject; has {list(table.columns)}")
-    return pd.Series(table["subject"].to_numpy(), index=table["File_ID"].map(normalise_id), name="subject")
 
 
 def _moments(x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:

@@ -27,9 +27,9 @@ from tqdm.auto import tqdm
 
 from competition import tracking
 from competition.config import default_experiments, load_config
+from competition.data.subjects import read_subjects
 from competition.experiment import Experiment
 from competition.features.store import extract
-from competition.features.subject_norm import SUBJECTS_FILE, read_subjects
 from competition.folds import fold_ids, n_folds_of, read_folds
 from competition.io import atomic_files
 from competition.models.base import FeatureBank, Model, Windows
@@ -71,17 +71,7 @@ def task_of(cfg: dict) -> Task:
 def subjects_for(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
     """The subject of every unit (all splits) from the work directory's subjects file when the config
     asks for within-subject feature standardisation (`subject_norm: true`), else None."""
-    if not cfg.get("subject_norm"):
-        return None
-    path = wd.base / SUBJECTS_FILE
-    if not path.exists():
-        raise FileNotFoundError(f"{cfg['name']}: subject_norm needs the subjects file {path} "
-                                "(File_ID,subject,source,confidence)")
-    subjects = read_subjects(path)
-    missing = sorted(set(ds.units.ids) - set(subjects.index))
-    if missing:
-        raise ValueError(f"{path}: no subject for {len(missing)} clip(s) of {ds.root}, e.g. {missing[:3]}")
-    return subjects
+    return read_subjects(wd.subjects, ds.units).groups if cfg.get("subject_norm") else None
 
 
 def feature_bank(cfg: dict, ds, features_root: Path, subjects: pd.Series | None = None) -> FeatureBank:
