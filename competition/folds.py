@@ -1,7 +1,12 @@
 """K-fold assignment, written once to folds/folds.csv and read by every model.
 
-    python -m competition.folds --data DIR [--n-folds 5] [--seed 42] [--group-col COL | --groups-file CSV]
+    python -m competition.folds --data DIR [--n-folds 5] [--seed 42] [--groups subjects|none] [--subjects FILE]
                                 [--scheme kfold|official] [--workdir W] [--force]
+
+Groups: with a subjects file (`Workdir.subjects`, written by competition.data.subjects, or --subjects FILE)
+the folds are stratified and grouped (StratifiedGroupKFold), so no subject is on both sides of a split;
+by default the file is used when it exists (`--groups subjects` requires it, `--groups none` ignores it).
+folds.json records where the groups came from (source, file, sha256, n_groups).
 
 folds.csv has `File_ID,fold`: 0..K-1 for Train+Val clips, -1 for Test clips, and (scheme official only)
 -2 for Train clips that always train and are never validated. folds.json beside it records the dataset
@@ -21,6 +26,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
+from competition.data.subjects import read_subjects
 from competition.io import read_json, write_csv, write_json
 from competition.paths import Workdir
 from competition.task import add_task_argument, get_task
@@ -70,6 +76,9 @@ def make_folds(ds: Dataset, n_folds: int = 5, seed: int = 42, groups: pd.Series 
             if g.isna().any():
                 missing = list(g[g.isna()].index[:5])
                 raise FoldsError(f"group value missing for {int(g.isna().sum())} clip(s), e.g. {missing}")
+            if g.nunique() < n_folds:
+                raise FoldsError(f"{g.nunique()} groups cannot make {n_folds} folds: every fold needs its own "
+                                 f"subjects; use --n-folds {g.nunique()} or fewer")
             splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
             splits = splitter.split(x, key, groups=g.to_numpy())
         else:
@@ -84,20 +93,52 @@ def make_folds(ds: Dataset, n_folds: int = 5, seed: int = 42, groups: pd.Series 
     return pd.DataFrame({ID_COL: fold.index, "fold": fold.to_numpy()})
 
 
-def load_groups(ds: Dataset, group_col: str | None, groups_file: Path | None) -> pd.Series | None:
-    """Group labels by bare id, from a data_info column or from a CSV (File_ID,<col>)."""
-    if groups_file is not None:
-        g = pd.read_csv(groups_file, dtype=str)
-        col = group_col or next(c for c in g.columns if c != ID_COL)
-        if ID_COL not in g.columns or col not in g.columns:
-            raise FoldsError(f"{groups_file}: needs columns {ID_COL!r} and {col!r}, has {list(g.columns)}")
-        return pd.Series(g[col].to_numpy(), index=g[ID_COL].map(normalise_id))
-    if group_col is not None:
-        if group_col not in ds.table.columns:
-            raise FoldsError(f"{ds.root / 'data_info.csv'}: no column {group_col!r} to group by; "
-                             f"columns: {list(ds.table.columns)} (or pass --groups-file)")
-        return ds.table[group_col].astype(str)
-    return None
+def _components(*labels: pd.Series) -> pd.Series:
+    """Units sharing any label (a subject, a source video) end in one group: connected components."""
+    parent: dict[str, str] = {}
+
+    def find(x: str) -> str:
+        while parent.setdefault(x, x) != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    index = labels[0].index
+    for i, keys in zip(index, zip(*(lab.reindex(index) for lab in labels))):
+        for n, k in enumerate(keys):
+            parent[find(f"u:{i}")] = find(f"{n}:{k}")
+    return pd.Series([find(f"u:{i}") for i in index], index=index)
+
+
+def load_groups(ds: Dataset, task, subjects_path: Path, mode: str | None = None) -> tuple[pd.Series | None, dict]:
+    """(group per unit id or None, what folds.json records about it).
+
+    mode None: the subjects file when it exists; "subjects": it must exist; "none": no subjects. Frame
+    tasks always keep a source video's units together (`task.group_col`), also when subjects are used."""
+    structural = ds.table[task.group_col].astype(str) if task.group_col else None
+    if mode == "none" or (mode is None and not subjects_path.exists()):
+        if structural is None:
+            return None, {"source": "none"}
+        return structural, {"source": f"column:{task.group_col}", "n_groups": int(structural.nunique())}
+    subjects = read_subjects(subjects_path, ds)
+    rec = subjects.record()
+    record = {"source": "subjects", "subject_source": rec.pop("source"), **rec}
+    groups = subjects.groups
+    if structural is not None:
+        groups = _components(groups, structural)
+        record["also_grouped_by"] = f"column:{task.group_col}"
+    record["n_groups"] = int(groups.nunique())
+    return groups, record
+
+
+def _check_same_groups(path: Path, record: dict) -> None:
+    """An existing fold file made with other subjects (or none) than there are now must not be reused."""
+    old = read_json(path.with_suffix(".json")).get("groups", {"source": "none"})
+    if "subjects" in (old["source"], record["source"]) and \
+            (old["source"], old.get("sha256")) != (record["source"], record.get("sha256")):
+        raise FoldsError(f"{path} was made with groups {old['source']} ({old.get('file', '-')}), but the groups "
+                         f"now are {record['source']} ({record.get('file', '-')}); rerun with --force "
+                         "(experiments made with the old folds will then refuse to mix)")
 
 
 def write_folds(ds: Dataset, folds: pd.DataFrame, path: Path, params: dict) -> None:
@@ -153,8 +194,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--n-folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--group-col", default=None, help="keep clips with the same value in one fold")
-    ap.add_argument("--groups-file", type=Path, default=None, help="CSV File_ID,<group col> for --group-col")
+    ap.add_argument("--groups", choices=["subjects", "none"], default=None,
+                    help="group by the subjects file (default: when it exists) or not at all")
+    ap.add_argument("--subjects", type=Path, default=None, help="subjects file (default: the work directory's)")
     ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
     add_task_argument(ap)
@@ -163,15 +205,18 @@ def main(argv: list[str] | None = None) -> None:
     wd = Workdir.of(a.workdir, task)
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
+    groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)
     if path.exists() and not a.force:
         _read_unit_folds(path, ds)  # validates it belongs to this dataset
+        _check_same_groups(path, record)
         print(f"{path} exists and matches the dataset; --force to rewrite")
         return
-    group_col = a.group_col or (None if a.groups_file else task.group_col)
-    groups = load_groups(ds, group_col, a.groups_file)
+    print("groups: " + (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
+                        if record["source"] == "subjects" else
+                        f"{record['source']} ({record.get('n_groups', len(ds.ids))} groups)"))
     folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
     write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": a.n_folds if a.scheme == "kfold" else 1,
-                                  "seed": a.seed, "group_col": group_col, "task": task.name})
+                                  "seed": a.seed, "groups": record, "task": task.name})
     print(f"wrote {path}: " + ", ".join(f"fold {k}: {n}" for k, n in
                                          folds.fold.value_counts().sort_index().items()))
 

@@ -13,7 +13,8 @@ from competition.data.contract import DataError, load_dataset
 from competition.experiment import Experiment, ExperimentError
 from competition.features.registry import FeatureOutput, register_extractor
 from competition.features.store import FeatureStore, extract
-from competition.folds import FoldsError, load_groups, make_folds, read_folds, write_folds
+from competition.data.subjects import SubjectsError, from_csv, write_subjects
+from competition.folds import FoldsError, make_folds, read_folds, write_folds
 from competition.ensembling.library import load_library
 from competition.metrics import ConstantPredictionWarning, mean_pcc
 from competition.paths import Workdir
@@ -244,19 +245,18 @@ def test_unfinished_experiment_is_named(finished):
         load_library(wd.oof, finished["ds"], ["r"])
 
 
-def test_groups_file_without_the_column(finished, tmp_path):
+def test_subjects_csv_without_the_column(finished, tmp_path):
     g = tmp_path / "groups.csv"
     pd.DataFrame({"File_ID": finished["ds"].ids, "who": "x"}).to_csv(g, index=False)
-    with pytest.raises(FoldsError, match=rf"{g}: needs columns 'File_ID' and 'Subject'"):
-        load_groups(finished["ds"], "Subject", g)
+    with pytest.raises(SubjectsError, match=rf"{g}: needs columns 'File_ID' and 'subject'"):
+        from_csv(g)
 
 
-def test_groups_file_missing_clips(finished, tmp_path):
+def test_subjects_missing_clips(finished, tmp_path):
     ds = finished["ds"]
-    g = tmp_path / "groups.csv"
-    pd.DataFrame({"File_ID": ds.ids[:-8], "Subject": "x"}).to_csv(g, index=False)
-    with pytest.raises(FoldsError, match="group value missing for 4 clip"):
-        make_folds(ds, 3, 0, load_groups(ds, "Subject", g))
+    frame = pd.DataFrame({"File_ID": ds.ids[:-8], "subject": "x"})
+    with pytest.raises(SubjectsError, match=r"subjects.csv: misses 8 clip\(s\) of the dataset"):
+        write_subjects(tmp_path / "subjects.csv", frame, "file:x", ds)
 
 
 @pytest.mark.parametrize("corrupt,expect", [

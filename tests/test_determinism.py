@@ -42,8 +42,13 @@ def test_same_seed_same_folds_across_processes(data, tmp_path):
     groups = tmp_path / "groups.csv"
     ids = load_dataset(data).ids
     pd.DataFrame({"File_ID": ids, "Subject": [f"s{i % 9}" for i in range(len(ids))]}).to_csv(groups, index=False)
-    for extra in ([], ["--groups-file", str(groups), "--group-col", "Subject"]):
-        tag = "g" if extra else "p"
+    for grouped in (False, True):
+        tag = "g" if grouped else "p"
+        if grouped:
+            for x in "abc":
+                run(["-m", "competition.data.subjects", "--data", str(data), "--workdir", str(tmp_path / f"{tag}{x}"),
+                     "--csv", str(groups)], hash_seed="0")
+        extra = ["--groups", "subjects" if grouped else "none"]
         run(folds_cmd(data, tmp_path / f"{tag}a", 3, *extra), hash_seed="0")
         run(folds_cmd(data, tmp_path / f"{tag}b", 3, *extra), hash_seed="12345")
         run(folds_cmd(data, tmp_path / f"{tag}c", 4, *extra), hash_seed="0")

@@ -1,3 +1,6 @@
+import hashlib
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -5,6 +8,8 @@ import pytest
 from competition.data.contract import load_dataset
 from competition.folds import (ALWAYS_TRAIN, TEST_FOLD, FoldsError, fold_ids, main, make_folds,
                                read_folds)
+from competition.data.subjects import SubjectsError, write_subjects
+from competition.io import read_json
 from competition.paths import Workdir
 from tests.conftest import write_fake_dataset
 
@@ -73,6 +78,74 @@ def test_cli_writes_bracketed_file_and_refuses_other_dataset(tmp_path):
     assert len(read_folds(Workdir.of(wd).folds, load_dataset(d2))) == 62
 
 
-def test_group_col_must_exist(ds, tmp_path):
-    with pytest.raises(FoldsError, match="no column 'Subject'"):
-        main(["--data", str(ds.root), "--workdir", str(tmp_path / "w"), "--group-col", "Subject"])
+def test_groups_subjects_needs_the_file(ds, tmp_path):
+    with pytest.raises(SubjectsError, match="subjects.csv: subjects file not found"):
+        main(["--data", str(ds.root), "--workdir", str(tmp_path / "w"), "--groups", "subjects"])
+
+
+def _write_subjects(ds, wd: Path, n_per: int = 6) -> pd.Series:
+    subject = pd.Series([f"s{i // n_per}" for i in range(len(ds.ids))], index=ds.ids)
+    write_subjects(Workdir.of(wd).subjects, pd.DataFrame({"File_ID": ds.ids, "subject": subject}),
+                   "file:test", ds)
+    return subject
+
+
+def test_cli_groups_by_the_subjects_file_and_records_it(ds, tmp_path, capsys):
+    wd = tmp_path / "w"
+    subject = _write_subjects(ds, wd)
+    main(["--data", str(ds.root), "--workdir", str(wd)])
+    assert "groups: subjects from" in capsys.readouterr().out
+    fold = read_folds(Workdir.of(wd).folds, ds)
+    lab = fold[fold >= 0]
+    assert (lab.groupby(subject[lab.index]).nunique() == 1).all()  # no subject on both sides of a split
+    assert lab.nunique() == 5
+    rec = read_json(Workdir.of(wd).folds.with_suffix(".json"))["groups"]
+    assert rec["source"] == "subjects" and rec["subject_source"] == "file:test"
+    assert rec["n_groups"] == subject.nunique()
+    assert rec["sha256"] == hashlib.sha256(Workdir.of(wd).subjects.read_bytes()).hexdigest()
+    # same seed, same folds; the ungrouped folds of the same data do split subjects
+    main(["--data", str(ds.root), "--workdir", str(wd), "--force"])
+    assert read_folds(Workdir.of(wd).folds, ds).equals(fold)
+    main(["--data", str(ds.root), "--workdir", str(wd), "--groups", "none", "--force"])
+    plain = read_folds(Workdir.of(wd).folds, ds)
+    assert (plain[plain >= 0].groupby(subject[lab.index]).nunique() > 1).any()
+    assert read_json(Workdir.of(wd).folds.with_suffix(".json"))["groups"] == {"source": "none"}
+
+
+def test_existing_folds_made_without_the_subjects_are_not_reused(ds, tmp_path):
+    wd = tmp_path / "w"
+    main(["--data", str(ds.root), "--workdir", str(wd)])
+    _write_subjects(ds, wd)
+    with pytest.raises(FoldsError, match="was made with groups none .* now are subjects"):
+        main(["--data", str(ds.root), "--workdir", str(wd)])
+    _write_subjects(ds, wd, n_per=5)  # other subjects: other file hash
+    main(["--data", str(ds.root), "--workdir", str(wd), "--force"])
+    _write_subjects(ds, wd, n_per=4)
+    with pytest.raises(FoldsError, match="was made with groups subjects"):
+        main(["--data", str(ds.root), "--workdir", str(wd)])
+
+
+def test_frame_task_units_stay_with_their_video_and_their_subject(ds, tmp_path):
+    """Frame tasks group units by source video; subjects join those groups (a person's videos, and both
+    people of one video, end in one fold)."""
+    from types import SimpleNamespace
+
+    from competition.folds import load_groups
+    ds.table["video"] = [f"v{i // 2}" for i in range(len(ds.ids))]  # units of one video: pairs
+    subject = pd.Series([f"s{i // 6}" for i in range(len(ds.ids))], index=ds.ids)
+    subject.iat[6] = "s0"  # video v3 shows s0 and s1: they must share a fold
+    path = tmp_path / "subjects.csv"
+    write_subjects(path, pd.DataFrame({"File_ID": ds.ids, "subject": subject}), "file:test", ds)
+    task = SimpleNamespace(group_col="video")
+    plain, rec = load_groups(ds, task, tmp_path / "absent.csv")
+    assert rec == {"source": "column:video", "n_groups": ds.table.video.nunique()}
+    groups, rec = load_groups(ds, task, path)
+    assert rec["source"] == "subjects" and rec["also_grouped_by"] == "column:video"
+    f = make_folds(ds, n_folds=5, groups=groups).set_index("File_ID").fold
+    lab = f[ds.labelled_ids]
+    for key in (subject, ds.table.video):
+        assert (lab.groupby(key[lab.index]).nunique() == 1).all()
+    assert groups.nunique() == subject.nunique() - 1
+    with pytest.raises(FoldsError, match="5 groups cannot make 7 folds"):
+        make_folds(ds.__class__(ds.root, ds.table.iloc[:36], ds.emotions, ds.fingerprint), 7,
+                   groups=groups.iloc[:36])

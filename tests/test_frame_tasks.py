@@ -210,7 +210,7 @@ def test_scripts_run_a_frame_task_on_its_embedded_data(tmp_path):
     assert "all folds done: OOF mean CCC" in out
     wd = Workdir.of(tmp_path, "va")
     assert (tmp_path / "data" / "affwild2" / "synth_affwild2_truth.json").exists()
-    assert read_json(wd.folds.with_suffix(".json"))["group_col"] == "video"
+    assert read_json(wd.folds.with_suffix(".json"))["groups"]["source"] == "column:video"
     assert (wd.oof / "va_ridge" / "metrics.json").exists() and not (tmp_path / "oof").exists()
     sub = subprocess.run([sys.executable, "make_submission.py", "--task", "va", "--workdir", str(tmp_path),
                           "--blend", "best_single"], cwd=repo, env=env, capture_output=True, text=True)

@@ -163,6 +163,7 @@ def test_planted_subject_leak_inflates_the_score_and_grouping_removes_it(tmp_pat
     Ungrouped folds put one subject's clips on both sides of a split, so an RBF SVR on face-box features
     recognises the subject and scores higher than with Subject-grouped folds, for every fold seed."""
     from competition.data.synth import generate
+    from competition.data.subjects import main as subjects_main
     from competition.folds import main as folds_main
     data = generate(tmp_path / "data", n=180, seed=1, jobs=2, duration=(1.0, 1.5))
     ds = load_dataset(data)
@@ -173,7 +174,10 @@ def test_planted_subject_leak_inflates_the_score_and_grouping_removes_it(tmp_pat
     for seed in range(3):
         for mode in scores:
             wd = Workdir(tmp_path / f"{mode}{seed}")
-            extra = ["--groups-file", str(data / "synth_truth.csv"), "--group-col", "Subject"] if mode == "grouped" else []
+            extra = []
+            if mode == "grouped":
+                subjects_main(["--data", str(data), "--workdir", str(wd.root), "--csv", str(data / "synth_truth.csv")])
+                extra = ["--groups", "subjects"]
             folds_main(["--data", str(data), "--workdir", str(wd.root), "--seed", str(seed), *extra])
             fold = read_folds(wd.folds, ds)
             lab = fold[fold >= 0]
