@@ -83,8 +83,7 @@ def speech(a: argparse.Namespace) -> None:
     data = wd.root / "data" / "emodb"
     importer.main(["--preset", "emodb", "--src", str(a.src), "--out", str(data), "--workdir", str(wd.root)])
     ds = load_dataset(data)
-    folds_cli.main(["--data", str(data), "--workdir", str(wd.root), "--groups-file", str(wd.subjects),
-                    "--group-col", "subject"])
+    folds_cli.main(["--data", str(data), "--workdir", str(wd.root), "--groups", "subjects"])
     truth = pd.read_csv(data / importer.TRUTH_CSV, dtype={"File_ID": str})
     truth.index = truth["File_ID"].map(normalise_id)
     est = None
@@ -94,8 +93,9 @@ def speech(a: argparse.Namespace) -> None:
         for d in ("features", "folds"):
             if not (est.root / d).exists():
                 os.symlink(wd.root / d, est.root / d)
-        shutil.copy(a.estimated, est.subjects)
-        shutil.copy(Path(a.estimated).with_suffix(".json"), est.subjects.with_suffix(".json"))
+        if Path(a.estimated).resolve() != est.subjects.resolve():
+            shutil.copy(a.estimated, est.subjects)
+            shutil.copy(Path(a.estimated).with_suffix(".json"), est.subjects.with_suffix(".json"))
     models = {**SPEECH_MODELS, **(SEQUENCE_MODELS if a.sequence else {})}
     rows, names = [], {"none": [], "given": [], "estimated": []}
     for model, (base, overrides) in models.items():
