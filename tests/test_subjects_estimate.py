@@ -1,0 +1,130 @@
+"""Estimating subjects (competition.features.subjects) and its identity features: the GE2E speaker encoder
+with resemblyzer's shipped weights, threshold clustering, label-association diagnostics, and the whole
+command on a generated synthetic dataset."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.metrics import adjusted_rand_score
+
+from competition.data.synth_audio import SR, _formants, _voiced
+from competition.features.registry import FeatureError
+from competition.features.speaker import load_encoder, shipped_weights, speaker_embedding
+from competition.features.subjects import estimate_subjects, label_association
+
+EMODB = Path(__file__).resolve().parents[1].parent.parent / "shared" / "data" / "emodb" / "wav"
+
+
+def _utterance(rng: np.random.Generator, f0: float, formant_scale: float, seconds: float = 1.8) -> np.ndarray:
+    """A 'voice' saying a random vowel sequence: its own pitch and vocal-tract length (formant scale)."""
+    vowels = [(800, 1250, 2600), (300, 2300, 3000), (350, 800, 2400), (500, 1800, 2500), (650, 1100, 2500)]
+    parts = []
+    for v in rng.choice(len(vowels), 6):
+        n = int(seconds / 6 * SR)
+        contour = f0 * rng.uniform(0.9, 1.1) * np.linspace(1.05, 0.95, n)
+        src = _voiced(contour) + 0.02 * rng.standard_normal(n)
+        formants = tuple((f * formant_scale, 80 + 0.05 * f, amp) for f, amp in zip(vowels[v], (1.0, 0.5, 0.2)))
+        parts.append(_formants(src, formants) * np.hanning(n) ** 0.3)
+    y = np.concatenate(parts)
+    return (0.3 * y / np.abs(y).max() + 0.001 * rng.standard_normal(len(y))).astype(np.float32)
+
+
+def test_encoder_loads_shipped_weights_and_tells_two_voices_apart():
+    import torch
+    state = torch.load(shipped_weights(), map_location="cpu", weights_only=True)["model_state"]
+    net = load_encoder()
+    assert torch.equal(net.lstm.weight_ih_l0, state["lstm.weight_ih_l0"])
+    assert torch.equal(net.linear.weight, state["linear.weight"])
+    rng = np.random.default_rng(0)
+    voices = [(110.0, 1.0), (230.0, 1.2)]  # a low voice with a long tract, a high one with a short tract
+    emb = np.stack([speaker_embedding(_utterance(rng, f0, fs))[0] for f0, fs in voices for _ in range(3)])
+    assert np.allclose(np.linalg.norm(emb, axis=1), 1.0, atol=1e-5)
+    sim = emb @ emb.T
+    who = np.repeat([0, 1], 3)
+    same = (who[:, None] == who[None]) & ~np.eye(6, dtype=bool)
+    diff = who[:, None] != who[None]
+    # measured: same voice 0.77-0.92, different voices 0.52-0.64
+    assert sim[same].min() > sim[diff].max() + 0.05
+
+
+@pytest.mark.parametrize("wave", ["zeros", "steady_noise"])
+def test_silence_is_a_feature_error_not_a_crash(wave):
+    rng = np.random.default_rng(1)
+    y = np.zeros(2 * SR, np.float32) if wave == "zeros" else (0.003 * rng.standard_normal(2 * SR)).astype(np.float32)
+    with pytest.raises(FeatureError, match="no usable voice"):
+        speaker_embedding(y)
+
+
+def _planted(rng: np.random.Generator, sizes: list[int], dim: int = 24, noise: float = 0.35) -> tuple:
+    centres = rng.standard_normal((len(sizes), dim))
+    truth = np.repeat(np.arange(len(sizes)), sizes)
+    return centres[truth] + noise * rng.standard_normal((len(truth), dim)), truth
+
+
+def test_threshold_clustering_recovers_planted_groups_without_their_number():
+    rng = np.random.default_rng(2)
+    sizes = [3, 8, 5, 6, 4, 7, 5]
+    a, truth = _planted(rng, sizes)
+    b, _ = _planted(np.random.default_rng(3), sizes)
+    b[[0, 9, 20]] = np.nan                        # a second modality missing for three clips
+    ids = [f"{i:05d}" for i in range(len(truth))]
+    est = estimate_subjects(ids, {"a": a, "b": b}, "auto")
+    assert est.diagnostics["n_clusters"] == len(sizes)
+    assert adjusted_rand_score(truth, est.table["subject"]) == 1.0
+    conf = est.table["confidence"].to_numpy()
+    assert conf[[0, 9, 20]].max() <= 0.5 + 1e-9 < conf.min() * 0 + np.median(conf)  # half the modalities
+    assert est.diagnostics["coverage"] == {"a": 1.0, "b": round(1 - 3 / len(truth), 4)}
+    # a fixed threshold far above every distance: one subject
+    assert estimate_subjects(ids, {"a": a}, 10.0).table["subject"].nunique() == 1
+
+
+def test_clip_without_any_identity_gets_its_own_subject_with_zero_confidence():
+    rng = np.random.default_rng(4)
+    a, truth = _planted(rng, [5, 5, 5])
+    a[7] = np.nan
+    est = estimate_subjects([str(i) for i in range(15)], {"a": a}, "auto")
+    t = est.table
+    assert t.loc[7, "confidence"] == 0.0
+    assert (t["subject"] == t.loc[7, "subject"]).sum() == 1
+    others = np.delete(np.arange(15), 7)
+    assert adjusted_rand_score(truth[others], t["subject"].to_numpy()[others]) == 1.0
+    assert est.diagnostics["clips_without_any_modality"] == 1
+
+
+def test_estimation_is_deterministic():
+    rng = np.random.default_rng(5)
+    a, _ = _planted(rng, [4, 6, 5, 3], noise=0.9)  # overlapping groups: ties and near-ties matter
+    ids = [str(i) for i in range(len(a))]
+    one, two = estimate_subjects(ids, {"a": a}), estimate_subjects(ids, {"a": a.copy()})
+    pd.testing.assert_frame_equal(one.table, two.table)
+    assert one.diagnostics == two.diagnostics
+
+
+def test_label_association_flags_clusters_that_are_the_emotion():
+    rng = np.random.default_rng(6)
+    emotion = rng.integers(0, 5, 120)
+    y = np.eye(5)[emotion] * 0.6 + 0.4 * rng.random((120, 5))
+    as_emotion = label_association(emotion, y)
+    as_people = label_association(rng.integers(0, 15, 120), y)  # people who all feel everything
+    assert as_emotion["follows_labels"] and as_emotion["ami_dominant_emotion"] > 0.5
+    assert not as_people["follows_labels"]
+    assert abs(as_people["ami_dominant_emotion"]) < 0.05
+    assert as_people["eta2_labels"] == pytest.approx(as_people["eta2_permutation_mean"], abs=0.05)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not EMODB.is_dir(), reason="real corpus ../shared/data/emodb not present")
+def test_emodb_same_speaker_is_closer_than_other_speakers():
+    """Real speech: per speaker, the mean similarity to their own other clips beats the mean to others."""
+    from competition.features.audio import load_audio
+    files = [f for spk in ("03", "08", "09", "10") for f in sorted(EMODB.glob(f"{spk}*.wav"))[:8]]
+    emb = np.stack([speaker_embedding(load_audio(f))[0] for f in files])
+    who = np.array([f.name[:2] for f in files])
+    sim = emb @ emb.T
+    for s in set(who):
+        me = who == s
+        own = sim[np.ix_(me, me)][~np.eye(me.sum(), dtype=bool)].mean()
+        assert own > sim[np.ix_(me, ~me)].mean() + 0.03, s
