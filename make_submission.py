@@ -1,7 +1,7 @@
 """Blend finished experiments into an official-format submission: `python make_submission.py --blend best`."""
 import sys
 
-from competition.ensembling.blend import main
+from competition.submission import make as main
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -18,11 +18,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from competition.ensembling.caruana import CaruanaOptions, select_from_stats
-from competition.ensembling.library import Library
-from competition.ensembling.methods import METHODS
-from competition.ensembling.moments import block_moments, total
-from competition.ensembling.nested import NestedCV
+from competition.pipeline.ensembling.caruana import CaruanaOptions, select_from_stats
+from competition.pipeline.ensembling.library import Library
+from competition.pipeline.ensembling.methods import METHODS
+from competition.pipeline.ensembling.moments import block_moments, total
+from competition.pipeline.ensembling.nested import NestedCV
 
 
 def synthetic(m: int, n: int, e: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

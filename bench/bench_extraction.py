@@ -66,7 +66,7 @@ def run_inprocess(clip, names: list[str], root: Path) -> dict[str, tuple[float, 
 
 
 def _frames(mp4: Path) -> int:
-    from competition.media.video import frame_times
+    from competition.features.video import frame_times
     return len(frame_times(mp4))
 
 
@@ -83,7 +83,7 @@ def build_hume_like(out: Path, n: int, seed: int, jobs: int, size: tuple[int, in
     import pandas as pd
     from joblib import Parallel, delayed
     from competition.data import synth
-    from competition.io import write_csv
+    from competition.core.io import write_csv
     synth.generate(out, n=n, seed=seed, jobs=jobs, duration=duration)  # layout + labels (small clips)
     specs = [dataclasses.replace(s, width=size[0], height=size[1], fps=fps)
              for s in synth.design(n, seed, duration)]

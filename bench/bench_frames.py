@@ -18,12 +18,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
-from competition.config import load_config  # noqa: E402
+from competition.pipeline.config import load_config  # noqa: E402
 from competition.models.registry import build_model  # noqa: E402
-from competition.paths import Workdir  # noqa: E402
-from competition.task import get_task  # noqa: E402
-from competition.training.run_fold import feature_bank  # noqa: E402
-from competition.training.trainer import TorchSequenceModel  # noqa: E402
+from competition.data.task import get_task  # noqa: E402
+from competition.pipeline.run_fold import feature_bank  # noqa: E402
+from competition.models.trainer import TorchSequenceModel  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=3000, help="frames to build")
     a = ap.parse_args(argv)
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(wd.embedded_data)
     ids = ds.labelled_ids[: a.n]
     for name in a.exp:

@@ -2,7 +2,7 @@
 folds -> two sequence models (every fold) -> blend -> submission. Prints one JSON line of figures.
 
     python bench/bench_scale.py [--clips 25067] [--frames 32] [--dim 64] [--epochs 1]
-                                [--models lstm_head,muse_lstm] [--out DIR] [--keep]
+                                [--models lstm_head,muse_lstm] [--out DIR] [--keep] [--ray CPUS]
 
 --clips 25067 uses the Hume split sizes (Train 15,806, Val 4,657, Test 4,604); other sizes keep those
 proportions. Features come from a registered `bench_frames` extractor that makes (frames, dim) rows from
@@ -27,18 +27,18 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
 
 from competition.data.contract import HUME_EMOTIONS, bracket_id, load_dataset  # noqa: E402
-from competition.ensembling.blend import main as blend_main  # noqa: E402
+from competition.submission import make as blend_main  # noqa: E402
 from competition.features.registry import ClipMedia, FeatureOutput, register_extractor  # noqa: E402
 from competition.features.store import extract  # noqa: E402
 from competition.folds import make_folds, write_folds  # noqa: E402
-from competition.paths import Workdir  # noqa: E402
-from competition.training.run_fold import run_fold  # noqa: E402
+from competition.core.paths import Workdir  # noqa: E402
+from competition.pipeline.launch import launch  # noqa: E402
+from competition.pipeline.run_fold import run_fold  # noqa: E402
 
 HUME_SPLITS = {"Train": 15_806, "Val": 4_657, "Test": 4_604}
 _LABELS: dict[str, np.ndarray] = {}  # clip -> latent intensities, read by the extractor below
 
 
-@register_extractor("bench_frames", kind="sequence", defaults={"frames": 32, "dim": 64}, dtype="float16")
 def bench_frames(clip: ClipMedia, frames: int, dim: int) -> FeatureOutput:
     """Per-frame rows = a fixed projection of the clip's latents (rising and falling) + noise."""
     rng = np.random.default_rng(int(clip.clip_id))
@@ -46,6 +46,15 @@ def bench_frames(clip: ClipMedia, frames: int, dim: int) -> FeatureOutput:
     env = np.sin(np.linspace(0, np.pi, frames))[:, None]
     x = env * (_LABELS[clip.clip_id] @ proj)[None] + rng.normal(0, 1.5, (frames, dim))
     return FeatureOutput(x=x.astype(np.float32), t=np.arange(frames, dtype=np.float32) * 0.2)
+
+
+def register_bench_frames() -> None:
+    """Also run in every Ray worker (--ray), which does not import this script."""
+    register_extractor("bench_frames", kind="sequence", defaults={"frames": 32, "dim": 64},
+                       dtype="float16")(bench_frames)
+
+
+register_bench_frames()
 
 
 def split_sizes(n: int) -> dict[str, int]:
@@ -83,7 +92,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def bench(n: int, frames: int, dim: int, epochs: int, models: list[str], out: Path) -> dict:
+def bench(n: int, frames: int, dim: int, epochs: int, models: list[str], out: Path,
+          ray_cpus: int | None = None) -> dict:
     t_start = time.perf_counter()
     figures: dict = {"clips": n, "splits": split_sizes(n), "frames": frames, "dim": dim, "epochs": epochs}
     data = write_data_info(out / "data", n)
@@ -101,13 +111,20 @@ def bench(n: int, frames: int, dim: int, epochs: int, models: list[str], out: Pa
     figures["folds_s"] = round(time.perf_counter() - t0, 2)
 
     figures["models"] = {}
-    for name in models:
-        cfg = {"name": f"{name}_bench", "model": name, "features": [spec], "seed": 42, "task": "eri",
-               "params": {"epochs": epochs, "batch_size": 64, "device": "cpu", "amp": False, "progress": False,
-                          "max_len": frames, "patience": epochs}}
+    cfgs = [{"name": f"{name}_bench", "model": name, "features": [spec], "seed": 42, "task": "eri",
+             "params": {"epochs": epochs, "batch_size": 64, "device": "cpu", "amp": False, "progress": False,
+                        "max_len": frames, "patience": epochs}} for name in models]
+    if ray_cpus:  # every (model, fold) as a Ray task, through the launcher
         t0 = time.perf_counter()
-        for k in range(5):
-            run_fold(cfg, k, ds, wd, jobs=1, progress=False, no_wandb=True)
+        jobs = launch(cfgs, data=data, workdir=wd.root, cpus=ray_cpus, no_wandb=True,
+                      worker_setup=register_bench_frames)
+        figures["ray"] = {"cpus": ray_cpus, "grid_wall_s": round(time.perf_counter() - t0, 1),
+                          "tasks_ok": sum(j.status == "ok" for j in jobs), "tasks": len(jobs)}
+    for name, cfg in zip(models, cfgs):
+        t0 = time.perf_counter()
+        if not ray_cpus:
+            for k in range(5):
+                run_fold(cfg, k, ds, wd, jobs=1, progress=False, no_wandb=True)
         metrics = json.loads((wd.experiment(cfg["name"]) / "metrics.json").read_text())
         fit_s = sum(f["seconds"]["fit"] for f in metrics["folds"].values())
         n_train = sum(f["n_train"] for f in metrics["folds"].values())
@@ -135,10 +152,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--models", default="lstm_head,muse_lstm")
     ap.add_argument("--out", type=Path, default=None, help="scratch directory (default: a new temp dir)")
     ap.add_argument("--keep", action="store_true", help="keep the scratch directory")
+    ap.add_argument("--ray", type=int, default=None, metavar="CPUS",
+                    help="train the folds as tasks of a local Ray instance with CPUS CPUs (the launcher)")
     a = ap.parse_args(argv)
     out = a.out or Path(tempfile.mkdtemp(prefix="eri-bench-"))
     try:
-        figures = bench(a.clips, a.frames, a.dim, a.epochs, a.models.split(","), out)
+        figures = bench(a.clips, a.frames, a.dim, a.epochs, a.models.split(","), out, a.ray)
     finally:
         if not a.keep:
             shutil.rmtree(out, ignore_errors=True)

@@ -33,16 +33,16 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from competition import folds as folds_cli  # noqa: E402
-from competition.config import default_experiments, load_config  # noqa: E402
+from competition.pipeline.config import default_experiments, load_config  # noqa: E402
 from competition.data import importer, subjects as subjects_cli  # noqa: E402
 from competition.data.contract import load_dataset, normalise_id  # noqa: E402
-from competition.ensembling import blend  # noqa: E402
-from competition.experiment import read_predictions  # noqa: E402
+from competition import submission  # noqa: E402
+from competition.pipeline.experiment import read_predictions  # noqa: E402
 from competition.folds import n_folds_of, read_folds  # noqa: E402
-from competition.io import read_json  # noqa: E402
-from competition.metrics import mean_pcc  # noqa: E402
-from competition.paths import Workdir  # noqa: E402
-from competition.training.run_fold import run_fold  # noqa: E402
+from competition.core.io import read_json  # noqa: E402
+from competition.core.metrics import mean_pcc  # noqa: E402
+from competition.core.paths import Workdir  # noqa: E402
+from competition.pipeline.run_fold import run_fold  # noqa: E402
 
 EMODB = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "emodb" / "wav"
 SPEECH_MODELS = {  # name -> (config, overrides)
@@ -69,7 +69,7 @@ def held_out_score(wd: Workdir, name: str, ds, truth: pd.DataFrame) -> float:
 def blend_best(wd: Workdir, ds, exps: list[str], name: str, no_subjects: bool = False) -> dict:
     argv = ["--blend", "best", "--data", str(ds.root), "--workdir", str(wd.root), "--name", name,
             "--no-wandb", "--exp", *exps] + (["--no-subjects"] if no_subjects else [])
-    blend.main(argv)
+    submission.make(argv)
     return read_json(wd.submissions / f"{name}.json")
 
 

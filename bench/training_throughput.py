@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run as a script from anywhere
-from competition.io import read_json
-from competition.paths import Workdir
+from competition.core.io import read_json
+from competition.core.paths import Workdir
 
 
 def throughput(exp_dir: Path) -> dict[str, float]:

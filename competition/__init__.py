@@ -1,2 +1,2 @@
-"""ERI competition toolkit: data -> folds -> features -> models -> training -> OOF -> tuning -> blending -> submission."""
+"""ERI competition toolkit, in layers: core -> data -> folds -> features -> models -> pipeline -> submission."""
 __version__ = "0.1.0"

@@ -25,11 +25,10 @@ import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
+from competition.core.io import read_json, write_csv, write_json
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.data.subjects import read_subjects
-from competition.io import read_json, write_csv, write_json
-from competition.paths import Workdir
-from competition.task import add_task_argument, get_task
+from competition.data.task import add_task_argument, get_task
 
 TEST_FOLD = -1
 ALWAYS_TRAIN = -2
@@ -202,18 +201,20 @@ def main(argv: list[str] | None = None) -> None:
     add_task_argument(ap)
     a = ap.parse_args(argv)
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
     groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)
+    where = (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
+             if record["source"] == "subjects" else
+             f"{record['source']} ({record['n_groups']} groups)" if "n_groups" in record else
+             "none (each clip on its own)")
     if path.exists() and not a.force:
         _read_unit_folds(path, ds)  # validates it belongs to this dataset
         _check_same_groups(path, record)
-        print(f"{path} exists and matches the dataset; --force to rewrite")
+        print(f"{path} exists and matches the dataset (groups: {where}); --force to rewrite")
         return
-    print("groups: " + (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
-                        if record["source"] == "subjects" else
-                        f"{record['source']} ({record.get('n_groups', len(ds.ids))} groups)"))
+    print(f"groups: {where}")
     folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
     write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": a.n_folds if a.scheme == "kfold" else 1,
                                   "seed": a.seed, "groups": record, "task": task.name})

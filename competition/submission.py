@@ -1,132 +1,123 @@
-"""Official-format submissions and their checker.
+"""The last layer: make an official-format submission from a blend of finished experiments, and check one.
 
-    python -m competition.submission check FILE --data DIR [--task eri|va|expr]
-                                                        (FILE: the .csv/.txt, or the .zip holding it)
+    python make_submission.py --blend best|METHOD [--name NAME] [--exp EXP ...] [--data DIR] [--task eri|va|expr]
+    python -m competition.submission check FILE [--data DIR] [--task eri|va|expr]
+                                               (FILE: the .csv/.txt, or the .zip holding it)
 
-Format: CSV with header `File_ID,<targets...>` (Hume: Adoration,...,Surprise), one row per Test clip,
-bracketed ids, sorted, no NaN, values in [0, 1], fixed float format.
+Every blend method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on
+the other folds, scored on the held-out fold). `best` takes the method with the best nested score; when
+no blend beats the best single model there, the single model is the submission and the card says so.
+Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
+is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly and write their own
+submission format under tasks/<task>/submissions/. With a subjects file in the work directory
+(subjects.csv), per-subject post-processing is a candidate too; --no-subjects leaves it out.
 """
 from __future__ import annotations
 
 import argparse
 import sys
-import zipfile
+from dataclasses import asdict
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
-
-from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
-from competition.io import atomic_path, write_csv
-from competition.paths import Workdir
-from competition.task import add_task_argument, get_task
-
-FLOAT_FORMAT = "%.6f"
-
-
-def submission_frame(ids: list[str], pred: np.ndarray, targets: list[str]) -> pd.DataFrame:
-    pred = np.asarray(pred, dtype=np.float64)
-    if pred.shape != (len(ids), len(targets)):
-        raise ValueError(f"predictions {pred.shape} do not match {len(ids)} clips x {len(targets)} targets")
-    if not np.isfinite(pred).all():
-        raise ValueError("predictions contain NaN or inf")
-    df = pd.DataFrame(np.clip(pred, 0.0, 1.0), columns=targets)
-    df.insert(0, ID_COL, [bracket_id(i) for i in ids])
-    return df.sort_values(ID_COL, kind="stable").reset_index(drop=True)
+from competition.core.io import remove_orphans, write_json
+from competition.data.subjects import read_subjects
+from competition.data.task import add_task_argument, get_task
+from competition.pipeline.ensembling.blend import build_card, choose, comparison_table, evaluate, nested_cv
+from competition.pipeline.ensembling.caruana import CaruanaOptions
+from competition.pipeline.ensembling.direct import DIRECT_METHODS
+from competition.pipeline.ensembling.library import load_library
+from competition.pipeline.ensembling.methods import METHODS
+from competition.pipeline.ensembling.table import format_steps
+from competition.pipeline.tracking import start_run
 
 
-def write_submission(path: Path, ids: list[str], pred: np.ndarray, targets: list[str],
-                     zip_it: bool = True) -> Path:
-    """Write the CSV (and a zip holding only it); returns the CSV path."""
-    path = Path(path)
-    write_csv(path, submission_frame(ids, pred, targets), float_format=FLOAT_FORMAT)
-    if zip_it:
-        with atomic_path(path.with_suffix(".zip")) as tmp:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.write(path, arcname=path.name)
-    return path
-
-
-def _read_zipped_csv(path: Path) -> tuple[pd.DataFrame | None, list[str]]:
-    """The one CSV inside a submission zip; the zip must hold exactly that file."""
-    try:
-        with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/")]
-            if len(names) != 1 or not names[0].endswith(".csv"):
-                return None, [f"{path}: a submission zip must hold exactly one .csv file, holds {names}"]
-            with zf.open(names[0]) as fh:
-                return pd.read_csv(fh, dtype={ID_COL: str}, keep_default_na=True), []
-    except zipfile.BadZipFile as exc:
-        return None, [f"{path}: not a readable zip ({exc})"]
-    except Exception as exc:
-        return None, [f"{path}: not a readable CSV inside the zip ({exc})"]
-
-
-def check_submission(path: Path, ds: Dataset) -> list[str]:
-    """Every problem of a submission file (.csv, or a .zip holding only it), each naming the file;
-    empty list = valid."""
-    path = Path(path)
-    if not path.exists():
-        return [f"{path}: file not found"]
-    if path.suffix == ".zip":
-        df, problems = _read_zipped_csv(path)
-        if df is None:
-            return problems
-    else:
-        try:
-            df = pd.read_csv(path, dtype={ID_COL: str}, keep_default_na=True)
-        except Exception as exc:
-            return [f"{path}: not a readable CSV ({exc})"]
-    problems = []
-    header = [ID_COL, *ds.emotions]
-    if list(df.columns) != header:
-        problems.append(f"{path}: header {list(df.columns)} != official {header}")
-    if ID_COL not in df.columns:
-        return problems
-    raw = df[ID_COL].astype(str)
-    unbracketed = raw[~raw.str.fullmatch(r"\[[^\[\]]+\]")]
-    if len(unbracketed):
-        problems.append(f"{path}: {len(unbracketed)} id(s) not bracketed, e.g. {unbracketed.iloc[0]!r}")
-    ids = raw.map(normalise_id)
-    dups = ids[ids.duplicated()]
-    if len(dups):
-        problems.append(f"{path}: {len(dups)} duplicate id(s), e.g. {dups.iloc[0]!r}")
-    want = set(ds.test_ids)
-    missing, extra = want - set(ids), set(ids) - want
-    if missing:
-        problems.append(f"{path}: {len(missing)} Test clip(s) missing, e.g. {sorted(missing)[:3]}")
-    if extra:
-        problems.append(f"{path}: {len(extra)} id(s) not in the Test split, e.g. {sorted(extra)[:3]}")
-    cols = [c for c in ds.emotions if c in df.columns]
-    vals = df[cols].apply(pd.to_numeric, errors="coerce")
-    nan_rows = vals.isna().any(axis=1)
-    if nan_rows.any():
-        problems.append(f"{path}: {int(nan_rows.sum())} row(s) with empty/NaN/non-numeric values, "
-                        f"e.g. line {int(np.flatnonzero(nan_rows)[0]) + 2}")
-    out = ((vals < 0) | (vals > 1)).any(axis=1)
-    if out.any():
-        problems.append(f"{path}: {int(out.sum())} row(s) with values outside [0, 1], "
-                        f"e.g. line {int(np.flatnonzero(out)[0]) + 2}")
-    if not problems and list(ids) != sorted(ids):
-        problems.append(f"{path}: rows are not sorted by File_ID")
-    return problems
-
-
-def main(argv: list[str] | None = None) -> int:
+def make(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = ap.add_subparsers(dest="cmd", required=True)
-    chk = sub.add_parser("check", help="validate a submission CSV against a dataset's Test split")
-    chk.add_argument("file", type=Path)
-    chk.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    add_task_argument(chk)
+    ap.add_argument("--blend", default="best",
+                    help=f"best or one of {list(METHODS)} (mean PCC tasks), {list(DIRECT_METHODS)} (others)")
+    ap.add_argument("--name", default=None, help="submission name (default: blend-<method>)")
+    ap.add_argument("--exp", nargs="*", default=None, help="experiments to consider (default: all finished)")
+    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
+    ap.add_argument("--workdir", type=Path, default=None)
+    d = CaruanaOptions()
+    ap.add_argument("--init", type=int, default=d.init, help="Caruana: start from the n best members")
+    ap.add_argument("--max-steps", type=int, default=d.max_steps)
+    ap.add_argument("--min-gain", type=float, default=d.min_gain, help="Caruana: smallest gain that counts")
+    ap.add_argument("--patience", type=int, default=d.patience)
+    ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
+    ap.add_argument("--seed", type=int, default=d.seed)
+    ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
+    ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
+                    "subjects file")
+    add_task_argument(ap)
     a = ap.parse_args(argv)
     task = get_task(a.task)
-    ds = task.load(a.data or Workdir.of(None, task).embedded_data, check_media=False)
+    known = METHODS if task.moment_blends else DIRECT_METHODS
+    if a.blend != "best" and a.blend not in known:
+        ap.error(f"--blend must be best or one of {list(known)} for task {task.name}, not {a.blend!r}")
+    opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
+    metric = task.metric_name
+    wd = task.workdir(a.workdir)
+    remove_orphans(wd.submissions)  # temporary files of a killed run
+    ds = task.load(a.data or wd.embedded_data, check_media=False)
+    use_subjects = wd.subjects.exists() and task.moment_blends and not a.no_subjects  # clip tasks only
+    subjects = read_subjects(wd.subjects, ds.units).groups if use_subjects else None
+    lib = load_library(wd.oof, ds, a.exp, task, subjects)
+    print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
+          + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
+    if subjects is not None:
+        print(f"subjects from {wd.subjects}: per-subject post-processing is a candidate")
+    cv = nested_cv(lib, task, opts)
+    evals = evaluate(cv, a.blend)
+    chosen = choose(evals, a.blend)
+    print(f"\nin-sample vs nested CV (nested over {cv.note}):")
+    print(comparison_table(evals, chosen.method, metric))
+    print(f"\n{chosen.method} (in-sample steps):")
+    print(format_steps(chosen.blender.steps, metric))
+    card = build_card(lib, cv, evals, chosen, a.blend, opts, metric)
+    print(f"\n{card['verdict']}")
+
+    name = a.name or f"blend-{chosen.method}"
+    wd.submissions.mkdir(parents=True, exist_ok=True)
+    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, chosen.blender.apply(lib.test, lib.test_subjects))
+    card = {"name": name, "task": task.name, **card, "dataset": ds.fingerprint, "submission": path.name,
+            "zip": path.with_suffix(".zip").name}
+    write_json(wd.submissions / f"{name}.json", card)
+    with start_run("blend", "blend", name, {"requested": a.blend, "task": task.name, **asdict(opts),
+                                            "members": lib.names}, wd.root, no_wandb=a.no_wandb) as run:
+        run.summary({"method": chosen.method, f"nested_{metric}": chosen.nested,
+                     f"in_sample_{metric}": chosen.in_sample,
+                     **{f"nested/{m}": ev.nested for m, ev in evals.items()},
+                     **{f"in_sample/{m}": ev.in_sample for m, ev in evals.items()}})
+    problems = task.check_submission(path, ds)
+    for p in problems:
+        print(p, file=sys.stderr)
+    print(f"wrote {path} ({len(lib.test_ids)} Test samples), {path.with_suffix('.zip').name}, card "
+          f"{name}.json; nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}")
+    return 1 if problems else 0
+
+
+def check(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m competition.submission check",
+                                 description="validate a submission against a dataset's Test split")
+    ap.add_argument("file", type=Path)
+    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
+    add_task_argument(ap)
+    a = ap.parse_args(argv)
+    task = get_task(a.task)
+    ds = task.load(a.data or task.workdir(None).embedded_data, check_media=False)
     problems = task.check_submission(a.file, ds)
     for p in problems:
         print(p)
     print(f"{a.file}: {'INVALID' if problems else 'OK'} ({len(ds.test_ids)} Test samples expected)")
     return 1 if problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["check"]:
+        return check(argv[1:])
+    return make(argv[1:] if argv[:1] == ["make"] else argv)
 
 
 if __name__ == "__main__":

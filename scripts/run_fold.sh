@@ -9,5 +9,5 @@ K=${1:?usage: bash scripts/run_fold.sh K [EXP ...] [-- run_fold options]}; shift
 exps=(); while [ $# -gt 0 ] && [ "$1" != "--" ]; do exps+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
 DATA=$(bash scripts/prepare.sh | tail -n 1)
-python -m competition.training.run_fold --task "$TASK" --fold "$K" --data "$DATA" --workdir "$WORKDIR" --jobs "$JOBS" \
+python -m competition.pipeline.run_fold --task "$TASK" --fold "$K" --data "$DATA" --workdir "$WORKDIR" --jobs "$JOBS" \
   ${exps[@]+--exp "${exps[@]}"} "$@"

@@ -11,6 +11,22 @@ import pytest  # noqa: E402
 
 from competition.data.contract import HUME_EMOTIONS, media_path  # noqa: E402
 
+# Markers by module, in one place: `-m "not media"` skips the tests that encode/decode real media files
+# (video generation, face detection, feature extraction), `-m "not e2e"` the ones that run whole commands.
+MEDIA_MODULES = {"test_features_faces", "test_features_media", "test_features_appearance", "test_features_extract",
+                 "test_features_models", "test_determinism", "test_synth", "test_synth_affwild2", "test_predict",
+                 "test_store_cache"}
+E2E_MODULES = {"test_end_to_end", "test_frame_tasks", "test_all_configs", "test_blend_submission", "test_report"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        module = item.module.__name__.rsplit(".", 1)[-1]
+        if module in MEDIA_MODULES:
+            item.add_marker(pytest.mark.media)
+        if module in E2E_MODULES:
+            item.add_marker(pytest.mark.e2e)
+
 
 def write_fake_dataset(root: Path, n_train: int = 40, n_val: int = 12, n_test: int = 10,
                        emotions: tuple[str, ...] = HUME_EMOTIONS, seed: int = 0,

@@ -66,7 +66,7 @@ def write_features(root: Path, ids: list[str], labels: np.ndarray, seed: int = 0
 
 def synthetic_bank(root: Path, n: int = 40, seed: int = 0):
     """(bank, ids, labels) with n labelled clips."""
-    from competition.models.base import FeatureBank
+    from competition.features.bank import FeatureBank
     rng = np.random.default_rng(seed)
     y = rng.beta(1.2, 2.5, (n, 7)).astype(np.float32)
     y /= y.max(1, keepdims=True)

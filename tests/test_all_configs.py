@@ -7,15 +7,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition.config import CONFIG_DIR, load_config
+from competition.pipeline.config import CONFIG_DIR, load_config
 from competition.data.synth import generate
 from competition.data.synth_affwild2 import generate_affwild2
 from competition.folds import make_folds, write_folds
 from competition.models.registry import _MODELS, list_models
-from competition.paths import Workdir
-from competition.task import get_task
-from competition.training.run_fold import run_fold
-from competition.training.trainer import TorchSequenceModel
+from competition.data.task import get_task
+from competition.pipeline.run_fold import run_fold
+from competition.models.trainer import TorchSequenceModel
 
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
 TINY = ["params.epochs=2", "params.patience=2", "params.progress=false", "params.amp=false"]
@@ -35,7 +34,7 @@ def tiny(tmp_path_factory):
             else:
                 data = generate_affwild2(root / "data", n_videos=6, seed=1, jobs=2, duration=(2.5, 3.0))
             ds = task.load(data)
-            wd = Workdir.of(root / "work", task)
+            wd = task.workdir(root / "work")
             groups = ds.units.table[task.group_col] if task.group_col else None
             write_folds(ds.units, make_folds(ds.units, n_folds=2, seed=0, groups=groups), wd.folds, {"n_folds": 2})
             made[task_name] = (ds, wd)

@@ -8,18 +8,18 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from competition.config import ConfigError, load_config
+from competition.pipeline.config import ConfigError, load_config
 from competition.data.contract import DataError, load_dataset
-from competition.experiment import Experiment, ExperimentError
-from competition.features.registry import FeatureOutput, register_extractor
+from competition.pipeline.experiment import Experiment, ExperimentError
+from competition.features.registry import register_extractor
 from competition.features.store import FeatureStore, extract
 from competition.data.subjects import SubjectsError, from_csv, write_subjects
 from competition.folds import FoldsError, make_folds, read_folds, write_folds
-from competition.ensembling.library import load_library
-from competition.metrics import ConstantPredictionWarning, mean_pcc
-from competition.paths import Workdir
-from competition.submission import check_submission, write_submission
-from competition.training.run_fold import run_fold
+from competition.pipeline.ensembling.library import load_library
+from competition.core.metrics import ConstantPredictionWarning, mean_pcc
+from competition.core.paths import Workdir
+from competition.data.submission_format import check_submission, write_submission
+from competition.pipeline.run_fold import run_fold
 from tests.tiny_data import write_audio_dataset, write_config
 
 
@@ -159,7 +159,8 @@ def test_broken_audio_becomes_a_failure_row_and_keeps_the_rest(data, tmp_path, b
         rep = extract(ds, ["mfcc_stats"], feats, progress=False)[0]
     assert (rep.done, rep.failed, rep.skipped) == (0, 1, len(ds.ids) - 1)
     fail = _failures(feats, "mfcc_stats")
-    assert list(fail.index) == ["00003"] and str(wav) in fail.at["00003", "reason"] and reason in fail.at["00003", "reason"]
+    assert list(fail.index) == ["00003"]
+    assert str(wav) in fail.at["00003", "reason"] and reason in fail.at["00003", "reason"]
     assert {c: store.path(c).stat().st_mtime_ns for c in ds.ids if c != "00003"} == \
         {c: t for c, t in kept.items() if c != "00003"}
     # fixing the file and rerunning computes that clip and clears its failure

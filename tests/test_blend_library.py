@@ -7,10 +7,10 @@ import pytest
 from conftest import write_fake_dataset
 
 from competition.data.contract import Dataset, load_dataset
-from competition.ensembling.library import load_library
-from competition.experiment import Experiment, ExperimentError
+from competition.pipeline.ensembling.library import load_library
+from competition.pipeline.experiment import Experiment, ExperimentError
 from competition.folds import fold_ids, make_folds, read_folds, write_folds
-from competition.paths import Workdir
+from competition.core.paths import Workdir
 
 
 def make_library(root: Path, members: dict[str, float], n_train: int = 160, n_val: int = 40,

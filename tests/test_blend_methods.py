@@ -2,12 +2,12 @@
 import numpy as np
 import pytest
 
-from competition.ensembling.library import Library
-from competition.ensembling.methods import METHODS, fit_blender, rank_reference, rank_transform
-from competition.ensembling.moments import block_moments
-from competition.ensembling.nested import NestedCV, split_for_nested
-from competition.ensembling.postprocess import postprocess
-from competition.metrics import mean_pcc, pcc_per_column
+from competition.pipeline.ensembling.library import Library
+from competition.pipeline.ensembling.methods import METHODS, fit_blender, rank_reference, rank_transform
+from competition.pipeline.ensembling.moments import block_moments
+from competition.pipeline.ensembling.nested import NestedCV, split_for_nested
+from competition.pipeline.ensembling.postprocess import postprocess
+from competition.core.metrics import mean_pcc, pcc_per_column
 
 
 def library(preds: np.ndarray, y: np.ndarray, names: list[str], n_folds: int = 5) -> Library:

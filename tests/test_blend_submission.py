@@ -11,8 +11,8 @@ import pandas as pd
 import pytest
 from test_blend_library import make_library
 
-from competition.ensembling.blend import main
-from competition.submission import check_submission
+from competition.submission import make as main
+from competition.data.submission_format import check_submission
 
 CHECKER = Path(__file__).resolve().parents[2] / "shared" / "tools" / "check_artifacts.py"
 

@@ -5,7 +5,7 @@ import pytest
 from test_blend_library import make_library
 from test_tracking import finished_run_named, offline_runs
 
-from competition.ensembling.blend import main
+from competition.submission import make as main
 
 
 def test_blend_run_is_logged_offline(tmp_path, monkeypatch):

@@ -1,9 +1,10 @@
 import numpy as np
 import pytest
 
-from competition.ensembling.caruana import CaruanaOptions, caruana_select, select_from_stats
-from competition.ensembling.moments import block_moments, total
-from competition.metrics import mean_pcc, pcc_per_column
+from competition.pipeline.ensembling.table import format_steps
+from competition.pipeline.ensembling.caruana import CaruanaOptions, caruana_select, select_from_stats
+from competition.pipeline.ensembling.moments import block_moments, total
+from competition.core.metrics import mean_pcc, pcc_per_column
 
 
 def planted(seed: int = 0, n: int = 400, e: int = 3):
@@ -27,8 +28,8 @@ def test_planted_library_picks_the_signal_models(seed):
     assert sel.weights.get("strong", 0) + sel.weights.get("strong_copy", 0) > sel.weights["other"]
     assert sel.score > mean_pcc(preds[0], y) + 0.01
     assert abs(sum(sel.weights.values()) - 1) < 1e-9
-    assert np.isclose(mean_pcc(sel.blend(names, preds), y), sel.score)
-    assert "+ other" in sel.table()
+    assert np.isclose(mean_pcc(np.tensordot(sel.weight_vector(names), preds, axes=1), y), sel.score)
+    assert "+ other" in format_steps(sel.steps, "mean_pcc")
 
 
 def test_steps_score_what_they_say_and_best_seen_is_returned():
@@ -69,7 +70,7 @@ def test_bagging_averages_over_subsets_of_the_library():
     assert abs(sum(sel.weights.values()) - 1) < 1e-9
     signal = sum(sel.weights.get(n, 0) for n in ("strong", "strong_copy", "other"))
     assert signal > 0.8          # a bag without any signal model still has to pick something
-    assert np.isclose(mean_pcc(sel.blend(names, preds), y), sel.score)
+    assert np.isclose(mean_pcc(np.tensordot(sel.weight_vector(names), preds, axes=1), y), sel.score)
     assert sel.steps[0].member in ("strong", "strong_copy", "other")   # table: by decreasing weight
     assert [s.member for s in sel.steps] == sorted(sel.weights, key=lambda n: -sel.weights[n])
 

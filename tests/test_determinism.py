@@ -11,12 +11,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition.config import load_config
+from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
+from competition.data.subjects import from_csv, write_subjects
 from competition.features.store import FeatureStore, extract
-from competition.io import read_json
-from competition.paths import Workdir
-from competition.training.run_fold import run_fold
+from competition.core.io import read_json
+from competition.core.paths import Workdir
+from competition.pipeline.run_fold import run_fold
 from tests.tiny_data import REPO, write_audio_dataset, write_config
 
 FEATURES = ["egemaps", "mfcc_stats", {"name": "mfcc", "params": {"n_mfcc": 20, "stack": 4}}]
@@ -40,14 +41,14 @@ def folds_cmd(data: Path, w: Path, seed: int, *extra: str) -> list[str]:
 
 def test_same_seed_same_folds_across_processes(data, tmp_path):
     groups = tmp_path / "groups.csv"
-    ids = load_dataset(data).ids
+    ds = load_dataset(data)
+    ids = ds.ids
     pd.DataFrame({"File_ID": ids, "Subject": [f"s{i % 9}" for i in range(len(ids))]}).to_csv(groups, index=False)
     for grouped in (False, True):
         tag = "g" if grouped else "p"
         if grouped:
             for x in "abc":
-                run(["-m", "competition.data.subjects", "--data", str(data), "--workdir", str(tmp_path / f"{tag}{x}"),
-                     "--csv", str(groups)], hash_seed="0")
+                write_subjects(Workdir.of(tmp_path / f"{tag}{x}").subjects, from_csv(groups), "file:groups", ds)
         extra = ["--groups", "subjects" if grouped else "none"]
         run(folds_cmd(data, tmp_path / f"{tag}a", 3, *extra), hash_seed="0")
         run(folds_cmd(data, tmp_path / f"{tag}b", 3, *extra), hash_seed="12345")
@@ -110,7 +111,7 @@ def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
         cfg = load_config(path)
         for k in range(3):
             run_fold(cfg, k, ds, a, jobs=1, progress=False, no_wandb=True)
-    run(["-m", "competition.training.run_fold", "--all-folds", "--jobs", "1", "--no-wandb", "--data", str(data),
+    run(["-m", "competition.pipeline.run_fold", "--all-folds", "--jobs", "1", "--no-wandb", "--data", str(data),
          "--workdir", str(b.root), "--exp", *map(str, cfgs)], hash_seed="777")
     for name in ("ridge_det", "lstm_det"):
         ea, eb = a.experiment(name), b.experiment(name)

@@ -8,7 +8,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
@@ -124,8 +123,8 @@ def test_killed_extraction_resumes_without_redoing_clips(tmp_path: Path):
 
 
 def test_params_json_records_the_machines_that_computed_clips(tmp_path: Path):
-    from competition.io import read_json, write_json
-    from competition.provenance import machine_info
+    from competition.core.io import read_json, write_json
+    from competition.core.provenance import machine_info
     root, work = tmp_path / "data", tmp_path / "work"
     write_data_info(root, ["c0", "c1"])
     for cid in ("c0", "c1"):

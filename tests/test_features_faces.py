@@ -51,7 +51,7 @@ def test_no_face_clip_falls_back_to_whole_frames(tmp_path: Path):
 def test_batched_onet_matches_one_frame_calls_and_large_frames_are_searched_downscaled(face_clip: Path):
     import cv2
     from competition.features.faces import detect_haar, detect_mtcnn, refine_onet, refine_onet_batch
-    from competition.media.video import read_sampled
+    from competition.features.video import read_sampled
     vf = read_sampled(face_clip, "every", every=15)
     boxes = [detect_haar(f) for f in vf.frames]
     assert all(b is not None for b in boxes)

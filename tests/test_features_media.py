@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from competition.features.registry import FeatureError
-from competition.media.video import decode_frames, frame_times, read_sampled, sample_times
+from competition.features.video import decode_frames, frame_times, read_sampled, sample_times
 from fixtures_media import write_video
 
 

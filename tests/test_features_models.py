@@ -13,7 +13,8 @@ from fixtures_media import write_video, write_wav
 @pytest.fixture(scope="module")
 def clip(tmp_path_factory) -> ClipMedia:
     d = tmp_path_factory.mktemp("models")
-    return ClipMedia("a", "Train", write_video(d / "a.mp4", n_frames=30), write_wav(d / "a.wav", 2.0, sr=48000, channels=2))
+    return ClipMedia("a", "Train", write_video(d / "a.mp4", n_frames=30),
+                     write_wav(d / "a.wav", 2.0, sr=48000, channels=2))
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +45,8 @@ def test_visual_loads_a_local_weights_file(clip: ClipMedia, tmp_path: Path, astr
     net = load_timm("resnet18", str(path))
     ref.reset_classifier(0)
     x = torch.from_numpy(astronaut_crop).permute(2, 0, 1)[None].float() / 255
-    mean, std = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1), torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
+    mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
+    std = torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1)
     with torch.no_grad():
         want = ref((x - mean) / std).numpy()
     got = embed_images(net, astronaut_crop[None])

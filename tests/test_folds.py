@@ -1,16 +1,15 @@
 import hashlib
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from competition.data.contract import load_dataset
 from competition.folds import (ALWAYS_TRAIN, TEST_FOLD, FoldsError, fold_ids, main, make_folds,
                                read_folds)
+from competition.core.io import read_json
+from competition.core.paths import Workdir
 from competition.data.subjects import SubjectsError, write_subjects
-from competition.io import read_json
-from competition.paths import Workdir
 from tests.conftest import write_fake_dataset
 
 

@@ -15,12 +15,11 @@ from sklearn.metrics import f1_score
 
 from competition.data.affwild2 import EXPR_CLASSES, load_frame_dataset
 from competition.data.synth_affwild2 import generate_affwild2
-from competition.ensembling import blend
+from competition.pipeline.ensembling import blend
 from competition.folds import main as folds_main
-from competition.io import read_json
-from competition.paths import Workdir
-from competition.task import get_task
-from competition.training.run_fold import main as run_fold_main
+from competition.core.io import read_json
+from competition.data.task import get_task
+from competition.pipeline.run_fold import main as run_fold_main
 
 N_VIDEOS, SEED = 10, 1
 FEATURES = ["expression", "pose", {"name": "mfcc", "params": {"n_mfcc": 20, "stack": 4}}]
@@ -75,7 +74,7 @@ def expr_run(data, tmp_path_factory):
 
 def test_folds_keep_every_video_whole(data, va_run):
     ds = load_frame_dataset(data, "va")
-    folds = pd.read_csv(Workdir.of(va_run, "va").folds, dtype=str)
+    folds = pd.read_csv(get_task("va").workdir(va_run).folds, dtype=str)
     assert set(folds.File_ID.str.strip("[]")) == set(ds.units.ids)  # one row per video, not per frame
     oof = pd.read_csv(va_run / "tasks" / "va" / "oof" / "va_ridge" / "oof.csv")
     exp = va_run / "tasks" / "va" / "oof" / "va_ridge"
@@ -155,8 +154,8 @@ def test_frame_tasks_never_touch_the_eri_artifacts(va_run, expr_run):
 def test_a_fourth_task_is_one_task_definition_and_its_reader(data, tmp_path, monkeypatch):
     """A made-up task (valence alone, scored by negative mean absolute error, its own submission CSV) runs
     folds -> training -> OOF -> blend -> submission with no change to the trainer or the blender."""
-    from competition import task as task_module
-    from competition.task import Task
+    from competition.data import task as task_module
+    from competition.data.task import Task
 
     def load(root: Path, check_media: bool):
         ds = load_frame_dataset(root, "va", check_media)
@@ -208,7 +207,7 @@ def test_scripts_run_a_frame_task_on_its_embedded_data(tmp_path):
     out = subprocess.run(["bash", "scripts/run_all.sh", "va_ridge"], cwd=repo, env=env, check=True,
                          capture_output=True, text=True).stdout
     assert "all folds done: OOF mean CCC" in out
-    wd = Workdir.of(tmp_path, "va")
+    wd = get_task("va").workdir(tmp_path)
     assert (tmp_path / "data" / "affwild2" / "synth_affwild2_truth.json").exists()
     assert read_json(wd.folds.with_suffix(".json"))["groups"]["source"] == "column:video"
     assert (wd.oof / "va_ridge" / "metrics.json").exists() and not (tmp_path / "oof").exists()

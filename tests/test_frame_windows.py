@@ -6,8 +6,8 @@ import pytest
 
 from competition.features.registry import FeatureOutput
 from competition.features.store import FeatureStore
-from competition.models.base import FeatureBank, Windows, crop
-from competition.training.batching import build_clip_inputs, build_timeline, resample
+from competition.features.bank import FeatureBank, Windows, crop
+from competition.features.batching import build_clip_inputs, build_timeline, resample
 
 
 def test_crop_keeps_rows_inside_the_window_with_their_times():

@@ -6,13 +6,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-from competition.io import atomic_files, atomic_path, remove_orphans
+from competition.core.io import atomic_files, atomic_path, remove_orphans
 from tests.tiny_data import REPO
 
 KILLED_WRITER = """
 import os, sys
 from pathlib import Path
-from competition.io import atomic_files, atomic_path
+from competition.core.io import atomic_files, atomic_path
 d = Path(sys.argv[1])
 with atomic_files(d) as staging:
     (staging / "model.safetensors").write_bytes(b"half")

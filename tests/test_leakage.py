@@ -14,16 +14,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from competition.config import load_config
+from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
-from competition.experiment import Experiment, ExperimentError, read_predictions
+from competition.pipeline.experiment import Experiment, ExperimentError, read_predictions
 from competition.folds import FoldsError, fold_ids, make_folds, read_folds, write_folds
-from competition.io import read_json
-from competition.metrics import mean_pcc
+from competition.core.io import read_json
+from competition.core.metrics import mean_pcc
 from competition.models.classical import RidgeModel
 from competition.models.registry import register_model
-from competition.paths import Workdir
-from competition.training.run_fold import run_fold
+from competition.core.paths import Workdir
+from competition.pipeline.run_fold import run_fold
 from tests.tiny_data import REPO, write_audio_dataset, write_config
 
 FITS: list[tuple[list[str], list[str]]] = []  # (train ids, val ids) of every fit of the spy model
@@ -91,7 +91,7 @@ def test_finalize_refuses_a_fold_that_trained_on_its_held_out_clips(setup, tmp_p
     train_file = exp.dir / "fold_2" / "train_ids.txt"
     leaked = list(fold.index[fold == 2])[0]
     train_file.write_text(train_file.read_text() + leaked + "\n")
-    with pytest.raises(ExperimentError, match=rf"fold 2: 1 held-out clip\(s\) were also in its training set"):
+    with pytest.raises(ExperimentError, match=r"fold 2: 1 held-out clip\(s\) were also in its training set"):
         exp.finalize(ds, fold)
     assert not (exp.dir / "oof.csv").exists()
 
@@ -108,7 +108,7 @@ def test_a_fold_file_giving_test_clips_a_fold_is_refused(setup, tmp_path):
 
 
 def test_tuning_never_fits_on_test_clips(setup, tmp_path):
-    from competition.tune import tune
+    from competition.pipeline.tune import tune
     ds, wd = setup["ds"], setup["wd"]
     FITS.clear()
     tune(setup["cfg"], ds, wd, n_trials=2, storage=str(tmp_path / "study.db"), seed=0,

@@ -4,8 +4,8 @@ import torch
 
 import torch.nn.functional as F
 
-from competition.metrics import ccc_per_column, f1_per_class, macro_f1, pcc_per_column
-from competition.training.losses import (LOSSES, build_loss, ccc_loss, ce_loss, mse_loss, parse_loss_spec,
+from competition.core.metrics import ccc_per_column, f1_per_class, macro_f1, pcc_per_column
+from competition.models.losses import (LOSSES, build_loss, ccc_loss, ce_loss, mse_loss, parse_loss_spec,
                                          pcc_loss, smooth_labels, soft_f1_loss, soft_f1_per_class)
 
 

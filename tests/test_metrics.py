@@ -3,7 +3,7 @@ import pytest
 from scipy.stats import pearsonr
 from sklearn.metrics import f1_score
 
-from competition.metrics import (ConstantPredictionWarning, ccc_per_column, f1_per_class, macro_f1,
+from competition.core.metrics import (ConstantPredictionWarning, ccc_per_column, f1_per_class, macro_f1,
                                  mean_ccc, mean_pcc, pcc_per_column, score_report, score_report_classes)
 
 

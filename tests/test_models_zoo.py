@@ -4,12 +4,12 @@ import numpy as np
 import pytest
 import torch
 
-from competition.config import load_config
+from competition.pipeline.config import load_config
 from competition.models.registry import _MODELS, build_model, list_models
-from competition.paths import CONFIG_DIR
-from competition.training.batching import ModalityInput, collate, resolve_modalities
-from competition.training.losses import build_loss
-from competition.training.trainer import TRAINER_DEFAULTS, TorchSequenceModel
+from competition.core.paths import CONFIG_DIR
+from competition.features.batching import ModalityInput, collate, resolve_modalities
+from competition.models.losses import build_loss
+from competition.models.trainer import TRAINER_DEFAULTS, TorchSequenceModel
 from synthetic_features import synthetic_bank
 
 torch.set_num_threads(1)

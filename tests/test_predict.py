@@ -1,4 +1,4 @@
-"""`python -m competition.predict` on real short videos: a tiny Hume-layout dataset of astronaut-face and
+"""`python -m competition.pipeline.predict` on real short videos: a tiny Hume-layout dataset of astronaut-face and
 faceless clips, ridge experiments trained with run_fold (fast suite: an audio one; slow suite: plus a
 face-pose one), blend cards from make_submission, then predictions for new videos and for the dataset's
 own Test clips."""
@@ -12,11 +12,11 @@ import pytest
 from fixtures_media import write_video, write_wav
 
 from competition.data.contract import HUME_EMOTIONS, load_dataset, media_path
-from competition.ensembling.blend import main as blend_main
+from competition.submission import make as blend_main
 from competition.folds import make_folds, write_folds
-from competition.paths import Workdir
-from competition.predict import clip_ids, main
-from competition.training.run_fold import run_fold
+from competition.core.paths import Workdir
+from competition.pipeline.predict import clip_ids, main
+from competition.pipeline.run_fold import run_fold
 
 FRAMES, FPS, SIZE = 12, 8.0, (160, 120)
 

@@ -1,4 +1,4 @@
-"""competition.report: the page renders (every <img> is a non-blank PNG next to it), its numbers come from
+"""competition.pipeline.report: the page renders (every <img> is a non-blank PNG next to it), its numbers come from
 the experiment directories, and the quantisation / confusion / tuned-vs-untuned helpers are right."""
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ import pytest
 from competition.data.contract import load_dataset
 from competition.features.store import extract
 from competition.folds import make_folds, write_folds
-from competition.io import read_json
-from competition.paths import Workdir
-from competition.report import at_edge, build_report, confusion, main, quantise, tuned_vs_untuned
-from competition.training.run_fold import run_fold
-from competition.tune import tune
+from competition.core.io import read_json
+from competition.core.paths import Workdir
+from competition.pipeline.report import at_edge, build_report, confusion, main, quantise, tuned_vs_untuned
+from competition.pipeline.run_fold import run_fold
+from competition.pipeline.tune import tune
 from tests.tiny_data import write_audio_dataset
 
 
@@ -54,7 +54,7 @@ def workdir(tmp_path_factory) -> tuple[Workdir, Path]:
     extract(ds, ["mfcc_stats"], wd.features, jobs=1, progress=False)
     res = tune(cfg("rsmall", 300.0), ds, wd, n_trials=5, seed=0, out=root / "rsmall_tuned.yaml", progress=False,
                no_wandb=True)
-    from competition.config import load_config
+    from competition.pipeline.config import load_config
     for c in (cfg("rsmall", 300.0), cfg("rbig", 3.0), load_config(res.config_path)):
         for k in range(3):
             run_fold(c, k, ds, wd, progress=False, no_wandb=True)

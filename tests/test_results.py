@@ -1,7 +1,7 @@
 import json
 
 from competition.data.contract import load_dataset
-from competition.results import main
+from competition.pipeline.results import main
 from conftest import write_fake_dataset
 
 

@@ -108,7 +108,7 @@ def ref(tmp_path_factory) -> dict:
     run([sys.executable, "-m", "competition.folds", "--data", str(data), "--workdir", str(w)])
     cmds = {
         "extract": [sys.executable, "-c", EXTRACT, str(data), str(w / "features")],
-        "folds": [sys.executable, "-m", "competition.training.run_fold", "--all-folds", "--jobs", "1",
+        "folds": [sys.executable, "-m", "competition.pipeline.run_fold", "--all-folds", "--jobs", "1",
                   "--data", str(data), "--workdir", str(w), "--exp", *map(str, exps)],
         "blend": [sys.executable, "make_submission.py", "--blend", "best", "--data", str(data),
                   "--workdir", str(w)],

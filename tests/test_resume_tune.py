@@ -20,12 +20,12 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from competition import tune as tune_mod
+from competition.pipeline import tune as tune_mod
 from competition.data.contract import load_dataset
 from competition.features.store import extract
 from competition.folds import make_folds, write_folds
-from competition.paths import Workdir
-from competition.tune import BudgetLock, next_trial, open_storage, suggest, tune, worker_id
+from competition.core.paths import Workdir
+from competition.pipeline.tune import BudgetLock, next_trial, open_storage, suggest, tune, worker_id
 from tests.test_resume import ENV, run
 from tests.tiny_data import REPO, write_audio_dataset, write_config
 
@@ -91,7 +91,7 @@ def run_killed_after_a_trial(cmd: list[str], db: Path, delay: float, timeout: fl
 def test_killed_tuning_resumes_to_the_same_study_and_tuned_config(tiny):
     w = tiny["wd"].root
     db, out = w / "study.db", w / "tuned.yaml"
-    cmd = [sys.executable, "-m", "competition.tune", str(tiny["cfg"]), "--trials", str(N), "--fast", "--seed", "0",
+    cmd = [sys.executable, "-m", "competition.pipeline.tune", str(tiny["cfg"]), "--trials", str(N), "--fast", "--seed", "0",
            "--data", str(tiny["data"]), "--workdir", str(w), "--storage", str(db), "--out", str(out),
            "--jobs", "1", "--no-wandb"]
     # uninterrupted reference, then moved aside: the resumed run uses the same paths (the tuned config

@@ -5,12 +5,12 @@ import pandas as pd
 import pytest
 
 from competition.data.contract import HUME_EMOTIONS, Dataset, load_dataset
-from competition.ensembling.nested import NestedCV
-from competition.ensembling.postprocess import postprocess
+from competition.pipeline.ensembling.nested import NestedCV
+from competition.pipeline.ensembling.postprocess import postprocess
 from competition.data.subjects import SubjectsError, write_subjects
 from competition.folds import make_folds
-from competition.paths import Workdir
-from competition.training.run_fold import feature_bank, fit_fold, subjects_for
+from competition.core.paths import Workdir
+from competition.pipeline.run_fold import feature_bank, fit_fold, subjects_for
 from tests.conftest import write_fake_dataset
 from tests.synthetic_features import write_features
 from tests.test_blend_methods import library

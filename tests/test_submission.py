@@ -5,7 +5,8 @@ import pandas as pd
 import pytest
 
 from competition.data.contract import load_dataset
-from competition.submission import check_submission, main, write_submission
+from competition.data.submission_format import check_submission, write_submission
+from competition.submission import main
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from competition.submission_frames import (
+from competition.data.frame_submission_format import (
     EXPR_CLASSES,
     check_frame_submission,
     expected_frames_from_example,

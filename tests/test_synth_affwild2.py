@@ -16,7 +16,7 @@ from sklearn.metrics import f1_score
 
 from competition.data import synth_affwild2 as aw
 from competition.data.contract import HUME_EMOTIONS
-from competition.metrics import ccc_per_column
+from competition.core.metrics import ccc_per_column
 
 N, SEED, DURATION = 4, 2, (2.0, 3.0)  # seed 2: the labelled videos have hidden faces and random invalid runs
 VA_HEADER = "valence,arousal"

@@ -9,14 +9,15 @@ from pathlib import Path
 
 import pytest
 
-from competition import tracking
+from competition.pipeline import tracking
 from competition.data.contract import Dataset, load_dataset
 from competition.folds import make_folds, write_folds
-from competition.io import read_json
-from competition.paths import Workdir
-from competition.training.run_fold import run_fold
-from competition.tracking import LoggedRun, Run, TrackingWarning, read_offline_run
-from competition.tune import tune
+from competition.core.io import read_json
+from competition.core.paths import Workdir
+from competition.pipeline.run_fold import run_fold
+from competition.pipeline.tracking import Run, TrackingWarning
+from wandb_reader import LoggedRun, read_offline_run
+from competition.pipeline.tune import tune
 from tests.tiny_data import write_audio_dataset
 
 RIDGE = {"name": "rtrack", "model": "ridge", "features": ["mfcc_stats"], "params": {"alpha": 10.0}, "seed": 7,

@@ -4,7 +4,7 @@ import torch
 
 from competition.features.registry import FeatureOutput
 from competition.models.registry import build_model
-from competition.training.batching import (ModalityInput, Standardiser, collate, even_grid, merge_features,
+from competition.features.batching import (ModalityInput, Standardiser, collate, even_grid, merge_features,
                                            resample, resolve_modalities)
 from synthetic_features import SPECS, synthetic_bank
 
@@ -99,7 +99,7 @@ def test_training_learns_and_keeps_the_best_epoch(data):
     scores = [h["val_mean_pcc"] for h in m.history]
     assert max(scores) > 0.3
     pred = m.predict(bank, ids[30:])
-    from competition.metrics import mean_pcc
+    from competition.core.metrics import mean_pcc
     assert mean_pcc(pred, y[30:]) == pytest.approx(max(scores), abs=1e-4)  # within min_delta
 
 
@@ -156,9 +156,9 @@ def test_run_fold_end_to_end_with_a_sequence_model(tmp_path):
 
     from competition.data.contract import load_dataset
     from competition.folds import make_folds, write_folds
-    from competition.models.base import FeatureBank
-    from competition.paths import Workdir
-    from competition.training.run_fold import run_fold
+    from competition.features.bank import FeatureBank
+    from competition.core.paths import Workdir
+    from competition.pipeline.run_fold import run_fold
     from tiny_data import write_audio_dataset
 
     ds = load_dataset(write_audio_dataset(tmp_path / "data", n_train=18, n_val=6, n_test=5))

@@ -1,4 +1,4 @@
-"""competition.tune: search spaces, deterministic resumable studies, an objective identical to run_fold's
+"""competition.pipeline.tune: search spaces, deterministic resumable studies, an objective identical to run_fold's
 scores, pruning on epoch reports, the tuned config, and two workers sharing one study's trial budget."""
 from __future__ import annotations
 
@@ -16,16 +16,16 @@ import pytest
 import yaml
 from optuna.trial import TrialState
 
-from competition.config import ConfigError, load_config
+from competition.pipeline.config import ConfigError, load_config
 from competition.data.contract import load_dataset
 from competition.features.store import extract
 from competition.folds import make_folds, read_folds, write_folds
-from competition.io import read_json
+from competition.core.io import read_json
 from competition.models.classical import RidgeModel
 from competition.models.registry import register_model
-from competition.paths import Workdir
-from competition.training.run_fold import run_fold
-from competition.tune import (MODEL_DEFAULT_SPACES, STEP_STRIDE, baseline_values, open_storage, search_space,
+from competition.core.paths import Workdir
+from competition.pipeline.run_fold import run_fold
+from competition.pipeline.tune import (MODEL_DEFAULT_SPACES, STEP_STRIDE, baseline_values, open_storage, search_space,
                               study_name, tune, with_values)
 from tests.tiny_data import REPO, write_audio_dataset
 
@@ -203,7 +203,7 @@ from pathlib import Path
 from competition.features.registry import list_extractors
 from competition.models import classical
 from competition.models.registry import list_models
-from competition.tune import main
+from competition.pipeline.tune import main
 list_models(), list_extractors()
 fit = classical.RidgeModel.fit
 classical.RidgeModel.fit = lambda self, *a: (time.sleep(0.3), fit(self, *a))[1]

@@ -13,14 +13,14 @@ import sys
 from pathlib import Path
 
 from competition.data.contract import DataError
-from competition.paths import Workdir
-from competition.task import Task, add_task_argument, get_task
+from competition.core.paths import Workdir
+from competition.data.task import Task, add_task_argument, get_task
 
 
 def ensure_embedded(task: Task, workdir: Path | None = None, jobs: int = 2, size: int | None = None) -> Path:
     """The task's embedded dataset root, generated (or completed, if a run was killed) when it does not
     load."""
-    root = Workdir.of(workdir, task).embedded_data
+    root = task.workdir(workdir).embedded_data
     try:
         task.load(root)
     except DataError:

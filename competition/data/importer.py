@@ -49,7 +49,7 @@ from competition.data.contract import (
     DATA_INFO, ID_COL, SPLIT_COL, SPLITS, SUBJECT_COL, DataError, bracket_id, is_plain_token, load_dataset, media_path,
     split_dir,
 )
-from competition.io import atomic_path, read_json, write_csv, write_json
+from competition.core.io import atomic_path, read_json, write_csv, write_json
 
 TRUTH_CSV = "import_truth.csv"
 IMPORT_JSON = "import.json"
@@ -196,9 +196,10 @@ def clip_ids(clips: list[SourceClip]) -> list[str]:
 
 def _pick(groups: list[str], spec: str | None, default_frac: float, rng: np.random.Generator,
           what: str) -> list[str]:
-    """Groups named in `spec` ('03,10'), or a count ('2'), or (None) `default_frac` of them, by `rng`."""
-    if spec is not None and not spec.strip().isdigit():
-        named = [s.strip() for s in spec.split(",") if s.strip()]
+    """Groups named in `spec` ('03,10'; a number that is a speaker's name is that speaker), or a count
+    ('2'), or (None) `default_frac` of them, chosen by `rng`."""
+    named = [s.strip() for s in (spec or "").split(",") if s.strip()]
+    if named and not (len(named) == 1 and named[0].isdigit() and named[0] not in groups):
         unknown = [s for s in named if s not in groups]
         if unknown:
             raise CorpusError(f"--{what}-speakers names unknown speaker(s) {unknown}; speakers: {groups}")
@@ -345,7 +346,7 @@ def _report(problems: list[str], skip_bad: bool) -> None:
     print(f"skipping {len(problems)} bad source file(s):\n  " + "\n  ".join(problems[:20]))
 
 
-def main(argv: list[str] | None = None) -> dict:
+def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--preset", choices=sorted(PRESETS), help="a known corpus layout (with --src)")
@@ -380,14 +381,13 @@ def main(argv: list[str] | None = None) -> dict:
         print("  speakers: " + "; ".join(f"{k} {' '.join(v)}" for k, v in rec["speakers"].items()))
         if a.workdir is not None:
             from competition.data.subjects import from_column, write_subjects
-            from competition.paths import Workdir
+            from competition.core.paths import Workdir
             ds = load_dataset(a.out, check_media=False)
             path = Workdir.of(a.workdir).subjects
             write_subjects(path, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
             print(f"  wrote {path} (speakers as subjects)")
     elif a.workdir is not None:
         print(f"  no speakers in the source: no subjects file written to {a.workdir}")
-    return rec
 
 
 if __name__ == "__main__":

@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from competition.data.contract import DATA_INFO, ID_COL, Dataset, bracket_id, normalise_id
-from competition.io import read_json, write_csv, write_json
+from competition.core.io import read_json, write_csv, write_json
 
 COLUMNS = (ID_COL, "subject", "source", "confidence")
 _SOURCE = re.compile(r"^(column|file|estimated):.+$")
@@ -180,9 +180,8 @@ def from_csv(path: Path | str, column: str | None = None) -> pd.DataFrame:
     return pd.DataFrame({ID_COL: df[ID_COL], "subject": df[col]})
 
 
-def main(argv: list[str] | None = None) -> Subjects:
-    from competition.paths import Workdir
-    from competition.task import add_task_argument, get_task
+def main(argv: list[str] | None = None) -> None:
+    from competition.data.task import add_task_argument, get_task
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
@@ -194,7 +193,7 @@ def main(argv: list[str] | None = None) -> Subjects:
     add_task_argument(ap)
     a = ap.parse_args(argv)
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data, check_media=False).units
     if a.column:
         frame, source = from_column(ds, a.column), f"column:{a.column}"
@@ -202,7 +201,6 @@ def main(argv: list[str] | None = None) -> Subjects:
         frame, source = from_csv(a.csv, a.csv_column), f"file:{a.csv.resolve()}"
     subjects = write_subjects(wd.subjects, frame, source, ds)
     print(f"wrote {wd.subjects}: {subjects.groups.nunique()} subjects over {len(subjects.table)} clips ({source})")
-    return subjects
 
 
 if __name__ == "__main__":

@@ -6,6 +6,10 @@ Per clip: correlated latent emotion intensities -> a face (real photo, expressio
 webcam pose/light/noise/occlusion) and a voice track (room noise, vocal events) -> noisy, max-normalised
 self-reports as labels. Ground truth the pipeline never reads: synth_truth.csv, synth_frames.csv,
 synth_events.csv and synth_truth.json (parameters and the oracle ceiling). See docs/SYNTHETIC.md.
+
+Longer than the ~400-line norm on purpose: the generative model (latents, subjects, camera, labels) and
+the oracle ceiling it is scored against must be read together; faces and audio are already split out
+(synth_faces.py, synth_audio.py).
 """
 from __future__ import annotations
 
@@ -31,8 +35,8 @@ from competition.data.synth_audio import (
 from competition.data.synth_faces import (
     CANON, COMPONENTS, EMOTION_TO_AU, face_bank, face_box_canon, render_head,
 )
-from competition.io import atomic_path, read_json, write_csv, write_json
-from competition.metrics import pcc_per_column
+from competition.core.io import atomic_path, read_json, write_csv, write_json
+from competition.core.metrics import pcc_per_column
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ def body_keypoints(frames: np.ndarray, model_path: str | Path | None = None) -> 
 def body_pose(clip: ClipMedia, scheme: str, step: float, n: int, every: int, max_side: int,
               model_path: str) -> FeatureOutput:
     """BlazePose 33 body keypoints per sampled frame (T, 100), every 0.5 s by default (seed 003)."""
-    from competition.media.video import read_sampled
+    from competition.features.video import read_sampled
     vf = read_sampled(clip.mp4, scheme, step=step, n=n, every=every, max_side=max_side)
     x = body_keypoints(vf.frames, model_path or None)
     return FeatureOutput(x=x, t=vf.times.astype(np.float32), mask=x[:, -1] >= 0.5,

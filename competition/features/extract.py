@@ -21,8 +21,8 @@ import yaml
 from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
-from competition.paths import Workdir
-from competition.task import add_task_argument, get_task
+from competition.core.paths import Workdir
+from competition.data.task import add_task_argument, get_task
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
@@ -89,7 +89,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [i for i in ids if i not in dataset.table.index]
         if missing:
             ap.error(f"ids not in the dataset {args.data}: {missing}")
-    root = Workdir.of(args.workdir, task).features
+    root = task.workdir(args.workdir).features
     reports = extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not args.no_progress)
     for r in reports:
         print(f"{r.key}: {r.done} done, {r.skipped} already stored, {r.failed} failed, {r.seconds:.1f}s "

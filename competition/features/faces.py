@@ -30,7 +30,7 @@ import numpy as np
 
 from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, get_extractor, \
     register_extractor
-from competition.io import atomic_path
+from competition.core.io import atomic_path
 
 DETECTOR_CODES: dict[str, int] = {"none": 0, "mtcnn": 1, "haar": 2, "interpolated": 3, "aligned": 4}
 
@@ -39,7 +39,7 @@ _TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7
                           [41.5493, 92.3655], [70.7299, 92.2041]], np.float32)
 
 FACE_DEFAULTS: dict[str, Any] = {
-    "scheme": "step", "step": 0.2, "n": 32, "every": 30,   # frame sampling (see competition.media.video)
+    "scheme": "step", "step": 0.2, "n": 32, "every": 30,   # frame sampling (see competition.features.video)
     "size": 112,                 # crop side in pixels (112 as seed 001, 224 as seed 000)
     "detectors": "haar,mtcnn",   # chain, tried in order per frame
     "margin": 0.25,              # extra context around the face, as a fraction of its size
@@ -316,7 +316,7 @@ def read_aligned(folder: Path | None, fps: float | None, p: dict[str, Any]) -> t
     """(crops (N, S, S, 3) RGB at the crop size, times (N,), indices (N,)) of the sampled frames of an
     aligned-crops folder `<k:05d>.jpg` (k 1-based, frame k at (k - 1) / fps)."""
     import cv2
-    from competition.media.video import sample_times
+    from competition.features.video import sample_times
     if folder is None or not Path(folder).is_dir():
         raise FeatureError(f"{folder}: no aligned face crops for this clip (detectors: aligned)")
     ks = np.array(sorted(int(f.stem) for f in Path(folder).glob("*.jpg") if f.stem.isdigit()), np.int64)
@@ -348,7 +348,7 @@ def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None, c
     """Decode the sampled frames of one video once and return crops and geometry (with the `aligned`
     detector: read the clip's aligned crops instead)."""
     import cv2
-    from competition.media.video import read_sampled
+    from competition.features.video import read_sampled
     p = {**FACE_DEFAULTS, **(params or {})}
     chain = [d.strip() for d in str(p["detectors"]).split(",") if d.strip()]
     if "aligned" in chain:

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from competition.plugins import import_submodules
+from competition.core.plugins import import_submodules
 
 
 class FeatureError(RuntimeError):

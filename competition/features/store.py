@@ -21,8 +21,8 @@ from tqdm.auto import tqdm
 from competition.data.contract import Dataset
 from competition.features.registry import (ClipMedia, Extractor, FeatureError, FeatureOutput,
                                            get_extractor, parse_feature_spec)
-from competition.io import atomic_path, read_json, remove_orphans, write_csv, write_json
-from competition.provenance import machine_info
+from competition.core.io import atomic_path, read_json, remove_orphans, write_csv, write_json
+from competition.core.provenance import machine_info
 
 FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
@@ -198,7 +198,7 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     ids = list(dataset.ids if ids is None else ids)
     todo = [c for c in ids if not store.has(c)]
     previous = read_json(store.dir / "params.json") if (store.dir / "params.json").exists() else {}
-    # float features are machine-specific (competition.provenance): say where clips were computed
+    # float features are machine-specific (competition.core.provenance): say where clips were computed
     machines = previous.get("computed_on", [])
     if todo and machine_info() not in machines:
         machines = [*machines, machine_info()]

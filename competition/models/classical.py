@@ -18,7 +18,8 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
 from sklearn.svm import SVR
 
-from competition.models.base import FeatureBank, Model
+from competition.features.bank import FeatureBank
+from competition.models.base import Model
 from competition.models.registry import register_model
 
 

@@ -19,8 +19,8 @@ from torch import Tensor, nn
 
 from competition.models.layers import AttentionPool, CausalTCN, TransformerEncoder, output_head
 from competition.models.registry import register_model
-from competition.training.batching import Batch, ModalityBatch
-from competition.training.trainer import TorchSequenceModel
+from competition.features.batching import Batch, ModalityBatch
+from competition.models.trainer import TorchSequenceModel
 
 _IMAGENET_MEAN = (0.485, 0.456, 0.406)
 _IMAGENET_STD = (0.229, 0.224, 0.225)

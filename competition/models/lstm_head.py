@@ -12,8 +12,8 @@ from torch import Tensor, nn
 
 from competition.models.layers import MaskedRNN, MissingFill, output_head
 from competition.models.registry import register_model
-from competition.training.batching import Batch
-from competition.training.trainer import TorchSequenceModel
+from competition.features.batching import Batch
+from competition.models.trainer import TorchSequenceModel
 
 
 class LSTMRegressor(nn.Module):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from competition.models.base import Model
-from competition.plugins import import_submodules
+from competition.core.plugins import import_submodules
 
 _MODELS: dict[str, type[Model]] = {}
 

@@ -10,8 +10,8 @@ from torch import Tensor, nn
 
 from competition.models.layers import MaskedRNN, MissingFill, output_head, safe_key_padding
 from competition.models.registry import register_model
-from competition.training.batching import Batch
-from competition.training.trainer import TorchSequenceModel
+from competition.features.batching import Batch
+from competition.models.trainer import TorchSequenceModel
 
 
 def centre_rows(x: Tensor, mask: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:

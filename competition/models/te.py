@@ -9,8 +9,8 @@ from torch import Tensor, nn
 
 from competition.models.layers import MeanPool, TransformerEncoder, output_head, zero_masked
 from competition.models.registry import register_model
-from competition.training.batching import Batch
-from competition.training.trainer import TorchSequenceModel
+from competition.features.batching import Batch
+from competition.models.trainer import TorchSequenceModel
 
 
 class TENet(nn.Module):

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from competition.ensembling.moments import Centred
+from competition.pipeline.ensembling.moments import Centred
 
 
 @dataclass

@@ -106,16 +106,6 @@ def write_csv(path: Path | str, df: pd.DataFrame, float_format: str | None = "%.
         df.to_csv(tmp, index=False, float_format=float_format)
 
 
-def write_npy(path: Path | str, arr: np.ndarray) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "wb") as fh:
-            np.save(fh, arr, allow_pickle=False)
-
-
-def read_npy(path: Path | str) -> np.ndarray:
-    return np.load(path, allow_pickle=False)
-
-
 def _json_default(obj: Any) -> Any:
     if isinstance(obj, (np.integer,)):
         return int(obj)

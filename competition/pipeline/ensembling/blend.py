@@ -1,6 +1,5 @@
-"""Blend finished experiments into an official submission, judged by nested CV.
-
-    python make_submission.py --blend best|METHOD [--name NAME] [--exp EXP ...] [--data DIR] [--task eri|va|expr]
+"""Choose a blend of finished experiments, judged by nested CV (the submission command is
+`python make_submission.py`, competition/submission.py).
 
 Every method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on the
 other folds, scored on the held-out fold). `best` takes the method with the best nested score; when no
@@ -12,26 +11,17 @@ their own submission format under tasks/<task>/submissions/. With a subjects fil
 """
 from __future__ import annotations
 
-import argparse
 import datetime as dt
-import sys
 from dataclasses import asdict
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from competition.data.subjects import read_subjects
-from competition.ensembling.caruana import CaruanaOptions
-from competition.ensembling.direct import DIRECT_METHODS, DirectNestedCV
-from competition.ensembling.library import Library, load_library
-from competition.ensembling.methods import METHODS
-from competition.ensembling.nested import Evaluation, NestedCV
-from competition.ensembling.table import format_steps
-from competition.provenance import git_commit
-from competition.io import remove_orphans, write_json
-from competition.paths import Workdir
-from competition.task import Task, add_task_argument, get_task
-from competition.tracking import start_run
+from competition.pipeline.ensembling.caruana import CaruanaOptions
+from competition.pipeline.ensembling.direct import DirectNestedCV
+from competition.pipeline.ensembling.library import Library
+from competition.pipeline.ensembling.nested import Evaluation, NestedCV
+from competition.core.provenance import git_commit
+from competition.data.task import Task
 
 BASELINE = "best_single"
 
@@ -109,69 +99,3 @@ def build_card(lib: Library, cv: NestedCV | DirectNestedCV, evals: dict[str, Eva
         "folds_fingerprint": lib.folds_fingerprint, "commit": git_commit(),
         "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
     }
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--blend", default="best",
-                    help=f"best or one of {list(METHODS)} (mean PCC tasks), {list(DIRECT_METHODS)} (others)")
-    ap.add_argument("--name", default=None, help="submission name (default: blend-<method>)")
-    ap.add_argument("--exp", nargs="*", default=None, help="experiments to consider (default: all finished)")
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
-    d = CaruanaOptions()
-    ap.add_argument("--init", type=int, default=d.init, help="Caruana: start from the n best members")
-    ap.add_argument("--max-steps", type=int, default=d.max_steps)
-    ap.add_argument("--min-gain", type=float, default=d.min_gain, help="Caruana: smallest gain that counts")
-    ap.add_argument("--patience", type=int, default=d.patience)
-    ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
-    ap.add_argument("--seed", type=int, default=d.seed)
-    ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
-    ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
-                    "subjects file")
-    add_task_argument(ap)
-    a = ap.parse_args(argv)
-    task = get_task(a.task)
-    known = METHODS if task.moment_blends else DIRECT_METHODS
-    if a.blend != "best" and a.blend not in known:
-        ap.error(f"--blend must be best or one of {list(known)} for task {task.name}, not {a.blend!r}")
-    opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
-    metric = task.metric_name
-    wd = Workdir.of(a.workdir, task)
-    remove_orphans(wd.submissions)  # temporary files of a killed run
-    ds = task.load(a.data or wd.embedded_data, check_media=False)
-    use_subjects = wd.subjects.exists() and task.moment_blends and not a.no_subjects  # clip tasks only
-    subjects = read_subjects(wd.subjects, ds.units).groups if use_subjects else None
-    lib = load_library(wd.oof, ds, a.exp, task, subjects)
-    print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
-          + ", ".join(f"{n} {s:.4f}" for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
-    if subjects is not None:
-        print(f"subjects from {wd.subjects}: per-subject post-processing is a candidate")
-    cv = nested_cv(lib, task, opts)
-    evals = evaluate(cv, a.blend)
-    chosen = choose(evals, a.blend)
-    print(f"\nin-sample vs nested CV (nested over {cv.note}):")
-    print(comparison_table(evals, chosen.method, metric))
-    print(f"\n{chosen.method} (in-sample steps):")
-    print(format_steps(chosen.blender.steps, metric))
-    card = build_card(lib, cv, evals, chosen, a.blend, opts, metric)
-    print(f"\n{card['verdict']}")
-
-    name = a.name or f"blend-{chosen.method}"
-    wd.submissions.mkdir(parents=True, exist_ok=True)
-    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, chosen.blender.apply(lib.test, lib.test_subjects))
-    card = {"name": name, "task": task.name, **card, "dataset": ds.fingerprint, "submission": path.name,
-            "zip": path.with_suffix(".zip").name}
-    write_json(wd.submissions / f"{name}.json", card)
-    with start_run("blend", "blend", name, {"requested": a.blend, "task": task.name, **asdict(opts),
-                                            "members": lib.names}, wd.root, no_wandb=a.no_wandb) as run:
-        run.summary({"method": chosen.method, f"nested_{metric}": chosen.nested,
-                     f"in_sample_{metric}": chosen.in_sample,
-                     **{f"nested/{m}": ev.nested for m, ev in evals.items()},
-                     **{f"in_sample/{m}": ev.in_sample for m, ev in evals.items()}})
-    problems = task.check_submission(path, ds)
-    for p in problems:
-        print(p, file=sys.stderr)
-    print(f"wrote {path} ({len(lib.test_ids)} Test samples), {path.with_suffix('.zip').name}, card "
-          f"{name}.json; nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}")
-    return 1 if problems else 0

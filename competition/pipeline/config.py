@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from competition.paths import CONFIG_DIR
+from competition.core.paths import CONFIG_DIR
 
 REQUIRED = ("model",)
 
@@ -63,7 +63,7 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
-    from competition.task import TASKS
+    from competition.data.task import TASKS
     if cfg["task"] not in TASKS:
         raise ConfigError(f"{path}: task {cfg['task']!r} is not one of {sorted(TASKS)}")
     return cfg

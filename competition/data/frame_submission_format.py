@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 from competition.data.affwild2 import check_frame_number, check_name, frame_id, is_canonical_frame, parse_frame_id
-from competition.io import atomic_path, write_text
+from competition.core.io import atomic_path, write_text
 
 TASKS: tuple[str, ...] = ("va", "expr")
 ID_COL = "image_location"

@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from competition.config import config_hash, dump_config
+from competition.pipeline.config import config_hash, dump_config
 from competition.data.contract import Dataset, normalise_id
 from competition.folds import n_folds_of
-from competition.io import read_json, remove_orphans, write_csv, write_json, write_text
-from competition.provenance import run_card
-from competition.task import ERI, Task, get_task
+from competition.core.io import read_json, remove_orphans, write_csv, write_json, write_text
+from competition.core.provenance import run_card
+from competition.data.task import ERI, Task, get_task
 
 
 class ExperimentError(RuntimeError):

@@ -1,6 +1,6 @@
 """Predict the emotion intensities of new reaction videos with a blend's fold models.
 
-    python -m competition.predict VIDEO... [--blend NAME|CARD.json] [--out FILE.csv|FILE.json]
+    python -m competition.pipeline.predict VIDEO... [--blend NAME|CARD.json] [--out FILE.csv|FILE.json]
                                   [--workdir W] [--device cpu|cuda] [--jobs N]
 
 The blend is a card written by make_submission.py (default: the newest card in submissions/). For each
@@ -26,19 +26,19 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from competition.config import load_config
+from competition.pipeline.config import load_config
 from competition.data.contract import SPLIT_COL, Dataset, media_path
-from competition.ensembling.methods import Blender, rank_reference
-from competition.ensembling.postprocess import SUBJECT_POSTPROCESS
-from competition.experiment import read_predictions
+from competition.pipeline.ensembling.methods import Blender, rank_reference
+from competition.pipeline.ensembling.postprocess import SUBJECT_POSTPROCESS
+from competition.pipeline.experiment import read_predictions
 from competition.features.audio import SAMPLE_RATE, audio_from_video
 from competition.features.registry import FeatureError
 from competition.features.store import FeatureStore, extract, pool, pooled_matrix
-from competition.io import read_json
-from competition.models.base import FeatureBank
+from competition.core.io import read_json
+from competition.features.bank import FeatureBank
 from competition.models.registry import build_model
-from competition.paths import Workdir
-from competition.task import add_task_argument, get_task
+from competition.core.paths import Workdir
+from competition.data.task import add_task_argument, get_task
 
 
 class PredictError(RuntimeError):

@@ -10,9 +10,9 @@ import numpy as np
 import pandas as pd
 
 from competition.data.contract import normalise_id
-from competition.experiment import ExperimentError, read_predictions
-from competition.io import read_json
-from competition.task import ERI, Task
+from competition.pipeline.experiment import ExperimentError, read_predictions
+from competition.core.io import read_json
+from competition.data.task import ERI, Task
 
 
 @dataclass
@@ -97,7 +97,8 @@ def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task 
     if len(fps) > 1:
         raise ExperimentError(f"experiments {names} were trained on different fold files; rerun them on one")
     # C order: pandas hands out column-major blocks, and the blend code relies on (M, N, E) row order
-    return Library(names=list(names), oof=np.ascontiguousarray(np.stack(oofs)), test=np.ascontiguousarray(np.stack(tests)), y=ds.labels(ids), ids=ids,
+    return Library(names=list(names), oof=np.ascontiguousarray(np.stack(oofs)),
+                   test=np.ascontiguousarray(np.stack(tests)), y=ds.labels(ids), ids=ids,
                    test_ids=ds.test_ids, targets=ds.targets, folds_fingerprint=fps.pop(), scores=scores,
                    fold=held_out_fold(oof_root / names[0], ids, task.id_col),
                    subjects=None if subjects is None else _subjects_of(subjects, ids),

@@ -44,10 +44,11 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from competition.features.registry import parse_feature_spec
-from competition.models.base import FeatureBank, Model
-from competition.training.batching import (Batch, ClipInputs, Standardiser, build_clip_inputs, build_timeline,
+from competition.features.bank import FeatureBank
+from competition.models.base import Model
+from competition.features.batching import (Batch, ClipInputs, Standardiser, build_clip_inputs, build_timeline,
                                            collate, resolve_modalities)
-from competition.training.losses import build_loss, smooth_labels
+from competition.models.losses import build_loss, smooth_labels
 
 CHECKPOINT = "model.safetensors"
 PREDICT_CHUNK = 20_000  # samples built and predicted at a time

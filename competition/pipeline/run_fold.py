@@ -1,12 +1,12 @@
 """Train one fold of one or more experiments and write their fold results; finalize an experiment
 (oof.csv, test.csv, metrics.json) once all its folds are done.
 
-    python -m competition.training.run_fold --fold K [--exp EXP ...] [--data DIR] [--workdir W]
+    python -m competition.pipeline.run_fold --fold K [--exp EXP ...] [--data DIR] [--workdir W]
                                             [--set key=value ...] [--jobs N] [--force] [--all-folds]
                                             [--no-wandb] [--task eri|va|expr]
 
 With no --exp, the task's configs flagged `default: true` run. A finished fold is skipped (rerun
-resumes). Each trained fold is a W&B run (offline by default; see competition.tracking).
+resumes). Each trained fold is a W&B run (offline by default; see competition.pipeline.tracking).
 
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
@@ -25,17 +25,18 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from competition import tracking
-from competition.config import default_experiments, load_config
+from competition.pipeline import tracking
+from competition.pipeline.config import default_experiments, load_config
 from competition.data.subjects import read_subjects
-from competition.experiment import Experiment
+from competition.pipeline.experiment import Experiment
 from competition.features.store import extract
 from competition.folds import fold_ids, n_folds_of, read_folds
-from competition.io import atomic_files
-from competition.models.base import FeatureBank, Model, Windows
+from competition.core.io import atomic_files
+from competition.features.bank import FeatureBank, Windows
+from competition.models.base import Model
 from competition.models.registry import build_model
-from competition.paths import Workdir
-from competition.task import Task, add_task_argument, get_task
+from competition.core.paths import Workdir
+from competition.data.task import Task, add_task_argument, get_task
 
 Reporter = Callable[[int, dict[str, float]], None]
 
@@ -192,7 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     add_task_argument(ap)
     a = ap.parse_args(argv)
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data)
     for w in ds.warnings:
         print(f"warning: {w}", file=sys.stderr)

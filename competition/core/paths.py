@@ -1,18 +1,18 @@
 """Where things live. Every artifact directory hangs off one work directory (default: the repo root),
 so tests and benchmarks can run a whole pipeline in a temporary folder with `--workdir`.
 
-ERI artifacts sit at the top (folds/, oof/, submissions/, features/, data/embedded/). Another task keeps
-its folds, OOF and submissions under tasks/<task>/, and tasks of one dataset family share its features
-and embedded data (tasks/<family>/features/, data/<family>/)."""
+A `Workdir` is a root plus a layout: where the folds, OOF and submissions of one task go (`artifacts`,
+relative to the root; '' is the root itself), where the features of its dataset family go (shared by
+tasks of that family) and where its embedded dataset is generated. Tasks give their own layout
+(`Task.workdir`); this module knows nothing about tasks."""
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
-EMBEDDED_DATA = Path("data") / "embedded"  # relative to the work directory
 
 
 def default_workdir() -> Path:
@@ -22,18 +22,17 @@ def default_workdir() -> Path:
 @dataclass(frozen=True)
 class Workdir:
     root: Path
-    task: str = "eri"
-    family: str = "hume"
+    artifacts: str = ""                 # folds/, oof/, submissions/ under root / artifacts
+    features_dir: str = "features"
+    data_dir: str = "data/embedded"
 
     @classmethod
-    def of(cls, root: Path | str | None = None, task: "str | object" = "eri") -> "Workdir":
-        from competition.task import get_task
-        t = get_task(task)
-        return cls(Path(root) if root is not None else default_workdir(), t.name, t.family)
+    def of(cls, root: Path | str | None = None, **layout: str) -> "Workdir":
+        return cls(Path(root) if root is not None else default_workdir(), **layout)
 
     @property
     def base(self) -> Path:
-        return self.root if self.task == "eri" else self.root / "tasks" / self.task
+        return self.root / self.artifacts if self.artifacts else self.root
 
     @property
     def folds(self) -> Path:
@@ -57,8 +56,8 @@ class Workdir:
 
     @property
     def features(self) -> Path:
-        return self.root / "features" if self.family == "hume" else self.root / "tasks" / self.family / "features"
+        return self.root / self.features_dir
 
     @property
     def embedded_data(self) -> Path:
-        return self.root / EMBEDDED_DATA if self.family == "hume" else self.root / "data" / self.family
+        return self.root / self.data_dir

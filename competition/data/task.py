@@ -16,7 +16,10 @@ from typing import Any, Callable
 
 import numpy as np
 
-from competition import metrics
+from competition.core import metrics
+from competition.core.io import read_json
+from competition.core.paths import Workdir
+from competition.data import affwild2, contract, frame_submission_format, submission_format, synth, synth_affwild2
 
 Scorer = Callable[[np.ndarray, np.ndarray], float]
 
@@ -51,6 +54,15 @@ class Task:
     window: dict[str, float] = field(default_factory=dict)  # frame tasks: seconds of context per frame
     group_col: str | None = None                       # folds keep units with one value together
 
+    def workdir(self, root: Path | str | None = None) -> Workdir:
+        """ERI artifacts sit at the top of the work directory; another task keeps its folds, OOF and
+        submissions under tasks/<task>/, and tasks of one dataset family share its features and
+        embedded data (tasks/<family>/features/, data/<family>/)."""
+        if self.family == "hume":
+            return Workdir.of(root)
+        return Workdir.of(root, artifacts=f"tasks/{self.name}", features_dir=f"tasks/{self.family}/features",
+                          data_dir=f"data/{self.family}")
+
     def oracle_ceiling(self, root: Path | str) -> dict | None:
         """{'score': float, 'per_target': {target: float}} of the embedded synthetic data's oracle (its
         noise-free labels scored against the written ones), None for other data."""
@@ -59,8 +71,7 @@ class Task:
     def format_id(self, sample_id: str) -> str:
         """A sample id as written in prediction files: bracketed File_IDs for ERI, frame ids as they are."""
         if self.id_col == "File_ID":
-            from competition.data.contract import bracket_id
-            return bracket_id(sample_id)
+            return contract.bracket_id(sample_id)
         return str(sample_id)
 
     def load(self, root: Path | str, check_media: bool = True) -> Any:
@@ -94,17 +105,14 @@ class Task:
 # ---------------------------------------------------------------- ERI
 
 def _eri_load(root: Path, check_media: bool):
-    from competition.data.contract import load_dataset
-    return load_dataset(root, check_media=check_media)
+    return contract.load_dataset(root, check_media=check_media)
 
 
 def _eri_generate(out: Path, jobs: int, size: int | None):
-    from competition.data.synth import generate
-    return generate(out, jobs=jobs, **({"n": size} if size else {}))
+    return synth.generate(out, jobs=jobs, **({"n": size} if size else {}))
 
 
 def _truth(root: Path, name: str) -> dict | None:
-    from competition.io import read_json
     return read_json(root / name) if (root / name).exists() else None
 
 
@@ -114,13 +122,11 @@ def _eri_ceiling(root: Path) -> dict | None:
 
 
 def _eri_write(path: Path, ds, ids, pred) -> Path:
-    from competition.submission import write_submission
-    return write_submission(path.with_suffix(".csv"), ids, pred, ds.targets)
+    return submission_format.write_submission(path.with_suffix(".csv"), ids, pred, ds.targets)
 
 
 def _eri_check(path: Path, ds) -> list[str]:
-    from competition.submission import check_submission
-    return check_submission(path, ds)
+    return submission_format.check_submission(path, ds)
 
 
 ERI = Task(name="eri", family="hume", granularity="clip", metric_name="mean_pcc", metric_label="mean PCC",
@@ -134,27 +140,23 @@ ERI = Task(name="eri", family="hume", granularity="clip", metric_name="mean_pcc"
 
 def _aw2_load(task: str):
     def load(root: Path, check_media: bool):
-        from competition.data.affwild2 import load_frame_dataset
-        return load_frame_dataset(root, task, check_media=check_media)
+        return affwild2.load_frame_dataset(root, task, check_media=check_media)
     return load
 
 
 def _aw2_generate(out: Path, jobs: int, size: int | None):
-    from competition.data.synth_affwild2 import generate_affwild2
-    return generate_affwild2(out, jobs=jobs, **({"n_videos": size} if size else {}))
+    return synth_affwild2.generate_affwild2(out, jobs=jobs, **({"n_videos": size} if size else {}))
 
 
 def _aw2_write(task: str):
     def write(path: Path, ds, ids, pred) -> Path:
-        from competition.submission_frames import write_frame_submission
-        return write_frame_submission(path.with_suffix(".txt"), task, ids, pred, ds.targets)
+        return frame_submission_format.write_frame_submission(path.with_suffix(".txt"), task, ids, pred, ds.targets)
     return write
 
 
 def _aw2_check(task: str):
     def check(path: Path, ds) -> list[str]:
-        from competition.submission_frames import check_frame_submission
-        return check_frame_submission(path, task, ds.n_frames("Test"))
+        return frame_submission_format.check_frame_submission(path, task, ds.n_frames("Test"))
     return check
 
 

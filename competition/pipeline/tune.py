@@ -1,6 +1,6 @@
 """Hyper-parameter search with Optuna over an experiment config's `search_space`.
 
-    python -m competition.tune EXP --trials N [--storage URL|FILE] [--study NAME] [--fast] [--seed S]
+    python -m competition.pipeline.tune EXP --trials N [--storage URL|FILE] [--study NAME] [--fast] [--seed S]
                                [--data DIR] [--workdir W] [--set key=value ...] [--out PATH] [--no-wandb]
                                [--task eri|va|expr]
 
@@ -48,17 +48,17 @@ import pandas as pd
 from optuna.trial import FrozenTrial, Trial, TrialState
 from tqdm.auto import tqdm
 
-from competition import tracking
-from competition.config import ConfigError, config_hash, dump_config, load_config
+from competition.pipeline import tracking
+from competition.pipeline.config import ConfigError, config_hash, dump_config, load_config
 from competition.data.contract import Dataset
-from competition.experiment import folds_fingerprint
+from competition.pipeline.experiment import folds_fingerprint
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
-from competition.io import write_text
-from competition.metrics import ConstantPredictionWarning
-from competition.paths import CONFIG_DIR, Workdir
-from competition.task import add_task_argument, get_task
-from competition.training.run_fold import fit_fold, subjects_for
+from competition.core.io import write_text
+from competition.core.metrics import ConstantPredictionWarning
+from competition.core.paths import CONFIG_DIR, Workdir
+from competition.data.task import add_task_argument, get_task
+from competition.pipeline.run_fold import fit_fold, subjects_for
 
 # Intermediate values of fold k live at steps k*STEP_STRIDE + epoch; the running CV mean after fold k at
 # (k+1)*STEP_STRIDE - 1. The pruner thus always compares the same fold and epoch across trials.
@@ -532,7 +532,7 @@ def tuned_config(cfg: dict, best: FrozenTrial, study: str, storage_url: str, n_f
 
 
 def write_tuned_config(cfg: dict, path: Path) -> Path:
-    header = (f"# Written by `python -m competition.tune {cfg['name'].removesuffix('_tuned')}`: the best trial's "
+    header = (f"# Written by `python -m competition.pipeline.tune {cfg['name'].removesuffix('_tuned')}`: the best trial's "
               "values over the base config.\n# Run it with: bash scripts/run_all.sh "
               f"{cfg['name']}   (or scripts/run_fold.sh K {cfg['name']})\n")
     write_text(path, header + dump_config(cfg))
@@ -632,7 +632,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(a.exp, a.overrides)
     if cfg["task"] != task.name:
         ap.error(f"config {cfg['name']!r} is for task {cfg['task']!r}, not {task.name!r}; pass --task {cfg['task']}")
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data)
     res = tune(cfg, ds, wd, a.trials, a.storage, a.study, a.fast, a.seed, a.jobs, a.out, no_wandb=a.no_wandb)
     states = pd.Series([t.state.name for t in res.study.trials]).value_counts().to_dict()

@@ -1,6 +1,6 @@
 """The results table of every finished experiment, written to docs/RESULTS.md:
 
-    python -m competition.results [--workdir W] [--data DIR] [--out docs/RESULTS.md] [--task eri|va|expr]
+    python -m competition.pipeline.results [--workdir W] [--data DIR] [--out docs/RESULTS.md] [--task eri|va|expr]
 
 One row per experiment directory with a metrics.json made on this dataset: the task's OOF score (ERI:
 mean PCC, VA: mean CCC, EXPR: macro-F1), its fraction of the oracle ceiling (from the synthetic
@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from competition.data.contract import DataError
-from competition.io import read_json, write_text
-from competition.paths import REPO_ROOT, Workdir
-from competition.task import ERI, Task, add_task_argument, get_task
+from competition.core.io import read_json, write_text
+from competition.core.paths import REPO_ROOT
+from competition.data.task import ERI, Task, add_task_argument, get_task
 
 
 @dataclass
@@ -66,7 +66,8 @@ def render(rows: list[Row], emotions: list[str], ceiling: dict | None, data_labe
     title = "# Results" if task.name == "eri" else f"# Results: {task.name}"
     lines = [title, "",
              f"Out-of-fold (OOF) scores of every finished experiment on {data_label}, best first. "
-             f"Regenerate with `python -m competition.results{'' if task.name == 'eri' else ' --task ' + task.name}` "
+             "Regenerate with `python -m competition.pipeline.results"
+             f"{'' if task.name == 'eri' else ' --task ' + task.name}` "
              "(see its --help).", "",
              f"- OOF {metric}: the official metric on the held-out predictions of all folds together.",
              f"- of ceiling: OOF {metric} / the oracle's (the synthetic generator's noise-free labels "
@@ -114,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     task = get_task(a.task)
     out = a.out or REPO_ROOT / "docs" / ("RESULTS.md" if task.name == "eri" else f"RESULTS_{task.name.upper()}.md")
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
     data = a.data or wd.embedded_data
     try:
         ds = task.load(data, check_media=False)

@@ -21,10 +21,10 @@ from dataclasses import dataclass, field, replace
 import numpy as np
 from scipy.optimize import minimize, nnls
 
-from competition.ensembling.caruana import CaruanaOptions, caruana_weights, select_from_stats
-from competition.ensembling.moments import Centred, block_moments
-from competition.ensembling.postprocess import postprocess
-from competition.ensembling.table import Step, weight_steps
+from competition.pipeline.ensembling.caruana import CaruanaOptions, caruana_weights, select_from_stats
+from competition.pipeline.ensembling.moments import Centred, block_moments
+from competition.pipeline.ensembling.postprocess import postprocess
+from competition.pipeline.ensembling.table import Step, weight_steps
 
 METHODS: tuple[str, ...] = ("best_single", "best_per_emotion", "mean", "rank_mean", "caruana",
                             "caruana_bagged", "caruana_per_emotion", "nnls", "pcc_opt")

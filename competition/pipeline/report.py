@@ -1,6 +1,6 @@
 """One HTML page with PNG figures about everything in a work directory.
 
-    python -m competition.report [--data DIR] [--workdir W] [--out DIR] [--storage URL_OR_FILE ...]
+    python -m competition.pipeline.report [--data DIR] [--workdir W] [--out DIR] [--storage URL_OR_FILE ...]
 
 Sections: leaderboard of finished experiments (OOF mean PCC, spread over folds, per emotion, fraction of
 the oracle ceiling when the data is the embedded synthetic set); blends (gain per added model, nested vs
@@ -28,11 +28,11 @@ import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
 from competition.data.contract import Dataset, load_dataset  # noqa: E402
-from competition.ensembling.caruana import caruana_select  # noqa: E402
-from competition.ensembling.library import finished_experiments, load_library  # noqa: E402
-from competition.experiment import read_predictions  # noqa: E402
-from competition.io import read_json, write_text  # noqa: E402
-from competition.metrics import pcc_per_column  # noqa: E402
+from competition.pipeline.ensembling.caruana import caruana_select  # noqa: E402
+from competition.pipeline.ensembling.library import finished_experiments, load_library  # noqa: E402
+from competition.pipeline.experiment import read_predictions  # noqa: E402
+from competition.core.io import read_json, write_text  # noqa: E402
+from competition.core.metrics import pcc_per_column  # noqa: E402
 
 N_LEVELS = 10  # seed 001 quantises intensities into 10 levels
 TRUTH_JSON = "synth_truth.json"
@@ -198,7 +198,7 @@ class StudyInfo:
 
 def find_studies(oof_root: Path, extra_storages: list[str]) -> list[StudyInfo]:
     """Every study in oof/*/tune/optuna.db and in the given storages."""
-    from competition.tune import open_storage
+    from competition.pipeline.tune import open_storage
     specs = [str(p) for p in sorted(Path(oof_root).glob("*/tune/optuna.db"))] + list(extra_storages)
     out = []
     for spec in specs:
@@ -294,7 +294,8 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
     targets = ds.emotions
     ceiling = oracle_ceiling(ds)
     y_all = ds.labels()
-    parts = [f"<h1>ERI report</h1>{_note(f'dataset {ds.root} ({ds.fingerprint}): {len(ds.labelled_ids)} labelled, {len(ds.test_ids)} Test clips')}"]
+    about = f"dataset {ds.root} ({ds.fingerprint}): {len(ds.labelled_ids)} labelled, {len(ds.test_ids)} Test clips"
+    parts = [f"<h1>ERI report</h1>{_note(about)}"]
 
     # leaderboard
     names = finished_experiments(oof_root)
@@ -380,7 +381,7 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
     parts.append("<h2>Tuning</h2>")
     studies = find_studies(oof_root, storages or [])
     if not studies:
-        parts.append(_note("No Optuna study found: python -m competition.tune EXP --trials N."))
+        parts.append(_note("No Optuna study found: python -m competition.pipeline.tune EXP --trials N."))
     for i, info in enumerate(studies):
         s = info.study
         states = {st.name: sum(t.state == st for t in s.trials) for st in TrialState if
@@ -405,14 +406,14 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
 
 
 def main(argv: list[str] | None = None) -> int:
-    from competition.paths import Workdir
+    from competition.core.paths import Workdir
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None, help="output folder (default <workdir>/reports)")
     ap.add_argument("--storage", action="append", default=[], help="extra Optuna storage (repeatable)")
     ap.add_argument("--task", choices=["eri"], default="eri",
-                    help="eri only: the Aff-Wild2 tasks have their tables from `python -m competition.results "
+                    help="eri only: the Aff-Wild2 tasks have their tables from `python -m competition.pipeline.results "
                          "--task va|expr`")
     a = ap.parse_args(argv)
     wd = Workdir.of(a.workdir)

@@ -14,12 +14,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from competition.ensembling.caruana import CaruanaOptions
-from competition.ensembling.library import Library
-from competition.ensembling.methods import METHODS, Blender, fit_blender
-from competition.ensembling.moments import Moments, block_moments, total
-from competition.ensembling.postprocess import POSTPROCESS, SUBJECT_POSTPROCESS, postprocess
-from competition.metrics import mean_pcc
+from competition.pipeline.ensembling.caruana import CaruanaOptions
+from competition.pipeline.ensembling.library import Library
+from competition.pipeline.ensembling.methods import METHODS, Blender, fit_blender
+from competition.pipeline.ensembling.moments import Moments, block_moments, total
+from competition.pipeline.ensembling.postprocess import POSTPROCESS, SUBJECT_POSTPROCESS, postprocess
+from competition.core.metrics import mean_pcc
 
 MIN_POST_GAIN = 1e-6  # post-processing must beat "none" by more than this to be kept
 

@@ -11,16 +11,15 @@ is fine for the few members a library holds.
 """
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Callable
 
 import numpy as np
 
-from competition.ensembling.caruana import CaruanaOptions
-from competition.ensembling.library import Library
-from competition.ensembling.methods import DEFAULT_BAGS, Blender
-from competition.ensembling.nested import Evaluation, split_for_nested
-from competition.ensembling.table import Step
+from competition.pipeline.ensembling.caruana import CaruanaOptions, bagged_weights, forward_selection, trail_steps
+from competition.pipeline.ensembling.library import Library
+from competition.pipeline.ensembling.methods import DEFAULT_BAGS, Blender
+from competition.pipeline.ensembling.nested import Evaluation, split_for_nested
+from competition.pipeline.ensembling.table import Step
 
 DIRECT_METHODS: tuple[str, ...] = ("best_single", "mean", "caruana", "caruana_bagged")
 Scorer = Callable[[np.ndarray, np.ndarray], float]
@@ -30,30 +29,23 @@ def _blend(preds: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.tensordot(w, preds, axes=1)
 
 
-def greedy_direct(preds: np.ndarray, y: np.ndarray, score: Scorer, opts: CaruanaOptions
-                  ) -> tuple[np.ndarray, list[tuple[int, float]], int]:
-    """Forward selection with replacement on (M, n, E) predictions: (counts of the best ensemble
-    seen, the trail of (member, score) steps, how many trail steps the best ensemble uses)."""
-    m = len(preds)
-    single = np.array([score(p, y) for p in preds])
-    total = np.zeros(preds.shape[1:])
-    count, trail = 0, []
-    for i in np.argsort(-single, kind="stable")[: max(1, min(opts.init, m))]:
-        total, count = total + preds[i], count + 1
-        trail.append((int(i), score(total / count, y)))
-    best, best_len, stale = trail[-1][1], len(trail), 0
-    for _ in range(opts.max_steps):
-        cand = [score((total + preds[j]) / (count + 1), y) for j in range(m)]
-        j = int(np.argmax(cand))
-        total, count = total + preds[j], count + 1
-        trail.append((j, cand[j]))
-        if cand[j] > best + opts.min_gain:
-            best, best_len, stale = cand[j], len(trail), 0
-        else:
-            stale += 1
-            if stale >= opts.patience:
-                break
-    return np.bincount([i for i, _ in trail[:best_len]], minlength=m), trail, best_len
+class DirectScorer:
+    """Any task metric of the running ensemble (the mean of the members added so far), scored on the
+    (M, n, E) predictions: one metric evaluation per candidate and step."""
+
+    def __init__(self, preds: np.ndarray, y: np.ndarray, score: Scorer):
+        self.preds, self.y, self.score, self.n_members = preds, y, score, len(preds)
+        self.total, self.count = np.zeros(preds.shape[1:]), 0
+
+    def single(self) -> np.ndarray:
+        return np.array([self.score(p, self.y) for p in self.preds])
+
+    def candidates(self) -> np.ndarray:
+        return np.array([self.score((self.total + p) / (self.count + 1), self.y) for p in self.preds])
+
+    def add(self, i: int) -> float:
+        self.total, self.count = self.total + self.preds[i], self.count + 1
+        return self.score(self.total / self.count, self.y)
 
 
 def _steps_of(names: list[str], w: np.ndarray, preds: np.ndarray, y: np.ndarray, score: Scorer) -> list[Step]:
@@ -73,29 +65,18 @@ def fit_direct(method: str, names: list[str], preds: np.ndarray, y: np.ndarray, 
                opts: CaruanaOptions = CaruanaOptions(), table: bool = True) -> Blender:
     """Fit `method` on (M, n, E) member predictions of the samples it may look at."""
     m, e = len(preds), preds.shape[2]
-    steps: list[Step] = []
     if method == "best_single":
         w = np.eye(m)[int(np.argmax([score(p, y) for p in preds]))]
     elif method == "mean":
         w = np.full(m, 1.0 / m)
     elif method == "caruana":
-        counts, trail, best_len = greedy_direct(preds, y, score, replace(opts, bags=0))
+        counts, trail, best_len = forward_selection(DirectScorer(preds, y, score), opts)
         w = counts / counts.sum()
-        prev = 0.0
-        for k, (i, s) in enumerate(trail):
-            steps.append(Step(names[i], float(w[i]), s, 0.0 if k == 0 else s - prev, kept=k < best_len))
-            prev = s
-        return Blender(method, list(names), np.tile(w, (e, 1)), steps=steps if table else [])
+        return Blender(method, list(names), np.tile(w, (e, 1)),
+                       steps=trail_steps(names, w, trail, best_len) if table else [])
     elif method == "caruana_bagged":
-        rng = np.random.default_rng(opts.seed)
-        size = min(m, max(1, int(round(opts.bag_fraction * m))))
-        w = np.zeros(m)
-        bags = opts.bags or DEFAULT_BAGS
-        for _ in range(bags):
-            idx = np.sort(rng.choice(m, size, replace=False))
-            counts, _, _ = greedy_direct(preds[idx], y, score, replace(opts, bags=0))
-            w[idx] += counts / counts.sum()
-        w = w / bags
+        w = bagged_weights(m, opts, opts.bags or DEFAULT_BAGS,
+                           lambda idx: forward_selection(DirectScorer(preds[idx], y, score), opts)[0])
     else:
         raise ValueError(f"unknown blend method {method!r} for this task; known: {list(DIRECT_METHODS)}")
     return Blender(method, list(names), np.tile(w, (e, 1)),

@@ -11,7 +11,7 @@ import importlib.metadata as md
 import platform
 import subprocess
 
-from competition.paths import REPO_ROOT
+from competition.core.paths import REPO_ROOT
 
 PACKAGES = ("numpy", "pandas", "scikit-learn", "torch", "timm", "librosa", "opensmile", "transformers",
             "opencv-python-headless")

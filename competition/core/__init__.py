@@ -1,0 +1,1 @@
+"""Foundations every layer may use: io, paths, metrics, provenance, plugin loading."""

@@ -1,0 +1,56 @@
+"""Score a submission on an imported corpus's held-out Test clips, from the importer's truth file.
+
+    python -m competition.data.heldout SUBMISSION.csv --data DIR
+
+The pipeline never sees Test labels; `competition.data.importer` keeps them in DIR/import_truth.csv, so
+the score of a submission on speakers no model trained on can be computed afterwards (official metric:
+mean over emotions of Pearson's r).
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import pandas as pd
+
+from competition.data.contract import ID_COL, SPLIT_COL, SUBJECT_COL, DataError, normalise_id
+from competition.data.importer import TRUTH_CSV
+from competition.core.metrics import score_report
+
+
+def heldout_score(submission: Path | str, data: Path | str) -> dict:
+    """score_report (mean_pcc, per-emotion pcc, ...) of a submission CSV against DIR/import_truth.csv's
+    Test rows; DataError if the truth file is missing or the submission misses Test clips or emotions."""
+    submission, truth_path = Path(submission), Path(data) / TRUTH_CSV
+    if not truth_path.exists():
+        raise DataError(f"{truth_path}: no truth file (only datasets made by competition.data.importer have one)")
+    truth = pd.read_csv(truth_path, dtype={ID_COL: str, SUBJECT_COL: str})
+    truth = truth[truth[SPLIT_COL] == "Test"]
+    truth.index = truth[ID_COL].map(normalise_id)
+    emotions = [c for c in truth.columns if c not in {ID_COL, SPLIT_COL, SUBJECT_COL, "source"}]
+    sub = pd.read_csv(submission, dtype={ID_COL: str})
+    sub.index = sub[ID_COL].map(normalise_id)
+    missing_cols = [e for e in emotions if e not in sub.columns]
+    missing_ids = sorted(set(truth.index) - set(sub.index))
+    if missing_cols or missing_ids:
+        raise DataError(f"{submission}: misses emotion column(s) {missing_cols} and/or {len(missing_ids)} Test "
+                        f"clip(s) of {truth_path}, e.g. {missing_ids[:5]}")
+    rep = score_report(sub.loc[truth.index, emotions].to_numpy(float), truth[emotions].to_numpy(float), emotions)
+    if SUBJECT_COL in truth.columns:
+        rep["subjects"] = sorted(truth[SUBJECT_COL].unique())
+    return rep
+
+
+def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("submission", type=Path)
+    ap.add_argument("--data", type=Path, required=True)
+    a = ap.parse_args(argv)
+    rep = heldout_score(a.submission, a.data)
+    who = f" (held-out subjects {', '.join(rep['subjects'])})" if "subjects" in rep else ""
+    print(f"{a.submission}: Test mean PCC {rep['mean_pcc']:.4f} on {rep['n']} clips{who}")
+    print("  " + " ".join(f"{e}={v:.3f}" for e, v in rep["pcc"].items()))
+
+
+if __name__ == "__main__":
+    main()
