@@ -63,6 +63,13 @@ def truth_row(name: str, truth: np.ndarray, labels: np.ndarray) -> dict:
             "follows_labels": la["follows_labels"], "mean_conf": None}
 
 
+def markdown(df: pd.DataFrame) -> str:
+    cells = [[("" if v is None or (isinstance(v, float) and np.isnan(v)) else str(v)) for v in row]
+             for row in df.itertuples(index=False)]
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in cells])
+
+
 # ---------------------------------------------------------------- synthetic set
 
 def bench_synth(data: Path, workdir: Path, n: int, jobs: int) -> list[dict]:
@@ -168,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         table = pd.DataFrame(fn())
         print(f"\n## {name} ({time.perf_counter() - t0:.0f} s)\n")
-        print(table.to_markdown(index=False))
+        print(markdown(table))
+        table.to_csv(a.workdir / f"subjects_estimation_{name}.csv", index=False)
     return 0
 
 

@@ -58,6 +58,25 @@ def test_silence_is_a_feature_error_not_a_crash(wave):
         speaker_embedding(y)
 
 
+def test_scene_ignores_the_person_and_face_identity_needs_a_face():
+    from competition.features.identity import mean_face_vector, person_mask, scene_vector
+    rng = np.random.default_rng(7)
+    room = rng.integers(0, 255, (120, 160, 3), dtype=np.uint8)
+    box = np.array([0.4, 0.2, 0.6, 0.5], np.float32)
+    person = person_mask(120, 160, box, pad=0.35)
+    assert person[40, 80] and person[119, 80] and not person[5, 5]  # face, torso below it, not the corner
+    other = room.copy()
+    other[person] = rng.integers(0, 255, (int(person.sum()), 3), dtype=np.uint8)  # someone else, other face
+    a, b = scene_vector(room, person, (4, 3), 12, 3), scene_vector(other, person, (4, 3), 12, 3)
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    elsewhere = room[::-1].copy()  # another room
+    assert np.abs(scene_vector(elsewhere, person, (4, 3), 12, 3) - a).max() > 1.0
+    crops = rng.integers(0, 255, (5, 32, 32, 3), dtype=np.uint8)
+    assert mean_face_vector(crops, np.array([1, 1, 0, 1, 0], bool), size=8).shape == (8 * 8 * 3 + 6,)
+    with pytest.raises(FeatureError, match="no face"):
+        mean_face_vector(crops, np.zeros(5, bool))
+
+
 def _planted(rng: np.random.Generator, sizes: list[int], dim: int = 24, noise: float = 0.35) -> tuple:
     centres = rng.standard_normal((len(sizes), dim))
     truth = np.repeat(np.arange(len(sizes)), sizes)
@@ -77,6 +96,10 @@ def test_threshold_clustering_recovers_planted_groups_without_their_number():
     conf = est.table["confidence"].to_numpy()
     assert conf[[0, 9, 20]].max() <= 0.5 + 1e-9 < conf.min() * 0 + np.median(conf)  # half the modalities
     assert est.diagnostics["coverage"] == {"a": 1.0, "b": round(1 - 3 / len(truth), 4)}
+    # a modality that is the same for every clip (placeholder videos) is dropped, not averaged in
+    flat = estimate_subjects(ids, {"a": a, "grey": np.ones((len(a), 5))}, "auto")
+    assert flat.diagnostics["modalities"] == ["a"] and "grey" in flat.diagnostics["dropped"]
+    assert adjusted_rand_score(truth, flat.table["subject"]) == 1.0
     # a fixed threshold far above every distance: one subject
     assert estimate_subjects(ids, {"a": a}, 10.0).table["subject"].nunique() == 1
 
@@ -101,6 +124,11 @@ def test_estimation_is_deterministic():
     one, two = estimate_subjects(ids, {"a": a}), estimate_subjects(ids, {"a": a.copy()})
     pd.testing.assert_frame_equal(one.table, two.table)
     assert one.diagnostics == two.diagnostics
+    # labels feed the diagnostics only: planted labels equal to the clusters change no subject
+    planted = np.eye(one.table["subject"].nunique())[pd.factorize(one.table["subject"])[0]]
+    with_labels = estimate_subjects(ids, {"a": a}, labels=planted)
+    pd.testing.assert_frame_equal(one.table, with_labels.table)
+    assert with_labels.diagnostics["label_association"]["follows_labels"]
 
 
 def test_label_association_flags_clusters_that_are_the_emotion():
@@ -113,6 +141,59 @@ def test_label_association_flags_clusters_that_are_the_emotion():
     assert not as_people["follows_labels"]
     assert abs(as_people["ami_dominant_emotion"]) < 0.05
     assert as_people["eta2_labels"] == pytest.approx(as_people["eta2_permutation_mean"], abs=0.05)
+
+
+@pytest.fixture(scope="module")
+def synth_with_a_faceless_silent_clip(tmp_path_factory):
+    """A small generated synthetic dataset (1.5-2 s clips) where one clip has no face and no sound."""
+    import soundfile as sf
+    from competition.data.contract import load_dataset
+    from competition.data.synth import generate
+    from tests.fixtures_media import write_video
+    root = generate(tmp_path_factory.mktemp("synth") / "data", n=SYNTH_N, seed=3, jobs=1, duration=(1.5, 2.0))
+    ds = load_dataset(root)
+    broken = ds.ids[0]
+    write_video(ds.media(broken, "mp4"), n_frames=20, fps=10.0, face=False)
+    sf.write(ds.media(broken, "wav"), np.zeros(SR, np.float32), SR)
+    return root, broken
+
+
+SYNTH_N = 24
+SYNTH_ARI_BOUND = 0.8  # measured 0.964 (5 subjects found as 6 clusters: the broken clip alone)
+
+
+def test_command_estimates_synthetic_subjects_and_survives_a_faceless_silent_clip(
+        synth_with_a_faceless_silent_clip, tmp_path):
+    """Whole command on the generated set (seed 3, 24 clips, 5 subjects): face_identity + scene give
+    ARI 0.964 with the true subjects; the bound keeps a margin. The clip without face and sound still
+    gets a subject (here its own, confidence 0), never a crash."""
+    from competition.data.contract import load_dataset
+    from competition.data.subjects import read_subjects
+    from competition.features.subjects import DIAGNOSTICS, main
+    root, broken = synth_with_a_faceless_silent_clip
+    ds = load_dataset(root)
+    # the synthetic voices carry no identity (only emotional events), so `speaker` is left out here
+    args = ["--data", str(root), "--workdir", str(tmp_path), "--modalities", "face_identity,scene", "--no-progress"]
+    assert main(args) == 0
+    subjects = read_subjects(tmp_path / "subjects.csv", ds)
+    t = subjects.table
+    assert set(t["source"]) == {"estimated:face_identity+scene"}
+    truth = pd.read_csv(root / "synth_truth.csv", dtype=str).set_index("File_ID")["Subject"]
+    truth = truth.loc[[f"[{i}]" for i in ds.ids]].to_numpy()
+    ari = adjusted_rand_score(truth, t["subject"])
+    assert ari >= SYNTH_ARI_BOUND, ari
+    assert t.loc[broken, "confidence"] <= 0.5 and t.loc[broken, "subject"]  # scene only: half the modalities
+    diag = pd.read_json(tmp_path / DIAGNOSTICS, typ="series")
+    assert diag["coverage"]["face_identity"] < 1.0
+    first = (tmp_path / "subjects.csv").read_bytes()
+    assert main(args) == 0  # rerun: features from the store, same subjects byte for byte
+    assert (tmp_path / "subjects.csv").read_bytes() == first
+    # given subjects are never replaced by an estimate without --force
+    from competition.data.subjects import write_subjects
+    write_subjects(tmp_path / "subjects.csv", pd.DataFrame({"File_ID": ds.ids, "subject": truth}), "column:Subject", ds)
+    with pytest.raises(SystemExit):
+        main(args)
+    assert set(read_subjects(tmp_path / "subjects.csv", ds).table["source"]) == {"column:Subject"}
 
 
 @pytest.mark.slow

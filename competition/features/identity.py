@@ -112,7 +112,7 @@ def scene(clip: ClipMedia, faces: dict[str, Any], n: int, grid: list[int], hue_b
           pad: float, max_side: int) -> FeatureOutput:
     """Background with the person masked out: Lab layout on a 4x3 grid + hue x saturation histogram (74-D)."""
     from competition.features.faces import DETECTOR_CODES, face_track
-    from competition.media.video import read_sampled
+    from competition.features.video import read_sampled
     track = face_track(clip, faces)
     if (np.asarray(track.source) == DETECTOR_CODES["aligned"]).any():
         raise FeatureError("scene needs full frames; this dataset has only aligned face crops")

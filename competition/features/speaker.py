@@ -75,9 +75,9 @@ def voiced(y: np.ndarray, min_dbfs: float, above_floor_db: float, range_db: floa
     """(per-sample bool of the audio to embed, seconds of sound that rises above the clip's floor).
 
     Level per GATE_MS window. Sound: windows over `min_dbfs` and either `above_floor_db` over the clip's
-    floor (10th percentile) or over LOUD_DBFS; a clip of steady, quiet room noise has none. Kept: windows within `range_db` of the
-    loudest and over `min_dbfs`, dilated by GATE_DILATE windows (short pauses inside speech stay, long
-    silences go, as resemblyzer's VAD trimming); continuous speech is kept whole."""
+    floor (10th percentile) or over LOUD_DBFS; a clip of steady, quiet room noise has none. Kept: windows
+    within `range_db` of the loudest and over `min_dbfs`, dilated by GATE_DILATE windows (short pauses
+    inside speech stay, long silences go, as resemblyzer's VAD trimming); continuous speech is kept whole."""
     from scipy.ndimage import binary_dilation
     win = SAMPLE_RATE * GATE_MS // 1000
     n = len(y) // win
@@ -101,8 +101,8 @@ def mel_frames(y: np.ndarray) -> np.ndarray:
 
 def speaker_embedding(y: np.ndarray, min_voiced_s: float = 0.3, min_dbfs: float = -50.0,
                       above_floor_db: float = 15.0, weights: str = "") -> tuple[np.ndarray, float]:
-    """(256-D unit embedding, seconds of voiced audio) of a 16 kHz mono waveform.
-    FeatureError when less than `min_voiced_s` seconds pass the energy gate."""
+    """(256-D unit embedding, seconds of audio kept) of a 16 kHz mono waveform. FeatureError when nothing
+    rises above the clip's floor (silence, steady noise) or less than `min_voiced_s` seconds are kept."""
     import torch
     y = np.asarray(y, np.float32)
     keep, sound = voiced(y, min_dbfs, above_floor_db)

@@ -2,7 +2,7 @@
 not their emotion, and write the work directory's subjects file (competition.data.subjects).
 
     python -m competition.features.subjects --data DIR [--workdir W] [--modalities speaker,face_identity,scene]
-                                            [--threshold auto|X] [--jobs N] [--task eri|va|expr]
+                                            [--threshold auto|X] [--jobs N] [--task eri|va|expr] [--force]
 
 1. Identity features (extractors in competition.features): `speaker` (GE2E speaker-verification
    embedding), `face_identity` (mean aligned face over the clip), `scene` (background, person masked).
@@ -26,12 +26,12 @@ information between clusters and the dominant emotion and the share of label var
 the labels beyond chance, they look like emotions rather than people and a warning is printed. Whether
 estimated subjects help at all is decided by nested CV downstream, never assumed here.
 
-Memory is O(n^2): a float64 distance matrix per modality (10k clips: 0.8 GB each).
+Memory is O(n^2): a float32 distance matrix per modality plus the float64 fused one and scipy's condensed
+copy (10k clips: 0.4 GB per modality, 0.8 GB fused, 0.4 GB condensed).
 """
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import warnings
 from dataclasses import dataclass, field
@@ -56,7 +56,7 @@ def modality_distances(x: np.ndarray) -> np.ndarray:
     standardised rows over the median distance between distinct clips; NaN where either clip is missing."""
     x = np.asarray(x, np.float64)
     have = np.isfinite(x).all(1)
-    out = np.full((len(x), len(x)), np.nan)
+    out = np.full((len(x), len(x)), np.nan, np.float32)
     if have.sum() == 0:
         return out
     z = x[have]
@@ -74,17 +74,22 @@ def modality_distances(x: np.ndarray) -> np.ndarray:
 
 def fuse(dists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """Mean over modalities of the pairwise distances both clips have -> (fused (n, n), modalities per
-    clip (n,)). Pairs with no modality in common get the largest fused distance."""
-    stack = np.stack(dists)
-    known = np.isfinite(stack)
-    count = known.sum(0)
-    with np.errstate(invalid="ignore"):
-        fused = np.where(known, stack, 0.0).sum(0) / np.maximum(count, 1)
+    clip (n,)). Pairs with no modality in common get the largest fused distance. Accumulated one
+    modality at a time (no stacked copy: memory is the n x n matrices themselves)."""
+    n = len(dists[0])
+    total = np.zeros((n, n), np.float64)
+    count = np.zeros((n, n), np.int8)
+    per_clip = np.zeros(n, int)
+    for d in dists:
+        known = np.isfinite(d)
+        total += np.where(known, d, 0.0)
+        count += known
+        per_clip += np.isfinite(np.diagonal(d))
     finite = count > 0
+    fused = total / np.maximum(count, 1)
     fill = float(fused[finite].max()) if finite.any() else 1.0
-    fused = np.where(finite, fused, max(fill, 1.0))
+    fused[~finite] = max(fill, 1.0)
     np.fill_diagonal(fused, 0.0)
-    per_clip = np.diagonal(known, axis1=1, axis2=2).sum(0)
     return fused, per_clip
 
 
@@ -199,6 +204,12 @@ def _cluster_report(d: np.ndarray, labels: np.ndarray, y: np.ndarray | None, lab
     return out
 
 
+def _constant(x: np.ndarray) -> bool:
+    """True when the clips that have this modality all have the same embedding (nothing to cluster)."""
+    rows = np.asarray(x, np.float64)[np.isfinite(x).all(1)]
+    return len(rows) > 1 and bool(np.all(rows.max(0) - rows.min(0) <= 1e-6 * (1 + np.abs(rows).max())))
+
+
 def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], threshold: str | float = "auto",
                       labels: np.ndarray | None = None, seed: int = 0, per_modality: bool = True) -> Estimate:
     """Cluster clips `ids` by their identity embeddings ({modality: (n, D) with NaN rows for clips that
@@ -210,6 +221,11 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     for name, x in embeddings.items():
         if len(x) != n:
             raise ValueError(f"modality {name!r}: {len(x)} rows for {n} clips")
+    dropped = {name: "the same for every clip (e.g. placeholder videos)" for name, x in embeddings.items()
+               if _constant(x)}
+    embeddings = {name: x for name, x in embeddings.items() if name not in dropped}
+    if not embeddings:
+        raise ValueError(f"no modality tells clips apart: {dropped}")
     dists = {name: modality_distances(x) for name, x in embeddings.items()}
     d, have = fuse(list(dists.values()))
     z = linkage(d) if n >= 2 else None
@@ -229,6 +245,7 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
         "threshold_rule": "auto: max mean silhouette over cuts between merge heights" if threshold == "auto"
         else "given", "n_clips": n,
         "coverage": {name: round(float(np.isfinite(x).all(1).mean()), 4) for name, x in embeddings.items()},
+        "dropped": dropped,
         "clips_without_any_modality": int((have == 0).sum()),
         "mean_confidence": round(float(conf.mean()), 4) if n else 0.0,
         **_cluster_report(d, clusters, y, labelled, seed),
@@ -262,6 +279,8 @@ def warnings_of(diag: dict[str, Any]) -> list[str]:
         la = pm.get("label_association")
         if la and la["follows_labels"]:
             out.append(f"modality {name!r} alone clusters by emotion (AMI {la['ami_dominant_emotion']})")
+    for name, why in diag.get("dropped", {}).items():
+        out.append(f"modality {name!r} dropped: {why}")
     for name, cov in diag.get("coverage", {}).items():
         if cov < 0.5:
             out.append(f"modality {name!r} is available for only {cov:.0%} of the clips")
@@ -289,11 +308,18 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
     return out
 
 
+def _given_sources(path: Path) -> list[str]:
+    """Sources of an existing subjects file that are not estimates (which a new estimate may replace)."""
+    if not path.exists():
+        return []
+    sources = pd.read_csv(path, dtype=str, keep_default_na=False).get("source", pd.Series(dtype=str))
+    return sorted({s for s in sources if not s.startswith("estimated:")})
+
+
 def main(argv: list[str] | None = None) -> int:
     from competition.data.subjects import write_subjects
-    from competition.io import write_json
-    from competition.paths import Workdir
-    from competition.task import add_task_argument, get_task
+    from competition.core.io import write_json
+    from competition.data.task import add_task_argument, get_task
 
     ap = argparse.ArgumentParser(prog="python -m competition.features.subjects", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -304,6 +330,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threshold", default="auto", help="'auto' or a fused distance (about 1 = unrelated clips)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
+    ap.add_argument("--force", action="store_true", help="replace a subjects file of given (not estimated) subjects")
     add_task_argument(ap)
     a = ap.parse_args(argv)
     modalities = [m.strip() for m in a.modalities.split(",") if m.strip()]
@@ -313,7 +340,11 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
     task = get_task(a.task)
-    wd = Workdir.of(a.workdir, task)
+    wd = task.workdir(a.workdir)
+    given = _given_sources(wd.subjects)
+    if given and not a.force:
+        ap.error(f"{wd.subjects} holds given subjects ({', '.join(given)}); estimating would replace them. "
+                 "Use --force, or another --workdir")
     dataset = task.load(a.data or wd.embedded_data, check_media=False).units
     emb = load_embeddings(dataset, modalities, wd.features, a.jobs, not a.no_progress)
     if not emb:
@@ -325,12 +356,12 @@ def main(argv: list[str] | None = None) -> int:
         pos = {c: i for i, c in enumerate(dataset.ids)}
         labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
     est = estimate_subjects(dataset.ids, emb, a.threshold, labels)
-    source = "estimated:" + "+".join(emb)
+    source = "estimated:" + "+".join(est.diagnostics["modalities"])
     write_subjects(wd.subjects, est.table, source, dataset)
     write_json(wd.subjects.with_name(DIAGNOSTICS), est.diagnostics)
     d = est.diagnostics
     print(f"wrote {wd.subjects}: {d['n_clusters']} estimated subjects over {d['n_clips']} clips "
-          f"(threshold {d['threshold']:.4f}, mean confidence {d['mean_confidence']}) from {'+'.join(emb)}; "
+          f"(threshold {d['threshold']:.4f}, mean confidence {d['mean_confidence']}) from {'+'.join(d['modalities'])}; "
           f"diagnostics {wd.subjects.with_name(DIAGNOSTICS)}")
     la = d.get("label_association")
     if la:
