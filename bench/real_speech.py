@@ -130,9 +130,11 @@ def speech(a: argparse.Namespace) -> None:
         cards["none+estimated"] = blend_best(est, ds, names["none"] + names["estimated"], "emodb-estimated")
     print("\n--blend best (nested CV over the same speaker-grouped folds decides what ships):")
     for lib, card in cards.items():
-        sub = pd.read_csv((wd if lib != "none+estimated" else est).submissions / card["submission"], dtype={"File_ID": str})
+        where = wd if lib != "none+estimated" else est
+        sub = pd.read_csv(where.submissions / card["submission"], dtype={"File_ID": str})
         sub.index = sub["File_ID"].map(normalise_id)
-        test = mean_pcc(sub.loc[ds.test_ids, ds.targets].to_numpy(), truth.loc[ds.test_ids, ds.targets].to_numpy(float))
+        test = mean_pcc(sub.loc[ds.test_ids, ds.targets].to_numpy(),
+                        truth.loc[ds.test_ids, ds.targets].to_numpy(float))
         print(f"  library {lib:<15} {describe(card)}; held-out Test {test:.4f}")
 
 

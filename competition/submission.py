@@ -79,7 +79,8 @@ def make(argv: list[str] | None = None) -> int:
 
     name = a.name or f"blend-{chosen.method}"
     wd.submissions.mkdir(parents=True, exist_ok=True)
-    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, chosen.blender.apply(lib.test, lib.test_subjects))
+    pred = chosen.blender.apply(lib.test, lib.test_subjects)
+    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, pred)
     card = {"name": name, "task": task.name, **card, "dataset": ds.fingerprint, "submission": path.name,
             "zip": path.with_suffix(".zip").name}
     write_json(wd.submissions / f"{name}.json", card)
