@@ -144,6 +144,7 @@ def embedded(a: argparse.Namespace) -> None:
     if not wd.subjects.exists():
         subjects_cli.main(["--data", str(ds.root), "--workdir", str(wd.root), "--csv",
                            str(ds.root / "synth_truth.csv"), "--csv-column", "Subject"])
+    folds_cli.main(["--data", str(ds.root), "--workdir", str(wd.root), "--groups", "subjects"])
     exps = a.exp or default_experiments("eri")
     rows = []
     for exp in exps:
@@ -151,15 +152,18 @@ def embedded(a: argparse.Namespace) -> None:
         normed = run_experiment(exp, VARIANTS["given"], f"{exp}_sn", ds, wd)
         rows.append((exp, plain["oof_mean_pcc"], normed["oof_mean_pcc"]))
     fold_info = read_json(wd.folds.with_suffix(".json"))
-    print(f"\nembedded set ({len(ds.ids)} clips), folds grouped by {fold_info.get('group_col') or 'nothing'}")
+    print(f"\nembedded set ({len(ds.ids)} clips), folds grouped by {fold_info['groups']['source']}")
     print(f"{'experiment':<18} {'OOF none':>9} {'OOF subject_norm':>17}")
     for exp, p, n in rows:
         print(f"{exp:<18} {p:>9.4f} {n:>17.4f}")
-    without = blend_best(wd, ds, exps, "blend-no-subjects", no_subjects=True)
-    with_ = blend_best(wd, ds, exps + [f"{e}_sn" for e in exps], "blend-subjects")
+    both = exps + [f"{e}_sn" for e in exps]
+    cards = {"without subject-aware options": blend_best(wd, ds, exps, "blend-no-subjects", no_subjects=True),
+             "per-subject post-processing only": blend_best(wd, ds, exps, "blend-subject-post"),
+             "subject_norm members only": blend_best(wd, ds, both, "blend-subject-norm", no_subjects=True),
+             "with subject-aware options": blend_best(wd, ds, both, "blend-subjects")}
     print("\ndefault blend (--blend best), nested CV:")
-    print(f"  without subject-aware options: {describe(without)}")
-    print(f"  with subject-aware options:    {describe(with_)}")
+    for what, card in cards.items():
+        print(f"  {what:<34} {describe(card)}")
 
 
 def main(argv: list[str] | None = None) -> int:
