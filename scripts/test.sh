@@ -1,4 +1,12 @@
 #!/usr/bin/env bash
 # The test command: set-up, then the fast suite (slow tests: bash scripts/test.sh -m slow).
 source "$(dirname "$0")/env.sh"
+# PostgreSQL server binaries for tests/test_tune_postgres.py, which starts its own server (Debian package;
+# as root only, once; ERI_NO_POSTGRES=1 skips it and that test is then skipped)
+if [ -z "${ERI_NO_POSTGRES:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+   && ! compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null && ! command -v initdb >/dev/null; then
+  export DEBIAN_FRONTEND=noninteractive
+  { apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; } >/dev/null 2>&1 \
+    || echo "test.sh: could not install the Debian package postgresql; tests/test_tune_postgres.py will skip" >&2
+fi
 python -m pytest "$@"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import fractions
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -27,9 +28,10 @@ def noise_frame(i: int, size: tuple[int, int] = (192, 144)) -> np.ndarray:
     return np.clip(base + rng.normal(0, 20, base.shape), 0, 255).astype(np.uint8)
 
 
-def write_video(path: Path, n_frames: int = 45, fps: float = 15.0, face: bool = True,
+def write_video(path: Path, n_frames: int = 45, fps: float = 15.0, face: bool | Callable[[int], bool] = True,
                 times: np.ndarray | None = None, audio: bool = False, size: tuple[int, int] = (192, 144)) -> Path:
-    """H.264 mp4. `times` (s) sets each frame's presentation time (variable frame rate)."""
+    """H.264 mp4. `times` (s) sets each frame's presentation time (variable frame rate); `face` may say
+    per frame index whether it shows the face (else noise)."""
     import av
     path.parent.mkdir(parents=True, exist_ok=True)
     tb = fractions.Fraction(1, 1000)
@@ -40,7 +42,7 @@ def write_video(path: Path, n_frames: int = 45, fps: float = 15.0, face: bool = 
         stream.codec_context.time_base = tb
         astream = out.add_stream("aac", rate=16000) if audio else None
         for i in range(n_frames):
-            img = astronaut_frame(i, size) if face else noise_frame(i, size)
+            img = astronaut_frame(i, size) if (face(i) if callable(face) else face) else noise_frame(i, size)
             frame = av.VideoFrame.from_ndarray(img, format="rgb24")
             frame.pts = int(round((times[i] if times is not None else i / fps) * 1000))
             frame.time_base = tb

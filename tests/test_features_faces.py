@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from competition.features.faces import (DETECTOR_CODES, POSE_COLUMNS, _TEMPLATE_112, head_pose,
+from competition.features.faces import (DETECTED_CODES, DETECTOR_CODES, POSE_COLUMNS, _TEMPLATE_112, head_pose,
                                         interpolate_track, pose_matrix, run_face_pipeline)
 from fixtures_media import write_video
 
@@ -18,7 +18,7 @@ def test_astronaut_clip_gives_aligned_crops(face_clip: Path):
     track = run_face_pipeline(face_clip, {"size": 112})
     assert track.crops.shape == (15, 112, 112, 3) and track.crops.dtype == np.uint8  # 3 s every 0.2 s
     assert track.info["detection_rate"] >= 0.9 and track.info["fallback"] == ""
-    assert track.mask.all() and np.isin(track.source, [1, 2]).all()
+    assert track.mask.all() and np.isin(track.source, DETECTED_CODES).all()
     # the face is about 0.2-0.35 of a 192x144 frame, centred near (0.4, 0.4)
     cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2
     assert np.all((cx > 0.3) & (cx < 0.5))
@@ -36,7 +36,9 @@ def test_astronaut_clip_gives_aligned_crops(face_clip: Path):
 def test_mtcnn_only_chain_and_info_counts(face_clip: Path):
     track = run_face_pipeline(face_clip, {"detectors": "mtcnn", "scheme": "every", "every": 15})
     assert len(track.crops) == 3
-    assert track.info["detectors"]["mtcnn"] == 3 and track.info["detectors"]["haar"] == 0
+    # frames 0 and 2 by the chain (detect_every=2), frame 1 between them verified by O-Net
+    assert track.info["detectors"]["mtcnn"] == 2 and track.info["detectors"]["verified"] == 1
+    assert track.info["detectors"]["haar"] == 0
     assert np.isfinite(track.landmarks).all()
 
 
@@ -75,6 +77,23 @@ def test_batched_onet_matches_one_frame_calls_and_large_frames_are_searched_down
         assert np.abs(centre(b) - 4 * centre(boxes[0])).max() < 0.15 * side
         assert 0.7 < (b[2] - b[0]) / side < 1.4
     assert np.abs(mt[1] - 4 * lm[0]).max() < 0.1 * side  # MTCNN's landmarks agree with O-Net's
+
+
+def test_detecting_every_other_frame_finds_the_same_faces_and_boxes(tmp_path: Path):
+    """detect_every=2: the chain on every other sampled frame, O-Net verifies the boxes between; where
+    the face comes and goes (here a cut after 0.8 s and back after 2.2 s) the chain runs on every frame."""
+    shown = lambda i: not 12 <= i < 33  # noqa: E731  frames 12-32 (0.8-2.2 s at 15 fps) show noise
+    path = write_video(tmp_path / "cut.mp4", n_frames=60, face=shown)
+    every = {k: run_face_pipeline(path, {"detect_every": k}) for k in (1, 2)}
+    one, two = every[1], every[2]
+    truth = np.array([shown(round(t * 15)) for t in one.times])
+    assert np.array_equal(np.isin(one.source, DETECTED_CODES), truth)
+    assert np.array_equal(np.isin(two.source, DETECTED_CODES), truth)  # the same frames found
+    verified = two.source == DETECTOR_CODES["verified"]
+    assert verified.sum() >= 3 and (two.source[~verified & truth] == DETECTOR_CODES["haar"]).all()
+    side = (one.boxes[truth, 2] - one.boxes[truth, 0]).mean()
+    assert np.abs(two.boxes[truth] - one.boxes[truth]).max() < 0.1 * side  # O-Net's own box on the face
+    assert np.abs(two.landmarks[truth] - one.landmarks[truth]).max() < 0.1 * side
 
 
 def test_interpolation_respects_the_window():
@@ -141,7 +160,7 @@ def test_faces_found_on_90_percent_of_visible_frames_of_synthetic_data(tmp_path_
         w, h = track.frame_size
         cx = (track.boxes[:, 0] + track.boxes[:, 2]) / 2 * w
         gx = (g.face_x + g.face_w / 2).to_numpy()[near]
-        on_face = np.isin(track.source, [1, 2]) & (np.abs(cx - gx) < g.face_w.to_numpy()[near] / 2)
+        on_face = np.isin(track.source, DETECTED_CODES) & (np.abs(cx - gx) < g.face_w.to_numpy()[near] / 2)
         hit += int((on_face & vis).sum())
         visible += int(vis.sum())
     assert visible > 100 and hit / visible >= 0.9

@@ -52,6 +52,29 @@ def test_decoded_frame_matches_written_content(tmp_path: Path):
     assert small.frames.shape == (3, 72, 96, 3)
 
 
+def test_sparse_decoding_skips_non_reference_frames_and_returns_the_same_pixels(tmp_path: Path):
+    """libx264's defaults (3 B-frames, most not referenced) as most H.264 cameras and encoders write."""
+    import av
+    from competition.features.video import _decode_skipping, _open
+    path = write_video(tmp_path / "b.mp4", n_frames=60)
+    with av.open(str(path)) as c:
+        full = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
+    idx = np.arange(0, 60, 6)
+    vf = decode_frames(path, idx)
+    assert all(np.array_equal(vf.frames[k], full[i]) for k, i in enumerate(idx))  # bit-identical
+    c = _open(path)
+    try:
+        pts = sorted(p.pts for p in c.demux(video=0) if p.size)
+    finally:
+        c.close()
+    c = _open(path)
+    try:
+        decoded = sum(1 for _ in _decode_skipping(c, c.streams.video[0], {int(pts[i]): 0 for i in idx}))
+    finally:
+        c.close()
+    assert len(idx) <= decoded < 60  # unwanted non-reference frames were never decoded
+
+
 def test_corrupt_and_missing_videos_raise_feature_error_naming_the_file(tmp_path: Path):
     junk = tmp_path / "junk.mp4"
     junk.write_bytes(np.random.default_rng(0).integers(0, 255, 5000, dtype=np.uint8).tobytes())

@@ -14,12 +14,21 @@ SAMPLE_RATE = 16_000
 
 
 def load_audio(path: Path | str, sr: int = SAMPLE_RATE) -> np.ndarray:
-    """Any rate / channel count -> float32 mono at `sr`. Raises FeatureError naming the file."""
+    """Any rate / channel count -> float32 mono at `sr` (read-only). Raises FeatureError naming the file.
+    The audio extractors of one clip run one after another in a worker, so the last clip's decoded and
+    resampled signal is kept: eGeMAPS, MFCC and MFCC statistics read and resample each wav once."""
     path = Path(path)
     if not path.exists():
         raise FeatureError(f"{path}: audio file missing")
-    if path.stat().st_size == 0:
+    st = path.stat()
+    if st.st_size == 0:
         raise FeatureError(f"{path}: audio file is empty (0 bytes)")
+    return _load_audio(str(path.resolve()), sr, st.st_mtime_ns, st.st_size)  # a rewritten file is a new key
+
+
+@functools.lru_cache(maxsize=2)
+def _load_audio(path_str: str, sr: int, mtime_ns: int, size: int) -> np.ndarray:
+    path = Path(path_str)
     try:
         y, rate = sf.read(str(path), dtype="float32", always_2d=True)
     except Exception as exc:
@@ -28,6 +37,7 @@ def load_audio(path: Path | str, sr: int = SAMPLE_RATE) -> np.ndarray:
     if rate != sr and len(y):
         import soxr
         y = soxr.resample(y, rate, sr).astype(np.float32)
+    y.setflags(write=False)  # shared by the extractors of the clip
     return y
 
 

@@ -8,6 +8,8 @@ Detector chain (tried per frame, in the order of the `detectors` parameter):
            HAAR_FULL_MIN), and O-Net refines all of a clip's Haar boxes in one batched call.
 - "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust), on frames
            downscaled to MTCNN_MAX_SIDE.
+The chain runs on every `detect_every`-th sampled frame; the frames between two with a face get the
+interpolated box checked by the batched O-Net ("verified"), see `detect_frames`.
 A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
 this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
 - "aligned": no detection: the dataset's own aligned face crops (Aff-Wild2's `cropped_aligned/<name>/
@@ -32,7 +34,10 @@ from competition.features.registry import ClipMedia, FeatureError, FeatureOutput
     register_extractor
 from competition.core.io import atomic_path
 
-DETECTOR_CODES: dict[str, int] = {"none": 0, "mtcnn": 1, "haar": 2, "interpolated": 3, "aligned": 4}
+DETECTOR_CODES: dict[str, int] = {"none": 0, "mtcnn": 1, "haar": 2, "interpolated": 3, "aligned": 4,
+                                  "verified": 5}
+# a face found on the frame itself (interpolated rows are not): by Haar, MTCNN or O-Net's check
+DETECTED_CODES: tuple[int, ...] = (DETECTOR_CODES["mtcnn"], DETECTOR_CODES["haar"], DETECTOR_CODES["verified"])
 
 # ArcFace 5-point template for a 112x112 crop: eyes, nose tip, mouth corners (image left first).
 _TEMPLATE_112 = np.array([[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366],
@@ -45,6 +50,7 @@ FACE_DEFAULTS: dict[str, Any] = {
     "margin": 0.25,              # extra context around the face, as a fraction of its size
     "interp_frames": 12,         # fill misses whose detected neighbours are at most this many frames apart
     "max_side": 640,             # frames larger than this are downscaled before detection
+    "detect_every": 3,           # detector chain on every k-th sampled frame, O-Net checks the ones between
 }
 
 
@@ -77,8 +83,10 @@ def _haar():
 def _mtcnn():
     import torch
     from facenet_pytorch import MTCNN
+    # channels-last weights: oneDNN's NHWC convolutions and max-pooling run O-Net 3x and the whole
+    # cascade ~13 % faster on CPU than NCHW; outputs differ by < 1e-6 (float summation order)
     return MTCNN(keep_all=False, select_largest=True, min_face_size=20, post_process=False,
-                 device="cuda" if torch.cuda.is_available() else "cpu")
+                 device="cuda" if torch.cuda.is_available() else "cpu").to(memory_format=torch.channels_last)
 
 
 def _largest(rects: np.ndarray) -> np.ndarray | None:
@@ -172,7 +180,8 @@ def refine_onet_batch(frames: list[np.ndarray] | np.ndarray, boxes: list[np.ndar
         img = torch.as_tensor(frame[y0:y1, x0:x1], dtype=torch.float32, device=net.device).permute(2, 0, 1)[None]
         inputs.append(interpolate(img, size=(48, 48), mode="area"))  # as facenet-pytorch's own O-Net stage
     with torch.no_grad():
-        reg, pts, prob = net.onet((torch.cat(inputs) - 127.5) * 0.0078125)
+        x = ((torch.cat(inputs) - 127.5) * 0.0078125).contiguous(memory_format=torch.channels_last)
+        reg, pts, prob = net.onet(x)
     reg, pts, prob = reg.cpu().numpy(), pts.cpu().numpy(), prob[:, 1].cpu().numpy()
     sq = np.asarray(squares, np.float32)
     x0, y0, x1, y1 = sq.T
@@ -223,25 +232,68 @@ def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
     return None, None, DETECTOR_CODES["none"], None
 
 
-def detect_frames(frames: np.ndarray, chain: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The detector chain over a clip's frames in order: boxes (T, 4) and landmarks (T, 5, 2) in
-    pixels (NaN where unknown), detector codes (T,). Haar boxes that O-Net accepts as a face
-    (p >= 0.5) take its tighter box and landmarks; the others stay as Haar found them."""
-    t_count = len(frames)
+def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices: np.ndarray | None = None
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The detector chain over a clip's frames: boxes (T, 4) and landmarks (T, 5, 2) in pixels (NaN
+    where unknown), detector codes (T,). Haar boxes that O-Net accepts as a face (p >= 0.5) take its
+    tighter box and landmarks; the others stay as Haar found them.
+
+    With `every` = k > 1 the chain runs on every k-th frame after one with a face, every 2k-th after
+    one without, and on the last frame. A frame between two of them that both found a face gets their
+    box interpolated (by frame `indices`) and checked by O-Net, batched: accepted, it takes O-Net's box
+    and landmarks (code "verified"); rejected, the chain runs on it. Frames between two without a face
+    are left without one (a face seen for less than 2k sampled frames can be missed); between a face
+    and none (the face comes or goes), the chain runs on every frame."""
+    t_count, every = len(frames), max(1, int(every))
     boxes = np.zeros((t_count, 4), np.float32)
     lms = np.full((t_count, 5, 2), np.nan, np.float32)
     source = np.zeros(t_count, np.int8)
-    prior = None
-    for i, frame in enumerate(frames):
-        box, lm, code, prior = _detect_frame(frame, chain, prior)
+    haar_boxes: dict[int, np.ndarray] = {}  # Haar's own boxes: where the next frame's search starts
+
+    def prior(i: int) -> np.ndarray | None:  # Haar box of the nearest earlier frame searched, if near
+        return next((haar_boxes[j] for j in range(i - 1, i - every - 1, -1) if j in haar_boxes), None)
+
+    def chain_on(i: int) -> None:
+        box, lm, code, haar_box = _detect_frame(frames[i], chain, prior(i))
         if box is not None:
             boxes[i], source[i] = box, code
             if lm is not None:
                 lms[i] = lm
-    haar = np.flatnonzero(source == DETECTOR_CODES["haar"])
-    refined, lm, p = refine_onet_batch([frames[i] for i in haar], [boxes[i] for i in haar])
-    ok = p >= 0.5  # O-Net agrees it is a face
-    boxes[haar[ok]], lms[haar[ok]] = refined[ok], lm[ok]
+        if haar_box is not None:
+            haar_boxes[i] = haar_box
+
+    def refine_haar(todo: list[int]) -> None:
+        haar = [i for i in todo if source[i] == DETECTOR_CODES["haar"]]
+        refined, lm, p = refine_onet_batch([frames[i] for i in haar], [boxes[i] for i in haar])
+        for i, b, m, ok in zip(haar, refined, lm, p >= 0.5):  # O-Net agrees it is a face
+            if ok:
+                boxes[i], lms[i] = b, m
+
+    keys, i = [], 0
+    while i < t_count:  # stride `every` while a face is in view, twice that while none is
+        chain_on(i)
+        keys.append(i)
+        i = min(i + (every if source[i] else 2 * every), t_count - 1) if i < t_count - 1 else t_count
+    refine_haar(keys)
+    pos = np.arange(t_count, dtype=np.float64) if indices is None else np.asarray(indices, np.float64)
+    between, chain_too = [], []
+    for a, b in zip(keys, keys[1:]):
+        gap = list(range(a + 1, b))
+        if gap and source[a] and source[b]:
+            for i in gap:
+                w = (pos[i] - pos[a]) / max(pos[b] - pos[a], 1e-9)
+                between.append((i, ((1 - w) * boxes[a] + w * boxes[b]).astype(np.float32)))
+        elif gap and (source[a] or source[b]):
+            chain_too += gap
+    refined, lm, p = refine_onet_batch([frames[i] for i, _ in between], [box for _, box in between])
+    for (i, _), b, m, ok in zip(between, refined, lm, p >= 0.5):
+        if ok:
+            boxes[i], lms[i], source[i] = b, m, DETECTOR_CODES["verified"]
+        else:
+            chain_too.append(i)
+    for i in sorted(chain_too):
+        chain_on(i)
+    refine_haar(chain_too)
     return boxes, lms, source
 
 
@@ -357,7 +409,7 @@ def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None, c
         return aligned_track(clip.frames_dir if clip else None, clip.fps if clip else None, p)
     vf = read_sampled(video, p["scheme"], step=p["step"], n=p["n"], every=p["every"], max_side=p["max_side"])
     t_count, (h, w) = len(vf.frames), vf.frames.shape[1:3]
-    boxes, lms, source = detect_frames(vf.frames, chain)
+    boxes, lms, source = detect_frames(vf.frames, chain, int(p["detect_every"]), vf.indices)
     found = source > 0
     boxes, lms, mask, interp = interpolate_track(vf.indices, boxes, lms, found, int(p["interp_frames"]))
     source[interp] = DETECTOR_CODES["interpolated"]
@@ -461,7 +513,7 @@ def pose_matrix(track: FaceTrack) -> np.ndarray:
     for j in range(3):
         col = angles[:, j]
         col[:] = np.interp(t, t[has_lm], col[has_lm]) if has_lm.any() else 0.0
-    detected = np.isin(track.source, [DETECTOR_CODES["haar"], DETECTOR_CODES["mtcnn"], DETECTOR_CODES["aligned"]])
+    detected = np.isin(track.source, [*DETECTED_CODES, DETECTOR_CODES["aligned"]])
     return np.concatenate([geo, motion, angles, detected[:, None], has_lm[:, None]], 1).astype(np.float32)
 
 
@@ -474,4 +526,4 @@ def pose(clip: ClipMedia, **params: Any) -> FeatureOutput:
     """Face-box position, size and motion plus head pose per sampled frame (13 columns, POSE_COLUMNS)."""
     track = face_track(clip, params)
     return FeatureOutput(x=pose_matrix(track), t=track.times, mask=track.mask,
-                         info={"detection_rate": round(float(np.isin(track.source, [1, 2]).mean()), 4)})
+                         info={"detection_rate": round(float(np.isin(track.source, DETECTED_CODES).mean()), 4)})

@@ -57,8 +57,12 @@ class Extractor:
         return {**self.defaults, **(params or {})}
 
     def key(self, params: dict[str, Any] | None = None) -> str:
-        """Folder name of this (extractor, parameters) pair in the feature store."""
-        blob = json.dumps({"v": self.version, "p": self.resolve(params)}, sort_keys=True, default=str)
+        """Folder name of this (extractor, parameters) pair in the feature store. Extractors that read the
+        face crops name the faces store they read, so a change of the face pipeline re-keys them too."""
+        p = self.resolve(params)
+        if isinstance(p.get("faces"), dict):
+            p = {**p, "faces": get_extractor("faces").key(p["faces"])}
+        blob = json.dumps({"v": self.version, "p": p}, sort_keys=True, default=str)
         return f"{self.name}-{hashlib.sha1(blob.encode()).hexdigest()[:8]}"
 
     def run(self, clip: ClipMedia, params: dict[str, Any] | None = None) -> FeatureOutput:

@@ -33,6 +33,7 @@ from competition.pipeline.ensembling.library import finished_experiments, load_l
 from competition.pipeline.experiment import read_predictions  # noqa: E402
 from competition.core.io import read_json, write_text  # noqa: E402
 from competition.core.metrics import pcc_per_column  # noqa: E402
+from competition.pipeline.study_storage import DEFAULT_STORAGE, open_storage  # noqa: E402
 
 N_LEVELS = 10  # seed 001 quantises intensities into 10 levels
 TRUTH_JSON = "synth_truth.json"
@@ -197,9 +198,10 @@ class StudyInfo:
 
 
 def find_studies(oof_root: Path, extra_storages: list[str]) -> list[StudyInfo]:
-    """Every study in oof/*/tune/optuna.db and in the given storages."""
-    from competition.pipeline.tune import open_storage
-    specs = [str(p) for p in sorted(Path(oof_root).glob("*/tune/optuna.db"))] + list(extra_storages)
+    """Every study in the experiments' default storages (oof/*/tune/optuna.journal, or optuna.db as written
+    before the journal became the default) and in the given storages."""
+    specs = [str(p) for pattern in (DEFAULT_STORAGE, "tune/optuna.db")
+             for p in sorted(Path(oof_root).glob(f"*/{pattern}"))] + list(extra_storages)
     out = []
     for spec in specs:
         st = open_storage(spec)
