@@ -18,6 +18,7 @@ of one video are never split; `read_folds` hands every frame its video's fold.
 from __future__ import annotations
 
 import argparse
+import logging
 import warnings
 from pathlib import Path
 
@@ -26,9 +27,12 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.core.io import read_json, write_csv, write_json
+from competition.core.log import add_log_arguments, setup_logging
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.data.subjects import read_subjects
 from competition.data.task import add_task_argument, get_task
+
+log = logging.getLogger(__name__)
 
 TEST_FOLD = -1
 ALWAYS_TRAIN = -2
@@ -199,7 +203,9 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data).units
@@ -212,9 +218,9 @@ def main(argv: list[str] | None = None) -> None:
     if path.exists() and not a.force:
         _read_unit_folds(path, ds)  # validates it belongs to this dataset
         _check_same_groups(path, record)
-        print(f"{path} exists and matches the dataset (groups: {where}); --force to rewrite")
+        log.info("%s exists and matches the dataset (groups: %s); --force to rewrite", path, where)
         return
-    print(f"groups: {where}")
+    log.info("groups: %s", where)
     folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
     write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": a.n_folds if a.scheme == "kfold" else 1,
                                   "seed": a.seed, "groups": record, "task": task.name})

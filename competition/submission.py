@@ -15,11 +15,13 @@ submission format under tasks/<task>/submissions/. With a subjects file in the w
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from dataclasses import asdict
 from pathlib import Path
 
 from competition.core.io import remove_orphans, write_json
+from competition.core.log import add_log_arguments, setup_logging
 from competition.data.subjects import read_subjects
 from competition.data.task import add_task_argument, get_task
 from competition.pipeline.ensembling.blend import build_card, choose, comparison_table, evaluate, nested_cv
@@ -29,6 +31,8 @@ from competition.pipeline.ensembling.library import load_library
 from competition.pipeline.ensembling.methods import METHODS
 from competition.pipeline.ensembling.table import format_steps
 from competition.pipeline.tracking import start_run
+
+log = logging.getLogger(__name__)
 
 
 def make(argv: list[str] | None = None) -> int:
@@ -50,7 +54,9 @@ def make(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
                     "subjects file")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     known = METHODS if task.moment_blends else DIRECT_METHODS
     if a.blend != "best" and a.blend not in known:
@@ -92,7 +98,7 @@ def make(argv: list[str] | None = None) -> int:
                      **{f"in_sample/{m}": ev.in_sample for m, ev in evals.items()}})
     problems = task.check_submission(path, ds)
     for p in problems:
-        print(p, file=sys.stderr)
+        log.error("%s", p)
     print(f"wrote {path} ({len(lib.test_ids)} Test samples), {path.with_suffix('.zip').name}, card "
           f"{name}.json; nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}")
     return 1 if problems else 0
@@ -104,7 +110,9 @@ def check(argv: list[str] | None = None) -> int:
     ap.add_argument("file", type=Path)
     ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     ds = task.load(a.data or task.workdir(None).embedded_data, check_media=False)
     problems = task.check_submission(a.file, ds)

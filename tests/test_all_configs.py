@@ -65,3 +65,38 @@ def test_config_runs_every_fold(tiny, name):
     score = metrics[f"oof_{task.metric_name}"]
     assert score == pytest.approx(task.score(values, ds.labels(list(ids))), abs=1e-9)
     assert json.loads((exp / "metrics.json").read_text())["experiment"] == cfg["name"]
+
+
+def typo(key: str) -> str:
+    """A one-letter slip of `key` (two letters swapped, or a letter doubled for one-letter keys)."""
+    return key[1] + key[0] + key[2:] if len(key) > 1 and key[0] != key[1] else key + key[-1]
+
+
+@pytest.mark.parametrize("name", list_models())
+def test_every_model_rejects_a_mistyped_key_and_type(name):
+    """For every registered model: an unknown key fails naming the config and the key, with the
+    declared key it was closest to; a value of another type than the declared default's fails."""
+    from competition.models.registry import ParamError, build_model
+    defaults = _MODELS[name].param_defaults()
+    assert defaults, f"model {name} declares no parameters"
+    key = sorted(defaults)[0]
+    with pytest.raises(ParamError, match=rf"configs/x\.yaml: unknown param '{typo(key)}' for model '{name}' "
+                                         rf"\(did you mean '{key}'\?\)"):
+        build_model(name, {typo(key): defaults[key]}, 3, source="configs/x.yaml")
+    typed = sorted(k for k, v in defaults.items()
+                   if isinstance(v, (int, float, str)) and k not in _MODELS[name].param_types)
+    assert typed, f"model {name} declares no typed parameter"
+    wrong = [1] if isinstance(defaults[typed[0]], str) else "text"
+    with pytest.raises(ParamError, match=f"param '{typed[0]}' of model '{name}' must be"):
+        build_model(name, {typed[0]: wrong}, 3)
+
+
+@pytest.mark.parametrize("name", CONFIGS)
+def test_every_config_validates_and_names_itself_in_errors(name):
+    cfg = load_config(name)
+    key = sorted(cfg["params"] or _MODELS[cfg["model"]].param_defaults())[0]
+    with pytest.raises(ValueError, match=rf"{name}\.yaml: unknown param '{typo(key)}' .*did you mean '{key}'"):
+        load_config(name, [f"params.{typo(key)}=1"])
+    for spec in cfg.get("search_space", {}):   # tuning can only set declared parameters
+        section, _, param = spec.partition(".")
+        assert section != "params" or param in _MODELS[cfg["model"]].param_defaults(), spec

@@ -30,7 +30,7 @@ def test_scripts_end_to_end(tiny_synth, tmp_path):
 
     def run(*cmd: str) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, text=True)
-    out = run("bash", "scripts/run_all.sh", "ridge_audio").stdout
+    out = run("bash", "scripts/run_all.sh", "ridge_audio").stderr    # the log
     assert "all folds done: OOF mean PCC" in out
 
     ds = load_dataset(tiny_synth)
@@ -46,7 +46,7 @@ def test_scripts_end_to_end(tiny_synth, tmp_path):
     assert metrics["dataset"] == ds.fingerprint and len(metrics["fold_mean_pcc"]) == 5
 
     # a rerun resumes: every fold is skipped, results are unchanged
-    again = run("bash", "scripts/run_fold.sh", "0", "ridge_audio").stdout
+    again = run("bash", "scripts/run_fold.sh", "0", "ridge_audio").stderr
     assert "fold 0 already done" in again
     assert json.loads((exp / "metrics.json").read_text()) == metrics
 

@@ -93,7 +93,7 @@ def test_cli_groups_by_the_subjects_file_and_records_it(ds, tmp_path, capsys):
     wd = tmp_path / "w"
     subject = _write_subjects(ds, wd)
     main(["--data", str(ds.root), "--workdir", str(wd)])
-    assert "groups: subjects from" in capsys.readouterr().out
+    assert "groups: subjects from" in capsys.readouterr().err
     fold = read_folds(Workdir.of(wd).folds, ds)
     lab = fold[fold >= 0]
     assert (lab.groupby(subject[lab.index]).nunique() == 1).all()  # no subject on both sides of a split

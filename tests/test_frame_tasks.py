@@ -205,7 +205,7 @@ def test_scripts_run_a_frame_task_on_its_embedded_data(tmp_path):
     env = {**os.environ, "TASK": "va", "WORKDIR": str(tmp_path), "JOBS": "1", "SYNTH_N": "6",
            "WANDB_MODE": "disabled"}
     out = subprocess.run(["bash", "scripts/run_all.sh", "va_ridge"], cwd=repo, env=env, check=True,
-                         capture_output=True, text=True).stdout
+                         capture_output=True, text=True).stderr
     assert "all folds done: OOF mean CCC" in out
     wd = get_task("va").workdir(tmp_path)
     assert (tmp_path / "data" / "affwild2" / "synth_affwild2_truth.json").exists()

@@ -35,11 +35,11 @@ EXTRACT = ("import sys; from competition.data.contract import load_dataset; "
 
 
 def run(cmd: list[str]) -> tuple[float, str]:
-    """Run to completion; (seconds, stdout)."""
+    """Run to completion; (seconds, stdout and the log on stderr)."""
     t0 = time.perf_counter()
     res = subprocess.run(cmd, cwd=REPO, env=ENV, capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, f"{' '.join(cmd)} failed:\n{res.stdout}\n{res.stderr}"
-    return time.perf_counter() - t0, res.stdout
+    return time.perf_counter() - t0, res.stdout + res.stderr
 
 
 def run_killed(cmd: list[str], delay: float) -> bool:
@@ -80,6 +80,9 @@ def content(path: Path) -> object:
         return _strip(json.loads(path.read_text()))
     if path.name == "manifest.csv":
         return pd.read_csv(path, dtype=str, keep_default_na=False).drop(columns="seconds").to_csv()
+    if path.suffix == ".skops":  # a zip of .npy arrays that skops names by object id, plus their schema
+        with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
+            return sorted(zf.read(n) for n in zf.namelist() if n.endswith(".npy"))
     if path.suffix == ".zip":
         with zipfile.ZipFile(io.BytesIO(path.read_bytes())) as zf:
             return {n: zf.read(n) for n in zf.namelist()}

@@ -110,6 +110,7 @@ def test_tune_resumes_leaves_the_experiment_alone_and_writes_a_runnable_config(t
 @register_model("tune_test_iterative")
 class IterativeRidge(RidgeModel):
     """Ridge that reports a made-up val score `quality` for 6 epochs, like an iterative model."""
+    default_params = {**RidgeModel.default_params, "quality": 0.0}
 
     def fit(self, bank, train_ids, y_train, val_ids, y_val) -> None:
         for epoch in range(6):

@@ -1,1 +1,1 @@
-"""Foundations every layer may use: io, paths, metrics, provenance, plugin loading."""
+"""Foundations every layer may use: io, paths, metrics, provenance, plugin loading, overrides."""

@@ -8,10 +8,10 @@ Hume-Reaction set (docs/SYNTHETIC.md); VA and EXPR share one synthetic Aff-Wild2
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
+from competition.core.log import add_log_arguments, setup_logging
 from competition.data.contract import DataError
 from competition.core.paths import Workdir
 from competition.data.task import Task, add_task_argument, get_task
@@ -35,8 +35,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--size", type=int, default=None, help="clips (eri) or videos (va, expr); default: the generator's")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    setup_logging(a)
     print(ensure_embedded(get_task(a.task), a.workdir, a.jobs, a.size))
     return 0
 

@@ -36,6 +36,7 @@ import pandas as pd
 
 from competition.data.contract import DATA_INFO, ID_COL, Dataset, bracket_id, normalise_id
 from competition.core.io import read_json, write_csv, write_json
+from competition.core.log import add_log_arguments, setup_logging
 
 COLUMNS = (ID_COL, "subject", "source", "confidence")
 _SOURCE = re.compile(r"^(column|file|estimated):.+$")
@@ -191,7 +192,9 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--csv", type=Path, help="a CSV File_ID,subject")
     ap.add_argument("--csv-column", default=None, help="the subject column of --csv (default: 'subject')")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data, check_media=False).units

@@ -12,18 +12,20 @@ Reruns skip clips already stored; clips that fail are listed in <store>/failures
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from competition.core.log import add_log_arguments, setup_logging
+from competition.core.overrides import apply_override
 from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
 from competition.core.paths import Workdir
 from competition.data.task import add_task_argument, get_task
 
+log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("faces", "pose", "egemaps", "mfcc")
@@ -32,14 +34,12 @@ _FIRST = ("faces",)  # producers of caches that other extractors read
 
 def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     """['visual.model=resnet18', 'faces.size=224'] -> {'visual': {'model': 'resnet18'}, 'faces': {'size': 224}}
-    Values are parsed as YAML scalars (numbers, booleans, lists, {dicts})."""
+    Values are parsed as YAML (numbers, booleans, lists, {dicts}), as every override is."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        name, dot, param = key.partition(".")
-        if not sep or not dot or not name or not param:
+        if "." not in item.partition("=")[0]:
             raise ValueError(f"--set expects EXTRACTOR.PARAM=VALUE, got {item!r}")
-        out.setdefault(name, {})[param] = yaml.safe_load(value) if value != "" else ""
+        apply_override(out, item)
     return out
 
 
@@ -68,7 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the extractors and exit")
     ap.add_argument("--no-progress", action="store_true")
     add_task_argument(ap)
+    add_log_arguments(ap)
     args = ap.parse_args(argv)
+    setup_logging(args)
     if args.list:
         from competition.features.registry import get_extractor
         for name in list_extractors():
@@ -90,10 +92,9 @@ def main(argv: list[str] | None = None) -> int:
         if missing:
             ap.error(f"ids not in the dataset {args.data}: {missing}")
     root = task.workdir(args.workdir).features
-    reports = extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not args.no_progress)
-    for r in reports:
-        print(f"{r.key}: {r.done} done, {r.skipped} already stored, {r.failed} failed, {r.seconds:.1f}s "
-              f"-> {root / r.key}")
+    for r in extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not (args.no_progress or args.quiet)):
+        if not r.done + r.failed:  # extraction logs the stores it worked on
+            log.info("features %s: all %d clips already stored -> %s", r.key, r.skipped, root / r.key)
     return 0
 
 

@@ -4,6 +4,7 @@ half-written file (each clip is written to a temporary name and renamed)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 import warnings
@@ -22,7 +23,10 @@ from competition.data.contract import Dataset
 from competition.features.registry import (ClipMedia, Extractor, FeatureError, FeatureOutput,
                                            get_extractor, parse_feature_spec)
 from competition.core.io import atomic_path, read_json, remove_orphans, write_csv, write_json
+from competition.core.log import progress_disabled
 from competition.core.provenance import machine_info
+
+log = logging.getLogger(__name__)
 
 FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
@@ -220,7 +224,7 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
         tasks = (delayed(_compute)(store, clip_media(dataset, c)) for c in todo)
         results = Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks) if jobs != 1 else \
             (_compute(store, clip_media(dataset, c)) for c in todo)
-        bar = tqdm(results, total=len(todo), desc=store.key, disable=not progress, unit="clip")
+        bar = tqdm(results, total=len(todo), desc=store.key, disable=progress_disabled(progress), unit="clip")
         for clip_id, status, reason, secs, info in bar:
             if status == "ok":
                 rows.append({"clip": clip_id, "shape": json.loads(info)["shape"], "seconds": round(secs, 4),
@@ -236,8 +240,12 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     if new_fail:
         warnings.warn(f"{store.key}: {len(new_fail)} clip(s) failed, see {store.dir / FAILURES} "
                       f"(first: {new_fail[0]['clip']}: {new_fail[0]['reason']})", stacklevel=2)
-    return ExtractReport(store.key, len(rows), len(ids) - len(todo), len(new_fail),
-                         time.perf_counter() - t0)
+    report = ExtractReport(store.key, len(rows), len(ids) - len(todo), len(new_fail), time.perf_counter() - t0)
+    if todo:
+        log.log(logging.INFO if progress else logging.DEBUG, "features %s: %d extracted, %d already stored, "
+                "%d failed, %.1fs -> %s", store.key, report.done, report.skipped, report.failed, report.seconds,
+                store.dir)
+    return report
 
 
 def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str,

@@ -13,10 +13,22 @@ from competition.features.bank import FeatureBank
 
 class Model(ABC):
     """Trained once per fold: fit on the training clips (the validation clips are given for early
-    stopping and model selection only), then predict any clips, returning (N, n_targets) in [0, 1]."""
+    stopping and model selection only), then predict any clips, returning (N, n_targets) in [0, 1].
+
+    `default_params` declares every parameter the model reads, with its default; the registry rejects
+    other keys and values whose type differs from the default's (`param_types` widens a key's types,
+    e.g. (str, float) for SVR's gamma). `self.cfg` is the defaults updated with the given params."""
+
+    default_params: dict[str, Any] = {}
+    param_types: dict[str, tuple[type, ...]] = {}
+
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        return dict(cls.default_params)
 
     def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42, task: Any = None):
         self.params = dict(params)
+        self.cfg: dict[str, Any] = {**self.param_defaults(), **self.params}
         self.n_targets = n_targets
         self.seed = seed
         self.task = get_task(task or "eri")  # its output kind (values or class probabilities) and score

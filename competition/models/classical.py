@@ -5,11 +5,10 @@ For a classification task they regress the one-hot labels and normalise the clip
 probabilities (a least-squares classifier)."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
-import joblib
 import numpy as np
+import skops.io
 from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.impute import SimpleImputer
 from sklearn.linear_model import Ridge
@@ -22,9 +21,24 @@ from competition.features.bank import FeatureBank
 from competition.models.base import Model
 from competition.models.registry import register_model
 
+CHECKPOINT = "model.skops"
+# Types outside skops' own trusted set that our pipelines contain; a checkpoint naming any other type
+# is refused (skops.io loads without unpickling, and only the types it is told to trust).
+TRUSTED_TYPES = frozenset({"numpy.dtype", "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"})
+
+
+def load_pipeline(path: Path) -> Pipeline:
+    """A pipeline saved by PooledModel.save, refused if it holds a type we did not put there."""
+    untrusted = set(skops.io.get_untrusted_types(file=path))
+    if untrusted - TRUSTED_TYPES:
+        raise PermissionError(f"{path}: checkpoint holds type(s) this toolkit never saves: "
+                              f"{sorted(untrusted - TRUSTED_TYPES)}; refusing to load it")
+    return skops.io.load(path, trusted=sorted(untrusted))
+
 
 class PooledModel(Model):
-    """fit/predict on FeatureBank.pooled(); subclasses give the sklearn regressor."""
+    """fit/predict on FeatureBank.pooled() with imputer -> scaler -> the subclass's sklearn regressor,
+    saved with skops (no pickle)."""
 
     def regressor(self):
         raise NotImplementedError
@@ -48,62 +62,37 @@ class PooledModel(Model):
         return self.finish(self.pipeline.predict(bank.pooled(ids)))
 
     def save(self, directory: Path) -> None:
-        joblib.dump(self.pipeline, Path(directory) / "model.joblib")
+        skops.io.dump(self.pipeline, Path(directory) / CHECKPOINT)
 
     def load(self, directory: Path) -> None:
-        # joblib unpickles, which runs code from the file: only for experiment folders the user made.
-        if os.environ.get("ERI_TRUST_PICKLE") != "1":
-            raise PermissionError(
-                f"{Path(directory) / 'model.joblib'}: loading a {type(self).__name__} checkpoint unpickles "
-                "it, which can run code; set ERI_TRUST_PICKLE=1 if you created this experiment folder")
-        self.pipeline = joblib.load(Path(directory) / "model.joblib")
+        self.pipeline = load_pipeline(Path(directory) / CHECKPOINT)
 
 
 @register_model("ridge")
 class RidgeModel(PooledModel):
-    """Saved as plain arrays (ridge.npz), so loading never unpickles anything."""
+    default_params = {"alpha": 10.0}
 
     def regressor(self):
-        return Ridge(alpha=float(self.params.get("alpha", 10.0)))
-
-    def save(self, directory: Path) -> None:
-        imputer, scaler, ridge = (self.pipeline[i] for i in range(3))
-        indicator = imputer.indicator_.features_ if imputer.indicator_ is not None else np.zeros(0, int)
-        with open(Path(directory) / "ridge.npz", "wb") as fh:
-            np.savez(fh, fill=imputer.statistics_, indicator=indicator, mean=scaler.mean_,
-                     scale=scaler.scale_, coef=ridge.coef_, intercept=ridge.intercept_)
-
-    def load(self, directory: Path) -> None:
-        with np.load(Path(directory) / "ridge.npz", allow_pickle=False) as z:
-            self.state = {k: z[k] for k in z.files}
-        self.pipeline = None
-
-    def predict(self, bank: FeatureBank, ids) -> np.ndarray:
-        if getattr(self, "pipeline", None) is not None:
-            return super().predict(bank, ids)
-        st = self.state
-        x = bank.pooled(ids)
-        missing = np.isnan(x)
-        x = np.where(missing, st["fill"], x)
-        x = np.concatenate([x, missing[:, st["indicator"].astype(int)].astype(float)], axis=1)
-        z = (x - st["mean"]) / st["scale"]
-        return self.finish(z @ st["coef"].T + st["intercept"])
+        return Ridge(alpha=float(self.cfg["alpha"]))
 
 
 @register_model("svr")
 class SVRModel(PooledModel):
+    default_params = {"C": 1.0, "epsilon": 0.05, "gamma": "scale"}
+    param_types = {"gamma": (str, int, float)}   # 'scale', 'auto' or a number
+
     def regressor(self):
-        return MultiOutputRegressor(SVR(C=float(self.params.get("C", 1.0)),
-                                        epsilon=float(self.params.get("epsilon", 0.05)),
-                                        gamma=self.params.get("gamma", "scale")))
+        c = self.cfg
+        return MultiOutputRegressor(SVR(C=float(c["C"]), epsilon=float(c["epsilon"]), gamma=c["gamma"]))
 
 
 @register_model("gbm")
 class GBMModel(PooledModel):
+    default_params = {"learning_rate": 0.05, "max_iter": 200, "max_leaf_nodes": 15, "l2_regularization": 1.0}
+
     def regressor(self):
+        c = self.cfg
         return MultiOutputRegressor(HistGradientBoostingRegressor(
-            learning_rate=float(self.params.get("learning_rate", 0.05)),
-            max_iter=int(self.params.get("max_iter", 200)),
-            max_leaf_nodes=int(self.params.get("max_leaf_nodes", 15)),
-            l2_regularization=float(self.params.get("l2_regularization", 1.0)),
+            learning_rate=float(c["learning_rate"]), max_iter=int(c["max_iter"]),
+            max_leaf_nodes=int(c["max_leaf_nodes"]), l2_regularization=float(c["l2_regularization"]),
             random_state=self.seed))

@@ -43,6 +43,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from competition.core.log import progress_disabled
 from competition.features.registry import parse_feature_spec
 from competition.features.bank import FeatureBank
 from competition.models.base import Model
@@ -89,6 +90,12 @@ class TorchSequenceModel(Model):
 
     default_loss: str | dict = "mse"
     default_params: dict[str, Any] = {}      # the model's own defaults, over TRAINER_DEFAULTS
+    param_types = {"threads": (int, type(None)), "grad_clip": (int, float, type(None)),
+                   "max_len": (int, type(None))}
+
+    @classmethod
+    def param_defaults(cls) -> dict[str, Any]:
+        return {**TRAINER_DEFAULTS, **cls.default_params}
     # True when the module joins modalities row by row, so several modalities need one grid (grid_len)
     requires_shared_grid: bool = False
     # Clips not in train/val that the fold may pseudo-label (run_fold sets the Test clips).
@@ -96,11 +103,6 @@ class TorchSequenceModel(Model):
 
     def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42, task: Any = None):
         super().__init__(params, n_targets, seed, task)
-        self.cfg: dict[str, Any] = {**TRAINER_DEFAULTS, **self.default_params, **self.params}
-        unknown = sorted(set(self.params) - set(TRAINER_DEFAULTS) - set(self.default_params))
-        if unknown:
-            raise ValueError(f"{type(self).__name__}: unknown param(s) {unknown}; known: "
-                             f"{sorted(set(TRAINER_DEFAULTS) | set(self.default_params))}")
         self.module: nn.Module | None = None
         self.dims: dict[str, int] = {}
         self.feature_dims: list[int | None] = []
@@ -265,7 +267,7 @@ class TorchSequenceModel(Model):
             total, seen = 0.0, 0
             batches = list(self._batches(len(train), int(cfg["batch_size"]), rng))
             bar = tqdm(batches, desc=f"{type(self).__name__}[{stage}] epoch {epoch - epoch0 + 1}",
-                       leave=False, disable=not cfg["progress"], unit="batch")
+                       leave=False, disable=progress_disabled(cfg["progress"]), unit="batch")
             for idx in bar:
                 batch = batch_to(collate([train[i] for i in idx]), self.device)
                 target = torch.from_numpy(y[idx]).to(self.device)

@@ -10,13 +10,11 @@ from typing import Any
 
 import yaml
 
+from competition.core.overrides import ConfigError, apply_override  # noqa: F401  (re-exported)
 from competition.core.paths import CONFIG_DIR
+from competition.models.registry import ParamError, check_params
 
 REQUIRED = ("model",)
-
-
-class ConfigError(ValueError):
-    pass
 
 
 def config_path(name_or_path: str | Path) -> Path:
@@ -28,20 +26,6 @@ def config_path(name_or_path: str | Path) -> Path:
         return cand
     known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
     raise ConfigError(f"no config {name_or_path!r} (looked for {p} and {cand}); known: {known}")
-
-
-def apply_override(cfg: dict, item: str) -> None:
-    """`params.alpha=3` -> cfg['params']['alpha'] = 3 (value parsed as YAML)."""
-    if "=" not in item:
-        raise ConfigError(f"override {item!r} is not key=value")
-    key, raw = item.split("=", 1)
-    node = cfg
-    parts = key.strip().split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-        if not isinstance(node, dict):
-            raise ConfigError(f"override {item!r}: {part!r} is not a mapping")
-    node[parts[-1]] = yaml.safe_load(raw)
 
 
 def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
@@ -66,6 +50,10 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     from competition.data.task import TASKS
     if cfg["task"] not in TASKS:
         raise ConfigError(f"{path}: task {cfg['task']!r} is not one of {sorted(TASKS)}")
+    try:
+        check_params(cfg["model"], cfg["params"], source=str(path))
+    except (KeyError, ParamError) as exc:  # an unknown model, or an unknown / mistyped parameter
+        raise ConfigError(exc.args[0] if isinstance(exc, ParamError) else f"{path}: {exc.args[0]}") from exc
     return cfg
 
 

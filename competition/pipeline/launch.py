@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from competition.core.io import write_json
+from competition.core.log import add_log_arguments, setup_logging
 from competition.data.task import add_task_argument, get_task
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
@@ -147,8 +148,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--no-wandb", action="store_true")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    setup_logging(a)
     names = a.exp or default_experiments(a.task)
     if not names:
         ap.error(f"no --exp given and no {a.task} config is flagged `default: true`")

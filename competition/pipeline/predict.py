@@ -1,44 +1,64 @@
 """Predict the emotion intensities of new reaction videos with a blend's fold models.
 
     python -m competition.pipeline.predict VIDEO... [--blend NAME|CARD.json] [--out FILE.csv|FILE.json]
-                                  [--workdir W] [--device cpu|cuda] [--jobs N]
+                                  [--workdir W] [--device cpu|cuda] [--jobs N] [-q | -v]
+
+ERI only (whole clips): the per-frame tasks (--task va|expr) are refused with a pointer to their route
+(Test videos of an Aff-Wild2-layout dataset, then make_submission). Every fold model is loaded first, so
+a model that cannot be loaded fails before any feature is extracted.
 
 The blend is a card written by make_submission.py (default: the newest card in submissions/). For each
 member experiment, the features its config names are extracted by the same extractors and feature store
 as in training, into a temporary Hume-layout folder holding the videos; every fold model in
 oof/<exp>/fold_<k>/ is loaded (Model.load) and their predictions are averaged, as for the Test clips;
 the members are then weighted as in the card. Audio is the sibling <video>.wav when there is one, else
-the video's own audio track (PyAV, 16 kHz mono). A video without a face or without audio still gets a
-prediction (the models impute what is missing, as in training), with a warning.
+the video's own audio track (PyAV, 16 kHz mono).
+
+Each row says what was actually seen beside the prediction, so an imputed row is never mistaken for
+one made from the video:
+  face_rate  share of the sampled frames with a detected face (empty when no member reads faces)
+  audio_s    seconds of audio found
+  status     ok | no_face (face_rate below 0.2) | no_audio | no_face+no_audio: predicted, the models
+             imputing the missing features as in training | media_error: REASON (the video cannot be
+             read, or one of its features failed): no prediction, the values are empty
+A video with any problem gets one warning line on stderr.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import logging
 import re
 import sys
 import tempfile
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from competition.pipeline.config import load_config
+from competition.core.io import read_json
+from competition.core.log import add_log_arguments, setup_logging
+from competition.core.paths import Workdir
 from competition.data.contract import SPLIT_COL, Dataset, media_path
+from competition.data.task import add_task_argument, get_task
+from competition.features.audio import SAMPLE_RATE, audio_from_video
+from competition.features.bank import FeatureBank
+from competition.features.registry import FeatureError
+from competition.features.store import FeatureStore, extract, pool, pooled_matrix
+from competition.features.video import frame_times
+from competition.models.base import Model
+from competition.models.registry import build_model
+from competition.pipeline.config import load_config
 from competition.pipeline.ensembling.methods import Blender, rank_reference
 from competition.pipeline.ensembling.postprocess import SUBJECT_POSTPROCESS
 from competition.pipeline.experiment import read_predictions
-from competition.features.audio import SAMPLE_RATE, audio_from_video
-from competition.features.registry import FeatureError
-from competition.features.store import FeatureStore, extract, pool, pooled_matrix
-from competition.core.io import read_json
-from competition.features.bank import FeatureBank
-from competition.models.registry import build_model
-from competition.core.paths import Workdir
-from competition.data.task import add_task_argument, get_task
+
+log = logging.getLogger(__name__)
+LOW_FACE_RATE = 0.2  # below it a video counts as faceless (../shared/data/real_videos: no_face.mp4 0.0,
+                     # a face leaving or entering the frame 0.375, single_face.mp4 1.0)
 
 
 class PredictError(RuntimeError):
@@ -96,53 +116,100 @@ def clip_ids(videos: list[Path]) -> list[str]:
     return ids
 
 
-def stage_videos(videos: list[Path], root: Path, targets: list[str]) -> tuple[Dataset, list[str]]:
-    """A Hume-layout dataset of Test clips under root: the videos linked in, audio beside them."""
-    notes: list[str] = []
-    ids = clip_ids(videos)
-    for cid, video in zip(ids, videos):
+@dataclass
+class Seen:
+    """What predict actually got from one video, reported beside its prediction."""
+    face_rate: float = float("nan")  # share of sampled frames with a detected face (NaN: no member reads faces)
+    audio_s: float = 0.0             # seconds of audio (sibling wav, else the video's own track)
+    media_error: str = ""            # the video could not be read: no prediction
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def status(self) -> str:
+        if self.media_error:
+            return f"media_error: {self.media_error}"
+        problems = [name for name, bad in (("no_face", self.face_rate < LOW_FACE_RATE),
+                                           ("no_audio", self.audio_s == 0)) if bad]
+        return "+".join(problems) or "ok"
+
+    def warning(self) -> str | None:
+        """One line for everything wrong with the video, or None."""
+        if self.media_error:
+            parts = [f"media error ({self.media_error}); no prediction"]
+        else:
+            parts = []
+            if "no_face" in self.status:
+                parts.append(f"no face (found in {self.face_rate:.0%} of sampled frames)")
+            if "no_audio" in self.status:
+                parts.append("no audio")
+            if parts:
+                parts[-1] += "; the models imputed the missing features"
+        parts += self.notes
+        return "; ".join(dict.fromkeys(parts)) or None
+
+
+def _reason(exc: Exception, path: Path) -> str:
+    """An error's message without the file name, which the warning line gives once."""
+    return str(exc).replace(f"{path}: ", "").replace(f": '{path}'", "")
+
+
+def stage_videos(videos: list[Path], root: Path, targets: list[str]) -> tuple[Dataset, list[Seen]]:
+    """A Hume-layout dataset under root of the videos that can be read (as Test clips: the videos linked
+    in, audio beside them), and what was seen of every video."""
+    seen = [Seen() for _ in videos]
+    readable = []
+    for cid, video, s in zip(clip_ids(videos), videos, seen):
         if not video.is_file():
             raise PredictError(f"{video}: no such video file")
+        try:
+            frame_times(video)  # the container and its video stream, from packet headers only
+        except FeatureError as exc:
+            s.media_error = _reason(exc, video)
+            continue
+        readable.append(cid)
         mp4, wav = media_path(root, "Test", cid, "mp4"), media_path(root, "Test", cid, "wav")
         mp4.parent.mkdir(parents=True, exist_ok=True)
         wav.parent.mkdir(parents=True, exist_ok=True)
         mp4.symlink_to(video.resolve())
         sibling = video.with_suffix(".wav")
-        if sibling.is_file():
-            wav.symlink_to(sibling.resolve())
-            continue
         try:
+            if sibling.is_file():
+                s.audio_s = sf.info(str(sibling)).duration
+                wav.symlink_to(sibling.resolve())
+                continue
             y = audio_from_video(video, SAMPLE_RATE)
-        except FeatureError as exc:
-            notes.append(f"{video}: no usable audio ({exc}); its audio features are missing and imputed")
+        except (FeatureError, RuntimeError) as exc:  # soundfile raises RuntimeError subclasses
+            if "no audio track" not in str(exc):
+                s.notes.append(f"audio unreadable ({_reason(exc, video)})")
             continue
-        if len(y) == 0:
-            notes.append(f"{video}: empty audio track; its audio features are missing and imputed")
-            continue
-        sf.write(str(wav), y, SAMPLE_RATE)
-    table = pd.DataFrame({SPLIT_COL: "Test", **{t: np.nan for t in targets}}, index=pd.Index(ids, name="File_ID"))
-    return Dataset(root=root, table=table, emotions=list(targets), fingerprint="predict"), notes
+        s.audio_s = len(y) / SAMPLE_RATE
+        if len(y):
+            sf.write(str(wav), y, SAMPLE_RATE)
+    table = pd.DataFrame({SPLIT_COL: "Test", **{t: np.nan for t in targets}},
+                         index=pd.Index(readable, name="File_ID"))
+    return Dataset(root=root, table=table, emotions=list(targets), fingerprint="predict"), seen
 
 
-def extraction_notes(specs: list, features_root: Path, videos: dict[str, Path], staged: Path) -> list[str]:
-    """Warnings the feature store recorded for these clips: failures and faceless videos. Failures
-    for want of a wav are left out: the missing audio has been reported already."""
-    notes = []
+def observe(seen: dict[str, Seen], specs: list, features_root: Path, staged: Path) -> None:
+    """Add what the feature stores recorded about each clip: its face detection rate, a feature that
+    failed (a media error, unless it failed for want of audio, which is reported as no_audio) and the
+    extractors' own warnings (e.g. a truncated video)."""
     for spec in specs:
         store = FeatureStore.for_spec(features_root, spec)
         for row in store.failures().itertuples():
             wav = media_path(staged, "Test", row.clip, "wav")
-            if row.clip in videos and not (str(wav) in row.reason and not wav.exists()):
-                reason = row.reason.replace(f"{staged}/", "")
-                notes.append(f"{videos[row.clip]}: feature {store.key} failed ({reason}); imputed by the models")
-        man = store.manifest()
-        for row in man[man["clip"].isin(list(videos))].itertuples():
-            info = json.loads(row.info) if row.info else {}
-            if info.get("fallback") or info.get("detection_rate", 1.0) == 0:
-                notes.append(f"{videos[row.clip]}: no face detected ({store.key}); the prediction rests on "
-                             "the whole frame and the other features")
-            notes += [f"{videos[row.clip]}: {w}" for w in info.get("warnings", [])]
-    return notes
+            if row.clip in seen and not (str(wav) in row.reason and not wav.exists()):
+                reason = row.reason.replace(f"{staged}/", "").replace(f"{row.clip}: ", "")
+                seen[row.clip].media_error = seen[row.clip].media_error or f"feature {store.key} failed: {reason}"
+    for store_dir in sorted(p for p in features_root.iterdir() if p.is_dir()):  # incl. caches like faces
+        for cid, s in seen.items():
+            if (store_dir / f"{cid}.npz").exists():
+                with np.load(store_dir / f"{cid}.npz", allow_pickle=False) as z:
+                    info = json.loads(str(z["info"])) if "info" in z.files else {}
+                if "detection_rate" in info:
+                    rate = float(info["detection_rate"])
+                    s.face_rate = rate if np.isnan(s.face_rate) else max(s.face_rate, rate)
+                s.notes += [w for w in info.get("warnings", []) if not w.startswith("no face detected")]
 
 
 class PredictBank(FeatureBank):
@@ -172,52 +239,72 @@ class PredictBank(FeatureBank):
         return np.concatenate(cols, axis=1)
 
 
-def member_prediction(exp_dir: Path, ds: Dataset, features_root: Path, train_features: Path,
-                      device: str | None = None, jobs: int = 1) -> np.ndarray:
-    """(n, E): the experiment's fold models, each loaded from its fold directory, averaged."""
-    cfg = load_config(exp_dir / "config.yaml")
-    if cfg.get("subject_norm"):
-        raise PredictError(f"{exp_dir}: trained on features standardised within each subject (subject_norm); "
-                           "new videos have no subject statistics, so it cannot predict them")
-    extract(ds, cfg["features"], features_root, jobs=jobs, progress=False)
-    bank = PredictBank(features_root, cfg["features"], train_features)
-    params = {**cfg.get("params", {}), **({"device": device} if device else {})}
-    folds = sorted(exp_dir.glob("fold_*/fold.json"), key=lambda p: int(p.parent.name.split("_")[1]))
-    if not folds:
-        raise PredictError(f"{exp_dir}: no finished fold to load")
-    preds = []
-    for f in folds:
-        model = build_model(cfg["model"], params, len(ds.emotions), seed=int(cfg.get("seed", 42)))
-        try:
-            model.load(f.parent)
-        except (NotImplementedError, FileNotFoundError) as exc:
-            raise PredictError(f"{f.parent}: the fold model cannot be loaded ({exc}); "
-                               "retrain the experiment with a model that saves itself") from exc
-        preds.append(model.predict(bank, ds.ids))
-    return np.mean(preds, axis=0)
+def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tuple[dict, list[Model]]]:
+    """Every member experiment's config and fold models, loaded (and so checked) before any feature is
+    extracted."""
+    members = []
+    for name in card.blender.names:
+        exp_dir = wd.experiment(name)
+        cfg = load_config(exp_dir / "config.yaml")
+        if cfg.get("subject_norm"):
+            raise PredictError(f"{exp_dir}: trained on features standardised within each subject (subject_norm); "
+                               "new videos have no subject statistics, so it cannot predict them")
+        params = {**cfg.get("params", {}), **({"device": device} if device else {})}
+        folds = sorted(exp_dir.glob("fold_*/fold.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+        if not folds:
+            raise PredictError(f"{exp_dir}: no finished fold to load")
+        models = []
+        for f in folds:
+            model = build_model(cfg["model"], params, len(card.targets), seed=int(cfg.get("seed", 42)),
+                                source=str(exp_dir / "config.yaml"))
+            try:
+                model.load(f.parent)
+            except (NotImplementedError, FileNotFoundError, PermissionError) as exc:
+                raise PredictError(f"{f.parent}: the fold model cannot be loaded ({exc}); "
+                                   "retrain the experiment with this version of the toolkit") from exc
+            models.append(model)
+        members.append((cfg, models))
+    return members
 
 
 def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | None = None,
-                   jobs: int = 1) -> tuple[pd.DataFrame, list[str]]:
-    """One row per video (column `video`, then the card's targets, values in [0, 1]) and the warnings."""
+                   jobs: int = 1) -> pd.DataFrame:
+    """One row per video: `video`, the card's targets (in the task's range; empty for a media error),
+    then what was seen: `face_rate`, `audio_s`, `status` (module docstring). Warns once per problem video."""
     lo, hi = get_task().value_range
+    members = load_members(card, wd, device)
+    values = np.full((len(videos), len(card.targets)), np.nan)
     with tempfile.TemporaryDirectory(prefix="eri-predict-") as tmp:
-        ds, notes = stage_videos(videos, Path(tmp) / "data", card.targets)
+        ds, seen = stage_videos(videos, Path(tmp) / "data", card.targets)
+        by_id = dict(zip(clip_ids(videos), seen))
         features = Path(tmp) / "features"
-        preds = np.stack([member_prediction(wd.experiment(n), ds, features, wd.features, device, jobs)
-                          for n in card.blender.names])
-        specs = [s for n in card.blender.names for s in load_config(wd.experiment(n) / "config.yaml")["features"]]
-        notes += extraction_notes(specs, features, dict(zip(ds.ids, videos)), ds.root)
-    out = pd.DataFrame(np.clip(card.blender.apply(preds), lo, hi), columns=card.targets)
+        if ds.ids:
+            preds = []
+            for cfg, models in members:
+                extract(ds, cfg["features"], features, jobs=jobs, progress=False)
+                bank = PredictBank(features, cfg["features"], wd.features)
+                preds.append(np.mean([m.predict(bank, ds.ids) for m in models], axis=0))
+            rows = [list(by_id).index(cid) for cid in ds.ids]
+            values[rows] = np.clip(card.blender.apply(np.stack(preds)), lo, hi)
+            observe({cid: by_id[cid] for cid in ds.ids}, [s for cfg, _ in members for s in cfg["features"]],
+                    features, ds.root)
+    out = pd.DataFrame(values, columns=card.targets)
+    out.loc[[bool(s.media_error) for s in seen], :] = np.nan  # incl. a feature that failed on the video
     out.insert(0, "video", [str(v) for v in videos])
-    return out, list(dict.fromkeys(notes))
+    out["face_rate"] = [round(s.face_rate, 4) for s in seen]
+    out["audio_s"] = [round(s.audio_s, 3) for s in seen]
+    out["status"] = [s.status for s in seen]
+    for video, s in zip(videos, seen):
+        if s.warning():
+            log.warning("%s: %s", video, s.warning())
+    return out
 
 
 def write_output(df: pd.DataFrame, out: Path | None) -> None:
     if out is None:
         print(df.to_string(index=False, float_format=lambda v: f"{v:.4f}"))
     elif out.suffix == ".json":
-        out.write_text(json.dumps(df.to_dict(orient="records"), indent=2) + "\n")
+        out.write_text(df.to_json(orient="records", indent=2) + "\n")  # NaN as null
     elif out.suffix == ".csv":
         df.to_csv(out, index=False, float_format="%.6f")
     else:
@@ -233,7 +320,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cpu or cuda for neural models (default: CUDA if present)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips during feature extraction")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     if get_task(a.task).granularity != "clip":
         ap.error(f"predict scores whole clips (task eri); for the per-frame task {a.task}, add the videos as "
                  "Test videos of an Aff-Wild2-layout dataset and run make_submission (docs/AFFWILD2.md)")
@@ -244,14 +333,11 @@ def main(argv: list[str] | None = None) -> int:
         card = load_card(find_card(wd, a.blend), wd)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # per-clip problems are reported below, once, by video
-            df, notes = predict_videos(a.videos, card, wd, a.device, a.jobs)
+            df = predict_videos(a.videos, card, wd, a.device, a.jobs)
     except PredictError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        log.error("%s", exc)
         return 2
-    for n in notes:
-        print(f"warning: {n}", file=sys.stderr)
-    print(f"blend {card.path.stem} ({card.blender.method}; members: {', '.join(card.blender.members)})",
-          file=sys.stderr)
+    log.info("blend %s (%s; members: %s)", card.path.stem, card.blender.method, ", ".join(card.blender.members))
     write_output(df, a.out)
     return 0
 

@@ -32,6 +32,7 @@ from competition.pipeline.ensembling.caruana import caruana_select  # noqa: E402
 from competition.pipeline.ensembling.library import finished_experiments, load_library  # noqa: E402
 from competition.pipeline.experiment import read_predictions  # noqa: E402
 from competition.core.io import read_json, write_text  # noqa: E402
+from competition.core.log import add_log_arguments, setup_logging  # noqa: E402
 from competition.core.metrics import pcc_per_column  # noqa: E402
 from competition.pipeline.study_storage import DEFAULT_STORAGE, open_storage  # noqa: E402
 
@@ -417,7 +418,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--task", choices=["eri"], default="eri",
                     help="eri only: the Aff-Wild2 tasks have their tables from `python -m competition.pipeline.results "
                          "--task va|expr`")
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     wd = Workdir.of(a.workdir)
     ds = load_dataset(a.data or wd.embedded_data, check_media=False)
     page = build_report(ds, wd.oof, wd.submissions, a.out or wd.root / "reports", a.storage)

@@ -21,6 +21,7 @@ import numpy as np
 
 from competition.data.contract import DataError
 from competition.core.io import read_json, write_text
+from competition.core.log import add_log_arguments, setup_logging
 from competition.core.paths import REPO_ROOT
 from competition.data.task import ERI, Task, add_task_argument, get_task
 
@@ -112,7 +113,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="default: docs/RESULTS.md (eri), docs/RESULTS_<TASK>.md (other tasks)")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     out = a.out or REPO_ROOT / "docs" / ("RESULTS.md" if task.name == "eri" else f"RESULTS_{task.name.upper()}.md")
     wd = task.workdir(a.workdir)

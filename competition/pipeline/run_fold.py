@@ -14,6 +14,7 @@ Frame tasks train on every `train_stride`-th labelled frame of the training vide
 from __future__ import annotations
 
 import argparse
+import logging
 import random
 import sys
 import time
@@ -25,19 +26,21 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from competition.pipeline import tracking
-from competition.pipeline.config import default_experiments, load_config
 from competition.data.subjects import read_subjects
+from competition.pipeline import tracking
+from competition.pipeline.config import ConfigError, default_experiments, load_config
 from competition.pipeline.experiment import Experiment
 from competition.features.store import extract
 from competition.folds import fold_ids, n_folds_of, read_folds
 from competition.core.io import atomic_files
+from competition.core.log import add_log_arguments, progress_disabled, setup_logging
 from competition.features.bank import FeatureBank, Windows
 from competition.models.base import Model
 from competition.models.registry import build_model
 from competition.core.paths import Workdir
 from competition.data.task import Task, add_task_argument, get_task
 
+log = logging.getLogger(__name__)
 Reporter = Callable[[int, dict[str, float]], None]
 
 
@@ -130,8 +133,8 @@ class EpochLogger:
     def __call__(self, epoch: int, row: dict[str, float]) -> None:
         self.run.log(row)
         if self.bar is None:
-            self.bar = tqdm(total=self.total, desc=self.desc, unit="epoch", disable=not self.progress,
-                            leave=False)
+            self.bar = tqdm(total=self.total, desc=self.desc, unit="epoch",
+                            disable=progress_disabled(self.progress), leave=False)
         self.bar.update(1)
         self.bar.set_postfix({k: f"{v:.4f}" for k, v in row.items() if k != "epoch"}, refresh=False)
 
@@ -149,7 +152,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     exp = Experiment(wd.oof, cfg)
     exp.bind(ds, fold, force=force)
     if exp.fold_done(k):
-        print(f"[{exp.name}] fold {k} already done, skipping")
+        log.info("[%s] fold %d already done, skipping", exp.name, k)
         return exp.finalize(ds, fold)
 
     with tracking.start_run(group=exp.name, job_type="fold", name=f"{exp.name}-f{k}",
@@ -170,12 +173,12 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
                              fit.test_ids, fit.test_pred, info)
         run.summary(tracking.fold_summary(res, exp.task))
         m, label = exp.task.metric_name, exp.task.metric_label
-        print(f"[{exp.name}] fold {k}: val {label} {res[m]:.4f} "
-              f"(n_train {len(fit.train_ids)}, n_val {len(fit.val_ids)}, {info['seconds']['total']:.1f}s)")
+        log.info("[%s] fold %d: val %s %.4f (n_train %d, n_val %d, %.1fs)", exp.name, k, label, res[m],
+                 len(fit.train_ids), len(fit.val_ids), info["seconds"]["total"])
         metrics = exp.finalize(ds, fold)
         if metrics:
             run.summary({f"oof_{m}": metrics[f"oof_{m}"], f"fold_{m}_std": metrics[f"fold_{m}_std"]})
-            print(f"[{exp.name}] all folds done: OOF {label} {metrics[f'oof_{m}']:.4f} -> {exp.dir}")
+            log.info("[%s] all folds done: OOF %s %.4f -> %s", exp.name, label, metrics[f"oof_{m}"], exp.dir)
     return metrics
 
 
@@ -191,24 +194,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data)
     for w in ds.warnings:
-        print(f"warning: {w}", file=sys.stderr)
+        log.warning("%s", w)
     names = a.exp or default_experiments(task.name)
     if not names:
         ap.error(f"no --exp given and no {task.name} config is flagged `default: true`")
     folds = list(range(n_folds_of(read_folds(wd.folds, ds)))) if a.all_folds else (a.fold or [])
     if not folds:
         ap.error("give --fold K (repeatable) or --all-folds")
-    jobs = [(load_config(name, a.overrides), k) for name in names for k in folds]
+    try:
+        jobs = [(load_config(name, a.overrides), k) for name in names for k in folds]
+    except ConfigError as exc:
+        ap.error(str(exc))
     wrong = sorted({c["name"] for c, _ in jobs if c["task"] != task.name})
     if wrong:
         ap.error(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key); pass --task to match")
-    for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=len(jobs) < 2):
-        run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, no_wandb=a.no_wandb)
+    for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=progress_disabled(len(jobs) > 1 and not a.quiet)):
+        run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
     return 0
 
 

@@ -32,6 +32,7 @@ import yaml
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from competition.core.io import write_text
+from competition.core.log import add_log_arguments, setup_logging
 from competition.core.metrics import ConstantPredictionWarning
 from competition.core.paths import CONFIG_DIR, Workdir
 from competition.data.contract import Dataset
@@ -233,7 +234,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="tuned config path (default configs/<exp>_tuned.yaml)")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_task_argument(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     task = get_task(a.task)
     cfg = load_config(a.exp, a.overrides)
     if cfg["task"] != task.name:

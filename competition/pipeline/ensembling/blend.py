@@ -20,6 +20,7 @@ from competition.pipeline.ensembling.caruana import CaruanaOptions
 from competition.pipeline.ensembling.direct import DirectNestedCV
 from competition.pipeline.ensembling.library import Library
 from competition.pipeline.ensembling.nested import Evaluation, NestedCV
+from competition.core.log import progress_disabled
 from competition.core.provenance import git_commit
 from competition.data.task import Task
 
@@ -36,7 +37,8 @@ def evaluate(cv: NestedCV | DirectNestedCV, requested: str) -> dict[str, Evaluat
     if requested != "best" and requested not in cv.methods:
         raise ValueError(f"unknown blend method {requested!r}; known: best or one of {list(cv.methods)}")
     methods = list(cv.methods) if requested == "best" else list(dict.fromkeys([BASELINE, requested]))
-    return {m: cv.evaluate(m) for m in tqdm(methods, desc="blend methods", unit="method", leave=False)}
+    return {m: cv.evaluate(m) for m in tqdm(methods, desc="blend methods", unit="method", leave=False,
+                                         disable=progress_disabled())}
 
 
 def choose(evals: dict[str, Evaluation], requested: str) -> Evaluation:

@@ -1,0 +1,59 @@
+"""Messages and progress for every command: `logging` (one logger per module, `logging.getLogger(__name__)`)
+set up once by each command's main(), with the same -q/--quiet and -v/--verbose flags everywhere.
+
+What a command produces (a table, a path) stays on stdout; messages go to stderr, one line each, as
+`LEVEL: text` (with the module's name under -v). Progress bars show on a terminal only."""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import warnings
+
+PACKAGE = "competition"
+
+
+class _Stderr(logging.StreamHandler):
+    """Writes to the current sys.stderr (which tests and tools may swap after set-up)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
+def _log_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Python warnings (ours and libraries') as one log line each, without the source line."""
+    logging.getLogger("py.warnings").warning("%s: %s", category.__name__, message)
+
+
+def add_log_arguments(ap: argparse.ArgumentParser) -> None:
+    g = ap.add_mutually_exclusive_group()
+    g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
+    g.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
+
+
+def setup_logging(args: argparse.Namespace | None = None, *, quiet: bool = False, verbose: bool = False) -> None:
+    """Send the package's messages and Python warnings (one line each) to stderr at the level the flags
+    ask for (default INFO). Safe to call again: the handler is replaced, not added twice."""
+    quiet = quiet or bool(getattr(args, "quiet", False))
+    verbose = verbose or bool(getattr(args, "verbose", False))
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    handler = _Stderr()
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s" if verbose
+                                           else "%(levelname)s: %(message)s"))
+    handler.set_name(PACKAGE)
+    warnings.showwarning = _log_warning
+    for name in (PACKAGE, "__main__", "py.warnings"):  # __main__: the module run by `python -m`
+        logger = logging.getLogger(name)
+        logger.handlers = [h for h in logger.handlers if h.get_name() != PACKAGE] + [handler]
+        logger.setLevel(level)
+        logger.propagate = False  # one line per message, even when a library configures the root logger
+
+
+def progress_disabled(progress: bool = True) -> bool | None:
+    """tqdm's `disable`: None shows a bar on a terminal only (never in a log file or CI); True hides it."""
+    return None if progress and logging.getLogger(PACKAGE).getEffectiveLevel() <= logging.INFO else True
