@@ -9,7 +9,8 @@ the other folds, scored on the held-out fold). `best` takes the method with the 
 no blend beats the best single model there, the single model is the submission and the card says so.
 Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
 is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly and write their own
-submission format under tasks/<task>/submissions/.
+submission format under tasks/<task>/submissions/. With a subjects file in the work directory
+(subjects.csv), per-subject post-processing is a candidate too; --no-subjects leaves it out.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from competition.core.io import remove_orphans, write_json
 from competition.core.log import add_log_arguments, setup_logging
+from competition.data.subjects import read_subjects
 from competition.data.task import add_task_argument, get_task
 from competition.pipeline.ensembling.blend import build_card, choose, comparison_table, evaluate, nested_cv
 from competition.pipeline.ensembling.caruana import CaruanaOptions
@@ -50,6 +52,8 @@ def make(argv: list[str] | None = None) -> int:
     ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
+    ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
+                    "subjects file")
     add_task_argument(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
@@ -63,13 +67,17 @@ def make(argv: list[str] | None = None) -> int:
     wd = task.workdir(a.workdir)
     remove_orphans(wd.submissions)  # temporary files of a killed run
     ds = task.load(a.data or wd.embedded_data, check_media=False)
-    lib = load_library(wd.oof, ds, a.exp, task)
+    use_subjects = wd.subjects.exists() and task.moment_blends and not a.no_subjects  # clip tasks only
+    subjects = read_subjects(wd.subjects, ds.units).groups if use_subjects else None
+    lib = load_library(wd.oof, ds, a.exp, task, subjects)
     print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
           + ", ".join(f"{n} [{lib.modalities.get(n, '?')}] {s:.4f}"
                       for n, s in sorted(lib.scores.items(), key=lambda x: -x[1])))
     skipped = skipped_experiments(wd.oof, ds.fingerprint)
     for n, why in skipped.items():
         print(f"not in the library: {n} was skipped on this dataset ({why['reason']})")
+    if subjects is not None:
+        print(f"subjects from {wd.subjects}: per-subject post-processing is a candidate")
     cv = nested_cv(lib, task, opts)
     evals = evaluate(cv, a.blend)
     chosen = choose(evals, a.blend)
@@ -86,7 +94,8 @@ def make(argv: list[str] | None = None) -> int:
 
     name = a.name or f"blend-{chosen.method}"
     wd.submissions.mkdir(parents=True, exist_ok=True)
-    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, chosen.blender.apply(lib.test))
+    pred = chosen.blender.apply(lib.test, lib.test_subjects)
+    path = task.write_submission(wd.submissions / name, ds, lib.test_ids, pred)
     card = {"name": name, "task": task.name, **card, "dataset": ds.fingerprint, "submission": path.name,
             "zip": path.with_suffix(".zip").name}
     write_json(wd.submissions / f"{name}.json", card)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Mapping
 
 import numpy as np
 
 from competition.features.registry import FeatureError, FeatureOutput
-from competition.features.store import FeatureStore, load_outputs, pooled_matrix
+from competition.features.store import FeatureStore, pool_outputs
+from competition.features.subject_norm import SubjectNorm
 from competition.features.batching import row_times, window_bounds
 
 Window = tuple[float, float]
@@ -76,12 +77,20 @@ def window_stats(timed: tuple[FeatureOutput, np.ndarray], lo: np.ndarray, hi: np
 
 class FeatureBank:
     """Read access to the stored features an experiment names, by sample id: a clip, or with `windows`
-    a frame (its unit's rows around the frame's time)."""
+    a frame (its unit's rows around the frame's time). With `subjects` (unit -> subject, every unit of
+    every split), each unit's features are standardised within its subject (subject_norm.py)."""
 
-    def __init__(self, root: Path | str, specs: list[str | dict], windows: Windows | None = None):
+    def __init__(self, root: Path | str, specs: list[str | dict], windows: Windows | None = None,
+                 subjects: Mapping[str, str] | None = None):
         self.root = Path(root)
         self.specs = list(specs)
         self.windows = windows
+        self.norm = None if subjects is None else SubjectNorm(subjects)
+
+    def load(self, store: FeatureStore, unit: str) -> FeatureOutput | None:
+        """One unit's stored feature (subject-standardised when the bank has subjects)."""
+        out = store.load(unit)
+        return out if self.norm is None else self.norm.apply(store, unit, out)
 
     def stores(self) -> list[FeatureStore]:
         return [FeatureStore.for_spec(self.root, s) for s in self.specs]
@@ -97,7 +106,7 @@ class FeatureBank:
         used = set(range(len(stores))) if used is None else used
 
         def load(unit: str) -> list[FeatureOutput | None]:
-            return [stores[i].load(unit) if i in used else None for i in range(len(stores))]
+            return [self.load(stores[i], unit) if i in used else None for i in range(len(stores))]
 
         if self.windows is None:
             for cid in ids:
@@ -116,7 +125,8 @@ class FeatureBank:
         if not self.specs:
             raise ValueError("this experiment names no features")
         if self.windows is None:
-            return np.concatenate([pooled_matrix(s, self.root, ids) for s in self.specs], axis=1)
+            seqs = self.sequences(ids)
+            return np.concatenate([pool_outputs(s, self.root, outs) for s, outs in zip(self.specs, seqs)], axis=1)
         units, times = self.windows.locate(list(ids))
         names, which = np.unique(np.asarray(units, dtype=object), return_inverse=True)
         times = np.asarray(times, np.float64)
@@ -127,7 +137,7 @@ class FeatureBank:
         for u, unit in enumerate(names):
             rows = order[bounds[u]:bounds[u + 1]]
             lo, hi = times[rows] - self.windows.before, times[rows] + self.windows.after
-            for i, timed in enumerate(_timed([s.load(unit) for s in stores])):
+            for i, timed in enumerate(_timed([self.load(s, unit) for s in stores])):
                 if timed is not None:
                     parts[i].append((rows, window_stats(timed, lo, hi)))
         cols = []
@@ -145,4 +155,4 @@ class FeatureBank:
 
     def sequences(self, ids: list[str]) -> list[list[FeatureOutput | None]]:
         """Per feature spec, one FeatureOutput (or None if extraction failed) per clip."""
-        return [load_outputs(s, self.root, ids) for s in self.specs]
+        return [[self.load(store, c) for c in ids] for store in self.stores()]

@@ -279,9 +279,13 @@ def pool(out: FeatureOutput | None, dim: int | None = None) -> np.ndarray:
 
 def pooled_matrix(spec: str | dict, root: Path | str, ids: list[str]) -> np.ndarray:
     """(N, D) clip matrix of one feature with NaN rows for missing clips."""
-    outs = load_outputs(spec, root, ids)
+    return pool_outputs(spec, root, load_outputs(spec, root, ids))
+
+
+def pool_outputs(spec: str | dict, root: Path | str, outs: list[FeatureOutput | None]) -> np.ndarray:
+    """(N, D) matrix of the clips' outputs of the feature `spec` (stored under `root`), pooled."""
     vecs = [pool(o) for o in outs if o is not None]
     if not vecs:
-        raise FeatureError(f"no stored values of feature {spec!r} for these {len(ids)} clips under {root}")
+        raise FeatureError(f"no stored values of feature {spec!r} for these {len(outs)} clips under {root}")
     dim = len(vecs[0])
     return np.stack([pool(o, dim) for o in outs])

@@ -53,6 +53,7 @@ from competition.models.base import Model
 from competition.models.registry import build_model
 from competition.pipeline.config import load_config
 from competition.pipeline.ensembling.methods import Blender, rank_reference
+from competition.pipeline.ensembling.postprocess import SUBJECT_POSTPROCESS
 from competition.pipeline.experiment import read_predictions
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,10 @@ def load_card(path: Path, wd: Workdir) -> Card:
     card = read_json(path)
     if "weights_by_target" not in card:
         raise PredictError(f"{path} is not a blend card (no weights_by_target): rerun make_submission.py")
+    if card["post"] in SUBJECT_POSTPROCESS:
+        raise PredictError(f"{path}: the blend centres predictions within each subject ({card['post']}), "
+                           "which new videos of unknown subjects do not allow; use a blend without it "
+                           "(make_submission.py --no-subjects)")
     targets, names = list(card["targets"]), list(card["members"])
     weights = np.array([[card["weights_by_target"][t].get(n, 0.0) for n in names] for t in targets])
     reference = None
@@ -241,6 +246,9 @@ def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tup
     for name in card.blender.names:
         exp_dir = wd.experiment(name)
         cfg = load_config(exp_dir / "config.yaml")
+        if cfg.get("subject_norm"):
+            raise PredictError(f"{exp_dir}: trained on features standardised within each subject (subject_norm); "
+                               "new videos have no subject statistics, so it cannot predict them")
         params = {**cfg.get("params", {}), **({"device": device} if device else {})}
         folds = sorted(exp_dir.glob("fold_*/fold.json"), key=lambda p: int(p.parent.name.split("_")[1]))
         if not folds:

@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from competition.data.subjects import read_subjects
 from competition.pipeline import tracking
 from competition.pipeline.config import ConfigError, default_experiments, load_config
 from competition.pipeline.experiment import Experiment
@@ -88,9 +89,17 @@ def task_of(cfg: dict) -> Task:
     return get_task(cfg.get("task", "eri"))
 
 
-def feature_bank(cfg: dict, ds, features_root: Path) -> FeatureBank:
-    """The experiment's features, read per sample (clips, or frames in their context window)."""
-    return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window))
+def subjects_for(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
+    """The subject of every unit (all splits) from the work directory's subjects file when the config
+    asks for within-subject feature standardisation (`subject_norm: true`), else None."""
+    return read_subjects(wd.subjects, ds.units).groups if cfg.get("subject_norm") else None
+
+
+def feature_bank(cfg: dict, ds, features_root: Path, subjects: pd.Series | None = None) -> FeatureBank:
+    """The experiment's features, read per sample (clips, or frames in their context window); with
+    `subjects`, standardised within subject."""
+    return FeatureBank(features_root, cfg["features"], Windows.of(ds, cfg.get("window") or task_of(cfg).window),
+                       None if subjects is None else subjects.reindex(ds.units.ids).to_dict())
 
 
 def seeds_of(cfg: dict) -> list[int]:
@@ -101,11 +110,13 @@ def seeds_of(cfg: dict) -> list[int]:
 
 def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
              progress: bool = True, reporter: Reporter | None = None,
-             extract_features: bool = True, seed: int | None = None) -> FoldFit:
+             extract_features: bool = True, seed: int | None = None,
+             subjects: pd.Series | None = None) -> FoldFit:
     """Extract the config's features (cached), train fold k's model and predict its held-out and Test
     samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
     e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
-    dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit)."""
+    dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit).
+    Configs with `subject_norm: true` need `subjects` (see subjects_for)."""
     task = task_of(cfg)
     t0 = time.perf_counter()
     if extract_features:
@@ -117,7 +128,9 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     train_ids, val_ids = fold_ids(fold, k)
     fit_ids = train_ids[::max(1, int(cfg.get("train_stride", 1)))]
     test_ids = ds.test_ids
-    bank = feature_bank(cfg, ds, features_root)
+    if cfg.get("subject_norm") and subjects is None:
+        raise ValueError(f"{cfg['name']}: subject_norm is set but no subjects were given")
+    bank = feature_bank(cfg, ds, features_root, subjects)
     seed = (seeds_of(cfg)[0] if seed is None else int(seed)) + k
     seed_everything(seed)
     model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
@@ -217,9 +230,10 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
         fits = []
         try:
+            subjects = subjects_for(cfg, ds, wd)
             for s in seeds_of(cfg):
                 fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
-                                     seed=s))
+                                     seed=s, subjects=subjects))
         finally:
             logger.close()
         if not main:

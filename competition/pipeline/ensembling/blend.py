@@ -6,7 +6,8 @@ other folds, scored on the held-out fold). `best` takes the method with the best
 blend beats the best single model there, the single model is the submission and the card says so.
 Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
 is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly (direct.py) and write
-their own submission format under tasks/<task>/submissions/.
+their own submission format under tasks/<task>/submissions/. With a subjects file in the work directory
+(subjects.csv), per-subject post-processing is a candidate too (postprocess.py); --no-subjects leaves it out.
 """
 from __future__ import annotations
 
@@ -51,13 +52,13 @@ def choose(evals: dict[str, Evaluation], requested: str) -> Evaluation:
 
 
 def comparison_table(evals: dict[str, Evaluation], chosen: str, metric: str) -> str:
-    lines = [f"  {'method':<20} {'in-sample':>10} {'nested':>8} {'optimism':>9}  {'post':<8} folds "
+    lines = [f"  {'method':<20} {'in-sample':>10} {'nested':>8} {'optimism':>9}  {'post':<14} folds "
              f"({metric})"]
     for ev in evals.values():
         folds = " ".join(f"{s:.3f}" for s in ev.nested_per_fold.values())
         mark = "*" if ev.method == chosen else " "
         lines.append(f"{mark} {ev.method:<20} {ev.in_sample:>10.4f} {ev.nested:>8.4f} "
-                     f"{round(ev.in_sample - ev.nested, 4) + 0.0:>+9.4f}  {ev.post:<8} {folds}")
+                     f"{round(ev.in_sample - ev.nested, 4) + 0.0:>+9.4f}  {ev.post:<14} {folds}")
     return "\n".join(lines)
 
 

@@ -28,6 +28,8 @@ class Library:
     scores: dict[str, float]
     fold: np.ndarray       # (N,) the fold in which each OOF clip was held out
     modalities: dict[str, str] = field(default_factory=dict)  # member -> 'face', 'audio', 'face+audio', ...
+    subjects: np.ndarray | None = None       # (N,) subject of each OOF clip, from the subjects file
+    test_subjects: np.ndarray | None = None  # (N_test,)
 
 
 def finished_experiments(oof_root: Path) -> list[str]:
@@ -56,8 +58,10 @@ def held_out_fold(exp_dir: Path, ids: list[str], id_col: str = ERI.id_col) -> np
     return np.array([fold_of[i] for i in ids], int)
 
 
-def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task = ERI) -> Library:
-    """The finished experiments `names` (default: all) of `ds` (a dataset of `task`)."""
+def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task = ERI,
+                 subjects: pd.Series | None = None) -> Library:
+    """The finished experiments `names` (default: all) of `ds` (a dataset of `task`); with `subjects`
+    (subject by id), the library carries each OOF and Test clip's subject for the post-processing."""
     oof_root = Path(oof_root)
     names = names or finished_experiments(oof_root)
     if not names:
@@ -98,4 +102,14 @@ def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task 
                    test=np.ascontiguousarray(np.stack(tests)), y=ds.labels(ids), ids=ids,
                    test_ids=ds.test_ids, targets=ds.targets, folds_fingerprint=fps.pop(), scores=scores,
                    fold=held_out_fold(oof_root / names[0], ids, task.id_col),
-                   modalities={n: experiment_modality(oof_root / n) for n in names})
+                   modalities={n: experiment_modality(oof_root / n) for n in names},
+                   subjects=None if subjects is None else _subjects_of(subjects, ids),
+                   test_subjects=None if subjects is None else _subjects_of(subjects, ds.test_ids))
+
+
+def _subjects_of(subjects: pd.Series, ids: list[str]) -> np.ndarray:
+    got = subjects.reindex(ids)
+    if got.isna().any():
+        raise ExperimentError(f"the subjects file names no subject for {int(got.isna().sum())} clip(s), "
+                              f"e.g. {list(got[got.isna()].index[:3])}")
+    return got.astype(str).to_numpy()

@@ -42,10 +42,11 @@ class Blender:
     post: str = "none"
     steps: list[Step] = field(default_factory=list)
 
-    def apply(self, preds: np.ndarray) -> np.ndarray:
-        """(M, n, E) member predictions, in `names` order -> (n, E) blend."""
+    def apply(self, preds: np.ndarray, subjects: np.ndarray | None = None) -> np.ndarray:
+        """(M, n, E) member predictions, in `names` order -> (n, E) blend; `subjects` (n,) for the
+        per-subject post-processing."""
         x = rank_transform(preds, self.reference) if self.transform == "rank" else preds
-        return postprocess(np.einsum("em,mne->ne", self.weights, x), self.post)
+        return postprocess(np.einsum("em,mne->ne", self.weights, x), self.post, subjects=subjects)
 
     def with_post(self, post: str) -> "Blender":
         return replace(self, post=post)

@@ -6,7 +6,7 @@ in-sample score (fitted and scored on all OOF clips) is reported beside it: the 
 a blend's gain comes from selecting on the very clips it is scored on.
 
 Post-processing is parameter-free, so it is judged on the same held-out predictions: it is kept only
-where it raises the nested score.
+where it raises the nested score. The per-subject kinds are candidates only when the library has subjects.
 """
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from competition.pipeline.ensembling.caruana import CaruanaOptions
 from competition.pipeline.ensembling.library import Library
 from competition.pipeline.ensembling.methods import METHODS, Blender, fit_blender
 from competition.pipeline.ensembling.moments import Moments, block_moments, total
-from competition.pipeline.ensembling.postprocess import POSTPROCESS, postprocess
+from competition.pipeline.ensembling.postprocess import POSTPROCESS, SUBJECT_POSTPROCESS, postprocess
 from competition.core.metrics import mean_pcc
 
 MIN_POST_GAIN = 1e-6  # post-processing must beat "none" by more than this to be kept
@@ -82,11 +82,14 @@ class NestedCV:
         y = self.lib.y
         full = self.fit(method)
         inside, held = full.apply(self.lib.oof), self.held_out(method)
-        by_post = {p: (mean_pcc(postprocess(inside, p), y), mean_pcc(postprocess(held, p), y)) for p in POSTPROCESS}
+        subjects = self.lib.subjects
+        kinds = POSTPROCESS + (SUBJECT_POSTPROCESS if subjects is not None else ())
+        by_post = {p: (mean_pcc(postprocess(inside, p, subjects=subjects), y),
+                       mean_pcc(postprocess(held, p, subjects=subjects), y)) for p in kinds}
         post = "none"
-        for p in POSTPROCESS[1:]:
+        for p in kinds[1:]:
             if by_post[p][1] > by_post[post][1] + MIN_POST_GAIN:
                 post = p
-        held = postprocess(held, post)
+        held = postprocess(held, post, subjects=subjects)
         per_fold = {k: mean_pcc(held[self.blocks == k], y[self.blocks == k]) for k in self.parts}
         return Evaluation(method, full.with_post(post), by_post[post][0], by_post[post][1], per_fold, by_post)
