@@ -20,6 +20,10 @@ Storage: the `faces` extractor keeps uint8 crops as (T, size*size*3) rows in its
 writes the per-frame geometry (boxes, landmarks, detector) beside each clip as `<clip>.track.npz`, before
 the crops, so a killed run never leaves crops without their geometry. `face_track()` is the helper the
 image extractors use: it reads this cache when present and runs the pipeline otherwise.
+
+Over the ~400-line norm: detection, verification of interpolated boxes, alignment and the track cache
+share one per-clip state (boxes, landmarks, detector codes) and are tuned together for speed
+(docs/BENCHMARKS.md); the image extractors built on them live in their own modules.
 """
 from __future__ import annotations
 

@@ -42,6 +42,10 @@ Common params (all optional):
   threads           torch CPU threads while fitting/predicting (null: torch's default). 1 by default:
                     these models are small, and on shared cores more threads made a fold 20-50x slower
   progress          a tqdm bar per epoch
+
+Over the ~400-line norm: one training loop with its options (schedules, accumulation, EMA, top-k
+averaging, precision, backbone freezing, DDP); the helpers that do not need the loop are in optim.py,
+distributed.py and backbones.py.
 """
 from __future__ import annotations
 
