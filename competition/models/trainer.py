@@ -388,7 +388,7 @@ class TorchSequenceModel(Model):
             group_n = [sum(len(b) for b in batches[g:g + accumulate]) for g in range(0, len(batches), accumulate)]
             bar = tqdm(self._train_batches(train, batches, epoch), total=len(batches),
                        desc=f"{type(self).__name__}[{stage}] epoch {epoch - epoch0 + 1}",
-                       leave=False, disable=progress_disabled(cfg["progress"]) or rank != 0, unit="batch")
+                       leave=False, disable=True if rank != 0 else progress_disabled(cfg["progress"]), unit="batch")
             for j, (idx, batch) in enumerate(bar):
                 batch = batch_to(batch, self.device)
                 target = torch.from_numpy(y[idx]).to(self.device)
