@@ -12,7 +12,7 @@ from competition.folds import make_folds
 from competition.core.paths import Workdir
 from competition.pipeline.run_fold import feature_bank, fit_fold, subjects_for
 from tests.conftest import write_fake_dataset
-from tests.synthetic_features import write_features
+from synthetic_features import write_features
 from tests.test_blend_methods import library
 
 N_TRAIN, N_VAL, N_TEST = 40, 12, 10
