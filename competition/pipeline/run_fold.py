@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 import pandas as pd
+from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
 from competition.data.subjects import read_subjects
@@ -137,13 +138,16 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     model.reporter = reporter
     if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
         model.unlabelled_ids = list(test_ids)
-    t1 = time.perf_counter()
-    model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), val_ids, task.to_unit(ds.labels(val_ids)))
-    t_fit = time.perf_counter() - t1
-    t2 = time.perf_counter()
-    val_pred = task.from_unit(model.predict(bank, val_ids))
-    test_pred = task.from_unit(model.predict(bank, test_ids)) if test_ids else np.zeros((0, len(ds.targets)))
-    t_pred = time.perf_counter() - t2
+    # One BLAS/OpenMP thread: scikit-learn's results (e.g. gradient-boosting histograms) depend on the thread
+    # count, so a fold gives the same numbers alone or beside other folds (run_all.sh runs them in parallel).
+    with threadpool_limits(limits=1):
+        t1 = time.perf_counter()
+        model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), val_ids, task.to_unit(ds.labels(val_ids)))
+        t_fit = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        val_pred = task.from_unit(model.predict(bank, val_ids))
+        test_pred = task.from_unit(model.predict(bank, test_ids)) if test_ids else np.zeros((0, len(ds.targets)))
+        t_pred = time.perf_counter() - t2
     return FoldFit(model, seed, train_ids, val_ids, test_ids, val_pred, test_pred,
                    {"features": t_feat, "fit": t_fit, "predict": t_pred})
 
