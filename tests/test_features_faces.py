@@ -34,7 +34,7 @@ def test_astronaut_clip_gives_aligned_crops(face_clip: Path):
 
 
 def test_mtcnn_only_chain_and_info_counts(face_clip: Path):
-    track = run_face_pipeline(face_clip, {"detectors": "mtcnn", "scheme": "every", "every": 15})
+    track = run_face_pipeline(face_clip, {"detectors": "mtcnn", "scheme": "every", "every": 15, "detect_every": 3})
     assert len(track.crops) == 3
     # frames 0 and 2 by the chain (detect_every=2), frame 1 between them verified by O-Net
     assert track.info["detectors"]["mtcnn"] == 2 and track.info["detectors"]["verified"] == 1

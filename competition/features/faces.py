@@ -54,7 +54,9 @@ FACE_DEFAULTS: dict[str, Any] = {
     "margin": 0.25,              # extra context around the face, as a fraction of its size
     "interp_frames": 12,         # fill misses whose detected neighbours are at most this many frames apart
     "max_side": 640,             # frames larger than this are downscaled before detection
-    "detect_every": 3,           # detector chain on every k-th sampled frame, O-Net checks the ones between
+    # detector chain on every k-th sampled frame, O-Net checks the ones between; 1 by default: 3 is 1.7x
+    # faster on real footage but cost gbm_appearance 0.357 -> 0.256 OOF on the embedded set (docs/BENCHMARKS.md)
+    "detect_every": 1,
 }
 
 
@@ -324,7 +326,8 @@ def interpolate_track(indices: np.ndarray, boxes: np.ndarray, landmarks: np.ndar
             landmarks[i] = (1 - a) * landmarks[prev] + a * landmarks[nxt]  # NaN if either side has none
             mask[i] = interp[i] = True
         else:
-            near = prev if nxt is None or (prev is not None and indices[i] - indices[prev] <= indices[nxt] - indices[i]) else nxt
+            use_prev = nxt is None or (prev is not None and indices[i] - indices[prev] <= indices[nxt] - indices[i])
+            near = prev if use_prev else nxt
             boxes[i], landmarks[i] = boxes[near], landmarks[near]
     return boxes, landmarks, mask, interp
 
@@ -368,7 +371,8 @@ def head_pose(landmarks: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
 
 # ---------------------------------------------------------------- pipeline
 
-def read_aligned(folder: Path | None, fps: float | None, p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def read_aligned(folder: Path | None, fps: float | None,
+                 p: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(crops (N, S, S, 3) RGB at the crop size, times (N,), indices (N,)) of the sampled frames of an
     aligned-crops folder `<k:05d>.jpg` (k 1-based, frame k at (k - 1) / fps)."""
     import cv2
