@@ -47,7 +47,7 @@ def test_two_processes_train_the_same_fold_as_one(tmp_path):
     run([sys.executable, "-m", "competition.pipeline.run_fold", *fold, "--workdir", str(tmp_path / "one")], tmp_path)
     out = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "competition.pipeline.run_fold", *fold, "--workdir", str(tmp_path / "ddp")], tmp_path)
-    assert out.stdout.count("fold 0: val") == 1                     # rank 0 reports, rank 1 is silent
+    assert (out.stdout + out.stderr).count("fold 0: val") == 1  # rank 0 logs it, rank 1 is silent
     one, ddp = (dirs[k].oof / "te_ddp" / "fold_0" for k in ("one", "ddp"))
     assert sorted(p.name for p in ddp.parent.iterdir()) == sorted(p.name for p in one.parent.iterdir())
     for name in ("val.csv", "test.csv"):

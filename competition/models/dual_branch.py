@@ -169,6 +169,7 @@ class DualBranchModel(TorchSequenceModel):
         "temporal_layers": 1, "tcn_layers": 5, "heads": 4, "dropout": 0.1, "p_m": 0.9, "p_v": 0.5,
         "staged": False, "backbone": "resnet18", "pretrained_file": "auto", "lr": 1e-3,
     }
+    param_types = {**TorchSequenceModel.param_types, "pretrained_file": (str, type(None))}  # None: random init
 
     def prepare_rows(self, modality: str, x: np.ndarray) -> np.ndarray:
         """Face crops (T, S*S*3) -> (T, s*s*3) uint8 at the model's image size."""
