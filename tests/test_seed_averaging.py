@@ -52,7 +52,8 @@ def test_seed_averaged_oof_is_the_mean_of_the_single_seed_oofs(tmp_path):
     np.testing.assert_allclose(values(wd.oof / "te_seed1/oof.csv"), two, atol=2e-6)
     assert alone["oof_mean_pcc"] == metrics["oof_mean_pcc_seeds"]["1"]
 
-    from competition.pipeline.predict import member_prediction
-    again = member_prediction(exp, ds, wd.features, wd.features)  # every fold's seeds reloaded and averaged
+    from competition.pipeline.predict import PredictBank, load_experiment, predict_experiment
+    loaded_cfg, models = load_experiment(exp, len(ds.emotions))  # every fold's seeds reloaded
+    again = predict_experiment(models, PredictBank(wd.features, loaded_cfg["features"], wd.features), ds.ids)
     np.testing.assert_allclose(again[[ds.ids.index(i) for i in ds.test_ids]],
                                pd.read_csv(exp / "test.csv").iloc[:, 1:].to_numpy(), atol=1e-4)

@@ -137,7 +137,7 @@ class TorchSequenceModel(Model):
     default_loss: str | dict = "mse"
     default_params: dict[str, Any] = {}      # the model's own defaults, over TRAINER_DEFAULTS
     param_types = {"threads": (int, type(None)), "grad_clip": (int, float, type(None)),
-                   "max_len": (int, type(None))}
+                   "max_len": (int, type(None)), "amp": (bool, str)}  # amp: true | false | "bf16" | "fp16"
 
     @classmethod
     def param_defaults(cls) -> dict[str, Any]:

@@ -239,35 +239,40 @@ class PredictBank(FeatureBank):
         return np.concatenate(cols, axis=1)
 
 
+def load_experiment(exp_dir: Path, n_targets: int, device: str | None = None) -> tuple[dict, list[list[Model]]]:
+    """An experiment's config and fold models: per fold, one model per seed of a seed-averaged fold."""
+    cfg = load_config(exp_dir / "config.yaml")
+    if cfg.get("subject_norm"):
+        raise PredictError(f"{exp_dir}: trained on features standardised within each subject (subject_norm); "
+                           "new videos have no subject statistics, so it cannot predict them")
+    params = {**cfg.get("params", {}), **({"device": device} if device else {})}
+    folds = sorted(exp_dir.glob("fold_*/fold.json"), key=lambda p: int(p.parent.name.split("_")[1]))
+    if not folds:
+        raise PredictError(f"{exp_dir}: no finished fold to load")
+    models = []
+    for f in folds:
+        seeds = []
+        for d in sorted(f.parent.glob("seed_*")) or [f.parent]:
+            model = build_model(cfg["model"], params, n_targets, seed=int(cfg.get("seed", 42)),
+                                source=str(exp_dir / "config.yaml"))
+            try:
+                model.load(d)
+            except (NotImplementedError, FileNotFoundError, PermissionError) as exc:
+                raise PredictError(f"{d}: the fold model cannot be loaded ({exc}); "
+                                   "retrain the experiment with this version of the toolkit") from exc
+            seeds.append(model)
+        models.append(seeds)
+    return cfg, models
+
+
+def predict_experiment(models: list[list[Model]], bank: FeatureBank, ids: list[str]) -> np.ndarray:
+    """(n, E): each fold's seeds averaged (like their OOF predictions), then the folds."""
+    return np.mean([np.mean([m.predict(bank, ids) for m in seeds], axis=0) for seeds in models], axis=0)
+
+
 def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tuple[dict, list[list[Model]]]]:
-    """Every member experiment's config and fold models (per fold, one model per seed of a seed-averaged
-    fold), loaded (and so checked) before any feature is extracted."""
-    members = []
-    for name in card.blender.names:
-        exp_dir = wd.experiment(name)
-        cfg = load_config(exp_dir / "config.yaml")
-        if cfg.get("subject_norm"):
-            raise PredictError(f"{exp_dir}: trained on features standardised within each subject (subject_norm); "
-                               "new videos have no subject statistics, so it cannot predict them")
-        params = {**cfg.get("params", {}), **({"device": device} if device else {})}
-        folds = sorted(exp_dir.glob("fold_*/fold.json"), key=lambda p: int(p.parent.name.split("_")[1]))
-        if not folds:
-            raise PredictError(f"{exp_dir}: no finished fold to load")
-        models = []
-        for f in folds:
-            seeds = []
-            for d in sorted(f.parent.glob("seed_*")) or [f.parent]:
-                model = build_model(cfg["model"], params, len(card.targets), seed=int(cfg.get("seed", 42)),
-                                    source=str(exp_dir / "config.yaml"))
-                try:
-                    model.load(d)
-                except (NotImplementedError, FileNotFoundError, PermissionError) as exc:
-                    raise PredictError(f"{d}: the fold model cannot be loaded ({exc}); "
-                                       "retrain the experiment with this version of the toolkit") from exc
-                seeds.append(model)
-            models.append(seeds)
-        members.append((cfg, models))
-    return members
+    """Every member experiment, loaded (and so checked) before any feature is extracted."""
+    return [load_experiment(wd.experiment(name), len(card.targets), device) for name in card.blender.names]
 
 
 def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | None = None,
@@ -286,9 +291,7 @@ def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | No
             for cfg, models in members:
                 extract(ds, cfg["features"], features, jobs=jobs, progress=False)
                 bank = PredictBank(features, cfg["features"], wd.features)
-                # seeds of a fold averaged like their OOF predictions, then the folds
-                preds.append(np.mean([np.mean([m.predict(bank, ds.ids) for m in seeds], axis=0)
-                                      for seeds in models], axis=0))
+                preds.append(predict_experiment(models, bank, ds.ids))
             rows = [list(by_id).index(cid) for cid in ds.ids]
             values[rows] = np.clip(card.blender.apply(np.stack(preds)), lo, hi)
             observe({cid: by_id[cid] for cid in ds.ids}, [s for cfg, _ in members for s in cfg["features"]],
