@@ -24,6 +24,8 @@ PARAMS = {
     "mctn": {"modalities": {"visual": "syn_face", "audio": "syn_audio"}},
     "dual_branch": {"modalities": {"visual": "syn_crops", "audio": "syn_audio"}, "image_size": 16,
                     "spatial_dim": 8, "temporal_dim": 8, "tcn_layers": 2},
+    "te_crops": {"modalities": {"visual": "syn_crops"}, "image_size": 16, "backbone": "test_efficientnet",
+                 "pretrained_file": None},
 }
 GENERIC = {"modalities": {"face": "syn_face", "audio": "syn_audio"}}
 

@@ -1,5 +1,5 @@
 """Pretrained image backbones from timm for the end-to-end face-crop models: any timm CNN, cut after a
-stage (timm's features_only), with weights from a local file (timm's pretrained_cfg_overlay, as the
+stage (timm's features_only) or whole with its global pooling (one vector per image), with weights from a local file (timm's pretrained_cfg_overlay, as the
 `visual` extractor loads them) or random initialisation, said out loud.
 
 Weights: `pretrained_file: auto` (the models' default) looks for `$ERI_WEIGHTS/<model>.safetensors`
@@ -42,20 +42,37 @@ def resolve_weights(model: str, pretrained_file: str | None) -> Path | None:
     return None
 
 
+def create_timm(model: str, pretrained_file: str | None, **kwargs) -> tuple[nn.Module, str | None]:
+    """timm.create_model with the weights `pretrained_file` resolves to (or random init), and that path."""
+    import timm
+    path = resolve_weights(model, pretrained_file)
+    kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}} if path else {}
+    return timm.create_model(model, **kw, **kwargs), str(path) if path else None
+
+
 class StageMap(nn.Module):
     """(N, 3, H, W) -> the feature map after one stage of a timm CNN."""
 
     def __init__(self, model: str, stage: int, pretrained_file: str | None = "auto"):
         super().__init__()
-        import timm
-        path = resolve_weights(model, pretrained_file)
-        kw = {"pretrained": True, "pretrained_cfg_overlay": {"file": str(path)}} if path else {}
-        self.net = timm.create_model(model, features_only=True, out_indices=(stage,), **kw)
+        self.net, self.weights = create_timm(model, pretrained_file, features_only=True, out_indices=(stage,))
         self.channels = int(self.net.feature_info.channels()[-1])
-        self.weights = str(path) if path else None
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)[-1]
+
+
+class PooledBackbone(nn.Module):
+    """(N, 3, H, W) -> (N, channels): a whole timm model without its classifier (its own global pooling,
+    and the last projection for models that have one, e.g. MobileNetV3's 1280-d conv_head)."""
+
+    def __init__(self, model: str, pretrained_file: str | None = "auto"):
+        super().__init__()
+        self.net, self.weights = create_timm(model, pretrained_file, num_classes=0)
+        self.channels = int(getattr(self.net, "head_hidden_size", None) or self.net.num_features)
+
+    def forward(self, images: Tensor) -> Tensor:
+        return self.net(images)
 
 
 def save_timm_weights(model: str, path: Path | str) -> Path:

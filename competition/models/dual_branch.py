@@ -13,18 +13,14 @@ modality, so training with modality dropout is what teaches the fusion to cope w
 """
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from competition.models.backbones import StageMap
+from competition.models.face_crops import FaceCropModel, ImageNetNormalise, encode_frames
 from competition.models.layers import AttentionPool, CausalTCN, TransformerEncoder, output_head
 from competition.models.registry import register_model
 from competition.features.batching import Batch, ModalityBatch
-from competition.models.trainer import TorchSequenceModel
-
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 class SpatialFrameEncoder(nn.Module):
@@ -42,11 +38,10 @@ class SpatialFrameEncoder(nn.Module):
         self.positions = nn.Parameter(torch.randn(side * side, dim) * 0.02)
         self.encoder = TransformerEncoder(dim, heads, layers, dropout, positions=False)
         self.pool = AttentionPool(dim)
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.normalise = ImageNetNormalise()
 
     def forward(self, images: Tensor) -> Tensor:
-        fmap = self.cnn((images - self.mean) / self.std)              # (N, C, h, w)
+        fmap = self.cnn(self.normalise(images))                       # (N, C, h, w)
         tokens = self.proj(fmap.flatten(2).transpose(1, 2)) + self.positions
         every = torch.ones(tokens.shape[:2], dtype=torch.bool, device=tokens.device)
         return self.pool(self.encoder(tokens, every), every)
@@ -119,13 +114,7 @@ class DualBranchNet(nn.Module):
 
     # -- forward
     def visual_sequence(self, v: ModalityBatch) -> Tensor:
-        b, t, _ = v.x.shape
-        dim = self.visual_temporal.inp.in_features
-        per_frame = v.x.new_zeros(b, t, dim)
-        if v.mask.any():  # only frames with a face go through the CNN
-            s = self.image_size
-            images = v.x[v.mask].view(-1, s, s, 3).permute(0, 3, 1, 2) / 255.0
-            per_frame[v.mask] = self.frames(images).to(per_frame.dtype)
+        per_frame = encode_frames(self.frames, v, self.image_size, self.visual_temporal.inp.in_features)
         return self.visual_temporal(per_frame, v.mask)
 
     def forward(self, batch: Batch) -> Tensor:
@@ -156,43 +145,22 @@ class DualBranchNet(nn.Module):
 
 
 @register_model("dual_branch")
-class DualBranchModel(TorchSequenceModel):
+class DualBranchModel(FaceCropModel):
     """Paper sizes: spatial dim 256 (4 blocks, 4 heads), temporal dim 128, 32 frames of 112 px, Adam
     1e-4, batch 64, LR halved after 10 stalled epochs, p_m 0.9 (0.1 dropout), p_v 0.5. The defaults
     here are a CPU-sized version: 16 steps, 48 px crops, one ResNet stage, 1 spatial block."""
     default_loss = "mse"
     requires_shared_grid = True
     default_params = {
+        **FaceCropModel.default_params,
         "modalities": {"visual": "faces", "audio": "mfcc"}, "resample": {"visual": "nearest"},
-        "grid_len": 16, "visual_modality": "visual", "audio_modality": "audio",
-        "image_size": 48, "cnn_stages": 1, "spatial_dim": 64, "spatial_layers": 1, "temporal_dim": 64,
-        "temporal_layers": 1, "tcn_layers": 5, "heads": 4, "dropout": 0.1, "p_m": 0.9, "p_v": 0.5,
-        "staged": False, "backbone": "resnet18", "pretrained_file": "auto", "lr": 1e-3,
+        "grid_len": 16, "audio_modality": "audio", "cnn_stages": 1, "spatial_dim": 64, "spatial_layers": 1,
+        "temporal_dim": 64, "temporal_layers": 1, "tcn_layers": 5, "heads": 4, "dropout": 0.1, "p_m": 0.9,
+        "p_v": 0.5, "staged": False, "lr": 1e-3,
     }
-    param_types = {**TorchSequenceModel.param_types, "pretrained_file": (str, type(None))}  # None: random init
-
-    def prepare_rows(self, modality: str, x: np.ndarray) -> np.ndarray:
-        """Face crops (T, S*S*3) -> (T, s*s*3) uint8 at the model's image size."""
-        if modality != self.cfg["visual_modality"]:
-            return x
-        import cv2
-        side = int(round(np.sqrt(x.shape[1] / 3)))
-        if side * side * 3 != x.shape[1]:
-            raise ValueError(f"visual rows of width {x.shape[1]} are not square RGB crops")
-        s = int(self.cfg["image_size"])
-        crops = np.clip(x, 0, 255).astype(np.uint8).reshape(-1, side, side, 3)
-        if side != s:
-            crops = np.stack([cv2.resize(c, (s, s), interpolation=cv2.INTER_AREA) for c in crops])
-        return crops.reshape(len(crops), -1)
-
-    def standardises(self, modality: str) -> bool:
-        return modality != self.cfg["visual_modality"]
 
     def training_stages(self) -> list[str]:
         return ["visual", "audio", "fusion"] if self.cfg["staged"] else ["joint"]
-
-    def image_modalities(self) -> list[str]:
-        return [self.cfg["visual_modality"]]
 
     def backbone(self, module: nn.Module) -> nn.Module | None:
         return module.frames.cnn

@@ -1,15 +1,20 @@
 """Seed 000 "TE": 1-D temporal convolution (local context) -> Transformer encoder (long-range context
 with dynamic attention weights) -> pooling -> fully connected layers -> sigmoid. The paper stacked three
 per-frame visual feature sets; here any per-frame features listed in one modality are put on the first
-one's time grid and concatenated."""
+one's time grid and concatenated.
+
+`te_crops` is seed 004's EXPR system end to end: the same network over a timm CNN's embedding of each
+face crop (models/face_crops.py), the CNN fine-tuned with it from local pretrained weights when present."""
 from __future__ import annotations
 
 import torch
 from torch import Tensor, nn
 
+from competition.models.backbones import PooledBackbone
+from competition.models.face_crops import FaceCropModel, ImageNetNormalise, encode_frames
 from competition.models.layers import MeanPool, TransformerEncoder, output_head, zero_masked
 from competition.models.registry import register_model
-from competition.features.batching import Batch
+from competition.features.batching import Batch, ModalityBatch
 from competition.models.trainer import TorchSequenceModel
 
 
@@ -50,3 +55,40 @@ class TEModel(TorchSequenceModel):
         c = self.cfg
         return TENet(dims, self.n_targets, int(c["hidden"]), int(c["heads"]), int(c["layers"]),
                      int(c["kernel"]), float(c["dropout"]))
+
+
+class CropTENet(nn.Module):
+    """Seed 004's EXPR network end to end: each face crop -> a timm CNN (global pooling) -> TENet over
+    the frames of the window."""
+
+    def __init__(self, visual: str, n_targets: int, image_size: int, backbone: str, pretrained_file: str | None,
+                 hidden: int, heads: int, layers: int, kernel: int, dropout: float):
+        super().__init__()
+        cnn = PooledBackbone(backbone, pretrained_file)
+        self.visual, self.image_size, self.dim = visual, image_size, cnn.channels
+        self.frames = nn.Sequential(ImageNetNormalise(), cnn)
+        self.te = TENet({visual: cnn.channels}, n_targets, hidden, heads, layers, kernel, dropout)
+
+    def forward(self, batch: Batch) -> Tensor:
+        v = batch[self.visual]
+        frames = encode_frames(self.frames, v, self.image_size, self.dim)
+        return self.te({self.visual: ModalityBatch(frames, v.mask, v.lengths)})
+
+
+@register_model("te_crops")
+class CropTEModel(FaceCropModel):
+    """TE on face crops, its CNN fine-tuned with it (paper 004: MobileNetV3 on 112 px faces). Reads one
+    modality, the `faces` crops; `freeze_backbone` / `backbone_lr` stage the fine-tuning."""
+    default_loss = "mse"
+    default_params = {**FaceCropModel.default_params, **TEModel.default_params,
+                      "modalities": {"visual": "faces"}, "resample": {"visual": "nearest"},
+                      "backbone": "mobilenetv3_large_100", "max_len": 16}
+
+    def backbone(self, module: nn.Module) -> nn.Module | None:
+        return module.frames[1]
+
+    def build_module(self, dims: dict[str, int]) -> nn.Module:
+        c = self.cfg
+        return CropTENet(c["visual_modality"], self.n_targets, int(c["image_size"]), str(c["backbone"]),
+                         c["pretrained_file"], int(c["hidden"]), int(c["heads"]), int(c["layers"]), int(c["kernel"]),
+                         float(c["dropout"]))
