@@ -1,6 +1,6 @@
 """A short device check for the end-to-end image models: one fold of `dual_branch` (face crops ->
-ResNet18 stem, seed 001) and one fold of `expr_te_mobilenetv3` (MobileNetV3 frame embeddings ->
-Transformer, seed 004, EXPR) with mixed precision on the embedded synthetic sets, printing clips/s,
+ResNet18 stem, seed 001) and one fold of `expr_te_mobilenetv3` (MobileNetV3 fine-tuned on the face
+crops -> Transformer, seed 004, EXPR) with mixed precision on the embedded synthetic sets, printing clips/s,
 peak GPU memory and the fold score.
 
     python bench/gpu_check.py [--workdir W] [--tiny]
@@ -34,7 +34,7 @@ from competition.pipeline.run_fold import fit_fold  # noqa: E402
 
 TINY = {  # CPU: the same code path at a size that finishes in minutes on 2 cores
     "dual_branch": {"sizes": 40, "set": ["params.epochs=1", "params.image_size=32", "params.grid_len=6"]},
-    "expr_te_mobilenetv3": {"sizes": 8, "set": ["params.epochs=1", "train_stride=8", "params.max_len=16"]},
+    "expr_te_mobilenetv3": {"sizes": 8, "set": ["params.epochs=1", "train_stride=8", "params.image_size=32"]},
 }
 CHECKS = [("dual_branch", "eri"), ("expr_te_mobilenetv3", "expr")]
 

@@ -1,6 +1,7 @@
 """Pretrained image backbones from timm for the end-to-end face-crop models: any timm CNN, cut after a
-stage (timm's features_only) or whole with its global pooling (one vector per image), with weights from a local file (timm's pretrained_cfg_overlay, as the
-`visual` extractor loads them) or random initialisation, said out loud.
+stage (timm's features_only) or whole with its global pooling (one vector per image), with weights from
+a local file (timm's pretrained_cfg_overlay, as the `visual` extractor loads them) or random
+initialisation, said out loud.
 
 Weights: `pretrained_file: auto` (the models' default) looks for `$ERI_WEIGHTS/<model>.safetensors`
 (or .pth / .bin; ERI_WEIGHTS defaults to `weights/` in the repository) and falls back to random init with
