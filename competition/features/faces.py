@@ -8,8 +8,9 @@ Detector chain (tried per frame, in the order of the `detectors` parameter):
            HAAR_FULL_MIN), and O-Net refines all of a clip's Haar boxes in one batched call.
 - "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust), on frames
            downscaled to MTCNN_MAX_SIDE.
-The chain runs on every `detect_every`-th sampled frame; the frames between two with a face get the
-interpolated box checked by the batched O-Net ("verified"), see `detect_frames`.
+The chain runs on every `detect_every`-th sampled frame while a face is in view (every `idle_every`-th
+while none is); the frames between two with a face get the interpolated box checked by the batched O-Net
+("verified"), see `detect_frames`.
 A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
 this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
 - "aligned": no detection: the dataset's own aligned face crops (Aff-Wild2's `cropped_aligned/<name>/
