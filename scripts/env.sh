@@ -10,9 +10,6 @@ export TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
 export WANDB_MODE=${WANDB_MODE:-offline}
 export TOKENIZERS_PARALLELISM=false
 export PYTHONHASHSEED=0
-# librosa compiles a dozen numba kernels when imported (~20 s in each new process until numba's cache
-# exists); none is on the paths used here (mfcc, delta, melspectrogram, power_to_db: identical output)
-export NUMBA_DISABLE_JIT=${NUMBA_DISABLE_JIT:-1}
 unset PYTHONDONTWRITEBYTECODE  # setup.sh installs without .pyc files: the first import of a module writes them
 export WORKDIR=${WORKDIR:-$PWD}
 export JOBS=${JOBS:-2}
