@@ -4,8 +4,9 @@
 # TASK=va or TASK=expr runs the same on the synthetic Aff-Wild2 set (docs/AFFWILD2.md).
 source "$(dirname "$0")/env.sh"
 start=$(date +%s)
-bash scripts/run_all.sh "$@"
 DATA=$(bash scripts/prepare.sh | tail -n 1)
+export DATA PREPARED=1
+bash scripts/run_all.sh "$@"
 python make_submission.py --task "$TASK" --blend best --data "$DATA" --workdir "$WORKDIR"
 if [ -f ../shared/tools/check_artifacts.py ] && [ "$WORKDIR" = "$PWD" ] && [ "$TASK" = eri ]; then
   python ../shared/tools/check_artifacts.py .

@@ -10,6 +10,7 @@ export TRANSFORMERS_OFFLINE=${TRANSFORMERS_OFFLINE:-1}
 export WANDB_MODE=${WANDB_MODE:-offline}
 export TOKENIZERS_PARALLELISM=false
 export PYTHONHASHSEED=0
+unset PYTHONDONTWRITEBYTECODE  # setup.sh installs without .pyc files: the first import of a module writes them
 export WORKDIR=${WORKDIR:-$PWD}
 export JOBS=${JOBS:-2}
 export TASK=${TASK:-eri}   # eri | va | expr (docs/AFFWILD2.md)

@@ -4,10 +4,11 @@
 # time (default: JOBS), each fold in its own process. Folds write separate directories atomically, and
 # whichever finishes last assembles oof.csv; FOLD_JOBS=1 runs them one after another.
 source "$(dirname "$0")/env.sh"
-DATA=$(bash scripts/prepare.sh | tail -n 1)
+[ -n "${PREPARED:-}" ] || DATA=$(bash scripts/prepare.sh | tail -n 1)
+export DATA PREPARED=1  # checked once: the fold runs below skip prepare.sh
 n=$(python -c "import json,sys; from competition.data.task import get_task
 print(json.load(open(get_task(sys.argv[2]).workdir(sys.argv[1]).folds.with_suffix('.json')))['n_folds'])" "$WORKDIR" "$TASK")
-DATA="$DATA" bash scripts/run_fold.sh 0 "$@"
+bash scripts/run_fold.sh 0 "$@"
 if [ "$n" -gt 1 ]; then
-  seq 1 $((n - 1)) | DATA="$DATA" xargs -P "${FOLD_JOBS:-$JOBS}" -I{} bash scripts/run_fold.sh {} "$@"
+  seq 1 $((n - 1)) | xargs -P "${FOLD_JOBS:-$JOBS}" -I{} bash scripts/run_fold.sh {} "$@"
 fi

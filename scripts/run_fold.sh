@@ -8,6 +8,6 @@ source "$(dirname "$0")/env.sh"
 K=${1:?usage: bash scripts/run_fold.sh K [EXP ...] [-- run_fold options]}; shift
 exps=(); while [ $# -gt 0 ] && [ "$1" != "--" ]; do exps+=("$1"); shift; done
 [ "${1:-}" = "--" ] && shift
-DATA=$(bash scripts/prepare.sh | tail -n 1)
+[ -n "${PREPARED:-}" ] || DATA=$(bash scripts/prepare.sh | tail -n 1)  # PREPARED=1: DATA and folds already checked
 python -m competition.pipeline.run_fold --task "$TASK" --fold "$K" --data "$DATA" --workdir "$WORKDIR" --jobs "$JOBS" \
   ${exps[@]+--exp "${exps[@]}"} "$@"

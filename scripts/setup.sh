@@ -1,14 +1,27 @@
 #!/usr/bin/env bash
 # Create .venv and install the pinned stack; a no-op when requirements have not changed.
+#   bash scripts/setup.sh       the toolkit (requirements.txt, requirements-nodeps.txt)
+#   bash scripts/setup.sh dev   also the test tools and Ray (requirements-dev.txt)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 stamp=.venv/.requirements.sha
 want=$(cat requirements.txt requirements-nodeps.txt pyproject.toml | sha256sum | cut -d' ' -f1)
-if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then exit 0; fi
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install -q --upgrade pip
-.venv/bin/python -m pip install -q -r requirements.txt
-.venv/bin/python -m pip install -q --no-deps -r requirements-nodeps.txt
-.venv/bin/python -m pip install -q --no-deps --no-build-isolation -e .   # console entry points (pyproject.toml)
-echo "$want" > "$stamp"
+if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
+  [ -x .venv/bin/python ] || "$PY" -m venv .venv
+  # --no-compile: pip would byte-compile all ~300 MB of Python one file at a time (~40 s); instead each module is
+  # compiled the first time it is imported and cached (env.sh lets Python write its .pyc files)
+  pip=(.venv/bin/python -m pip install -q --no-compile)
+  "${pip[@]}" --upgrade pip
+  "${pip[@]}" -r requirements.txt
+  "${pip[@]}" --no-deps -r requirements-nodeps.txt
+  "${pip[@]}" --no-deps --no-build-isolation -e .   # console entry points (pyproject.toml)
+  echo "$want" > "$stamp"
+fi
+if [ "${1:-}" = dev ]; then
+  dev_want=$(cat "$stamp" requirements-dev.txt | sha256sum | cut -d' ' -f1)
+  if [ ! -f .venv/.requirements-dev.sha ] || [ "$(cat .venv/.requirements-dev.sha)" != "$dev_want" ]; then
+    .venv/bin/python -m pip install -q --no-compile -r requirements-dev.txt
+    echo "$dev_want" > .venv/.requirements-dev.sha
+  fi
+fi

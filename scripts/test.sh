@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# The test command: set-up, then the fast suite (slow tests: bash scripts/test.sh -m slow).
+# The test command: set-up (with the test tools: requirements-dev.txt), then the fast suite (slow tests:
+# bash scripts/test.sh -m slow).
+bash "$(dirname "$0")/setup.sh" dev
 source "$(dirname "$0")/env.sh"
 # PostgreSQL server binaries for tests/test_tune_postgres.py, which starts its own server (Debian package;
 # as root only, once; ERI_NO_POSTGRES=1 skips it and that test is then skipped)

@@ -96,6 +96,28 @@ def test_detecting_every_other_frame_finds_the_same_faces_and_boxes(tmp_path: Pa
     assert np.abs(two.landmarks[truth] - one.landmarks[truth]).max() < 0.1 * side
 
 
+def test_frames_without_a_face_are_searched_sparsely_and_the_face_found_where_it_comes(tmp_path: Path, monkeypatch):
+    """idle_every=4: while no face is in view the chain runs on every 4th sampled frame only (full MTCNN runs
+    on each frame the chain tries without a face); when the face comes, the frames back to the last faceless
+    search are searched one by one, so it is found on the same frames as with the chain on every frame."""
+    import competition.features.faces as faces
+    shown = lambda i: i >= 45  # noqa: E731  3 s of noise, then the face (15 fps, sampled every 0.2 s)
+    path = write_video(tmp_path / "late.mp4", n_frames=75, face=shown)
+    calls, real = [], faces.detect_mtcnn
+    monkeypatch.setattr(faces, "detect_mtcnn", lambda *a, **k: calls.append(1) or real(*a, **k))
+    tracks, mtcnn_calls = {}, {}
+    for idle in (1, 4):
+        calls.clear()
+        tracks[idle] = run_face_pipeline(path, {"idle_every": idle})
+        mtcnn_calls[idle] = len(calls)
+    truth = np.array([shown(round(t * 15)) for t in tracks[1].times])
+    for track in tracks.values():
+        assert np.array_equal(np.isin(track.source, DETECTED_CODES), truth)
+    assert mtcnn_calls[4] <= mtcnn_calls[1] - 5  # 15 faceless frames: 15 searches against 4 + the way back
+    side = (tracks[1].boxes[truth, 2] - tracks[1].boxes[truth, 0]).mean()
+    assert np.abs(tracks[4].boxes[truth] - tracks[1].boxes[truth]).max() < 0.1 * side
+
+
 def test_interpolation_respects_the_window():
     idx = np.array([0, 6, 12, 18, 42, 48])
     boxes = np.array([[0, 0, 1, 1], [0, 0, 0, 0], [2, 2, 3, 3], [0, 0, 0, 0], [0, 0, 0, 0], [4, 4, 5, 5]], np.float32)

@@ -2,7 +2,7 @@
 directory, stopped at the end even on failure), runs two workers in separate processes on one study, kills
 one with SIGKILL in the middle of a trial, and checks that the study still ends with exactly the budget of
 finished trials, the killed one failed and retried with its parameters. Skipped, with the reason, where the
-server binaries are missing (`bash scripts/setup.sh` installs the Debian package `postgresql`). A server
+server binaries are missing (`bash scripts/test.sh` installs the Debian package `postgresql`). A server
 that is down is a clear error naming the URL with its password masked, within seconds."""
 from __future__ import annotations
 
@@ -45,7 +45,7 @@ def postgres() -> str:
     bin_dir = server_binaries()
     if bin_dir is None:
         pytest.skip("PostgreSQL server binaries (initdb, pg_ctl) not found under /usr/lib/postgresql/*/bin or on "
-                    "PATH; `bash scripts/setup.sh` installs the Debian package postgresql")
+                    "PATH; `bash scripts/test.sh` installs the Debian package postgresql")
     as_user: list[str] = []
     root = Path(tempfile.mkdtemp(prefix="eri-pg-"))
     if os.geteuid() == 0:

@@ -8,8 +8,9 @@ Detector chain (tried per frame, in the order of the `detectors` parameter):
            HAAR_FULL_MIN), and O-Net refines all of a clip's Haar boxes in one batched call.
 - "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust), on frames
            downscaled to MTCNN_MAX_SIDE.
-The chain runs on every `detect_every`-th sampled frame; the frames between two with a face get the
-interpolated box checked by the batched O-Net ("verified"), see `detect_frames`.
+The chain runs on every `detect_every`-th sampled frame while a face is in view (every `idle_every`-th
+while none is); the frames between two with a face get the interpolated box checked by the batched O-Net
+("verified"), see `detect_frames`.
 A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
 this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
 - "aligned": no detection: the dataset's own aligned face crops (Aff-Wild2's `cropped_aligned/<name>/
@@ -57,6 +58,9 @@ FACE_DEFAULTS: dict[str, Any] = {
     # detector chain on every k-th sampled frame, O-Net checks the ones between; 1 by default: 3 is 1.7x
     # faster on real footage but cost gbm_appearance 0.357 -> 0.256 OOF on the embedded set (docs/BENCHMARKS.md)
     "detect_every": 1,
+    # while no face is in view the chain runs on every `idle_every`-th sampled frame only; when a face
+    # comes into view the frames back to the last faceless search are searched one by one
+    "idle_every": 4,
 }
 
 
@@ -107,7 +111,10 @@ def _largest(rects: np.ndarray) -> np.ndarray | None:
 # detections (bench/bench_extraction.py --hume-like, docs/BENCHMARKS.md).
 HAAR_TRACK_FACE = 28  # px: the window around the previous face is scaled so that face is this size
 HAAR_TRACK_STEP = 1.1  # scale step of the tracked search (1.2 misses more and falls back to full searches)
+# the tracked search, then once more with finer scales before the full-frame search (~1-3 ms against ~20 ms)
+HAAR_TRACK_SCANS = ((HAAR_TRACK_FACE, HAAR_TRACK_STEP), (40, 1.05))
 HAAR_FULL_MIN = 32    # px: the whole frame is scaled so the smallest face searched (12 % of it) is this size
+HAAR_FULL_STEP = 1.2  # scale step of the full-frame search (a miss there still gets full MTCNN)
 MTCNN_MAX_SIDE = 320  # px: full MTCNN runs on frames downscaled to this side (its 20 px minimum face
                       # is then 40 px of a 640x480 webcam frame; Haar's minimum there is 57 px)
 
@@ -153,10 +160,12 @@ def detect_haar(frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarra
         side = max(pw, ph)
         lo, hi = max(min_side, int(0.7 * side)), int(1.4 * side) + 1
         if x1 - x0 >= lo and y1 - y0 >= lo:  # a face near its last size: only a few scales to scan
-            r = _haar_scan(gray[y0:y1, x0:x1], min(1.0, HAAR_TRACK_FACE / side), lo, hi, HAAR_TRACK_STEP)
-            if r is not None:
-                return np.array([r[0] + x0, r[1] + y0, r[0] + x0 + r[2], r[1] + y0 + r[3]], np.float32)
-    r = _haar_scan(gray, min(1.0, HAAR_FULL_MIN / min_side), min_side, None, 1.15)
+            window = gray[y0:y1, x0:x1]
+            for face_px, step in HAAR_TRACK_SCANS:
+                r = _haar_scan(window, min(1.0, face_px / side), lo, hi, step)
+                if r is not None:
+                    return np.array([r[0] + x0, r[1] + y0, r[0] + x0 + r[2], r[1] + y0 + r[3]], np.float32)
+    r = _haar_scan(gray, min(1.0, HAAR_FULL_MIN / min_side), min_side, None, HAAR_FULL_STEP)
     return None if r is None else np.array([r[0], r[1], r[0] + r[2], r[1] + r[3]], np.float32)
 
 
@@ -238,19 +247,21 @@ def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
     return None, None, DETECTOR_CODES["none"], None
 
 
-def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices: np.ndarray | None = None
-                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices: np.ndarray | None = None,
+                  idle_every: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The detector chain over a clip's frames: boxes (T, 4) and landmarks (T, 5, 2) in pixels (NaN
     where unknown), detector codes (T,). Haar boxes that O-Net accepts as a face (p >= 0.5) take its
     tighter box and landmarks; the others stay as Haar found them.
 
-    With `every` = k > 1 the chain runs on every k-th frame after one with a face, every 2k-th after
-    one without, and on the last frame. A frame between two of them that both found a face gets their
+    The chain runs on every `every`-th (k-th) frame after one with a face, every `idle_every`-th
+    (default 2k) after one without, and on the last frame. A frame between two of them that both found a face gets their
     box interpolated (by frame `indices`) and checked by O-Net, batched: accepted, it takes O-Net's box
     and landmarks (code "verified"); rejected, the chain runs on it. Frames between two without a face
-    are left without one (a face seen for less than 2k sampled frames can be missed); between a face
-    and none (the face comes or goes), the chain runs on every frame."""
+    are left without one (a face seen for fewer than `idle_every` sampled frames can be missed); between
+    a face and none (the face comes or goes), the chain runs on every frame, so a face that stays in view
+    is found on the same frames as with the chain on every frame."""
     t_count, every = len(frames), max(1, int(every))
+    idle = max(1, int(idle_every)) if idle_every else 2 * every
     boxes = np.zeros((t_count, 4), np.float32)
     lms = np.full((t_count, 5, 2), np.nan, np.float32)
     source = np.zeros(t_count, np.int8)
@@ -276,10 +287,10 @@ def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices:
                 boxes[i], lms[i] = b, m
 
     keys, i = [], 0
-    while i < t_count:  # stride `every` while a face is in view, twice that while none is
+    while i < t_count:  # stride `every` while a face is in view, `idle` while none is
         chain_on(i)
         keys.append(i)
-        i = min(i + (every if source[i] else 2 * every), t_count - 1) if i < t_count - 1 else t_count
+        i = min(i + (every if source[i] else idle), t_count - 1) if i < t_count - 1 else t_count
     refine_haar(keys)
     pos = np.arange(t_count, dtype=np.float64) if indices is None else np.asarray(indices, np.float64)
     between, chain_too = [], []
@@ -417,7 +428,7 @@ def run_face_pipeline(video: Path | str, params: dict[str, Any] | None = None, c
         return aligned_track(clip.frames_dir if clip else None, clip.fps if clip else None, p)
     vf = read_sampled(video, p["scheme"], step=p["step"], n=p["n"], every=p["every"], max_side=p["max_side"])
     t_count, (h, w) = len(vf.frames), vf.frames.shape[1:3]
-    boxes, lms, source = detect_frames(vf.frames, chain, int(p["detect_every"]), vf.indices)
+    boxes, lms, source = detect_frames(vf.frames, chain, int(p["detect_every"]), vf.indices, int(p["idle_every"]))
     found = source > 0
     boxes, lms, mask, interp = interpolate_track(vf.indices, boxes, lms, found, int(p["interp_frames"]))
     source[interp] = DETECTOR_CODES["interpolated"]

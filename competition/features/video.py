@@ -17,6 +17,9 @@ import numpy as np
 from competition.features.registry import FeatureError
 
 SCHEMES: tuple[str, ...] = ("step", "uniform", "every")
+# decoders where skipping non-reference frames saves time; on the real HEVC clips it cost 7 % instead
+# (docs/BENCHMARKS.md)
+SKIP_NONREF_CODECS: tuple[str, ...] = ("h264",)
 
 
 @dataclass
@@ -120,15 +123,17 @@ def decode_frames(path: Path | str, indices: np.ndarray, max_side: int | None = 
 def _decode_skipping(container, stream, wanted: dict[int, int]):
     """Decoded frames (with a pts) of `stream` in presentation order, where the decoder skips the frames
     no other frame is predicted from (H.264/HEVC non-reference frames: most B-frames) unless their pts is
-    wanted. The frames returned are bit-identical to a full decode; on H.264 with B-frames this saves
-    20-30 % of the decoding CPU (docs/BENCHMARKS.md), on streams without such frames nothing."""
+    wanted (H.264 only: SKIP_NONREF_CODECS). The frames returned are bit-identical to a full decode; on
+    H.264 with B-frames this saves 20-30 % of the decoding CPU (docs/BENCHMARKS.md)."""
     codec = stream.codec_context
+    skipping = codec.name in SKIP_NONREF_CODECS
     for packet in container.demux(stream):
         if packet.size == 0:  # end of stream: drain the decoder
             codec.skip_frame = "DEFAULT"
             frames = codec.decode(None)
         else:
-            codec.skip_frame = "DEFAULT" if packet.pts is None or int(packet.pts) in wanted else "NONREF"
+            if skipping:
+                codec.skip_frame = "DEFAULT" if packet.pts is None or int(packet.pts) in wanted else "NONREF"
             frames = codec.decode(packet)
         for frame in frames:
             if frame.pts is not None:

@@ -59,6 +59,16 @@ def extract_shard(task_name: str, data: str | None, workdir: str | None, specs: 
     return {"computed": sum(r.done for r in reports), "failed": sum(r.failed for r in reports)}
 
 
+def import_ray():
+    """The ray module, or an error that says how to install it (it is in requirements-dev.txt)."""
+    try:
+        import ray
+    except ImportError as exc:
+        raise ImportError("the Ray launcher needs ray, which the demo's set-up leaves out: run "
+                          "`bash scripts/setup.sh dev` (or pip install -r requirements-dev.txt)") from exc
+    return ray
+
+
 def fold_job(task_name: str, data: str | None, workdir: str | None, cfg: dict, k: int, no_wandb: bool) -> dict:
     """Fold k of one experiment, exactly as `run_fold --fold k` trains it (skipped when already done)."""
     _, wd, ds = _load(task_name, data, workdir)
@@ -69,7 +79,7 @@ def fold_job(task_name: str, data: str | None, workdir: str | None, cfg: dict, k
 def _run_all(remote, calls: list[tuple[JobResult, tuple]]) -> list[JobResult]:
     """Submit every call, collect as they finish; an exception (after Ray's retries of dead workers)
     marks its job failed and the others go on."""
-    import ray
+    ray = import_ray()
 
     started = time.perf_counter()
     pending = {remote.remote(*args): job for job, args in calls}
@@ -97,7 +107,7 @@ def launch(names: list[str | dict], task_name: str = "eri", data: Path | None = 
     returns what happened to each job and writes it to <workdir>/launch.json. `worker_setup` runs once in
     every worker process before its task (Ray's worker_process_setup_hook), e.g. to register an extractor
     or model defined outside the package."""
-    import ray
+    ray = import_ray()
 
     task, wd, ds = _load(task_name, str(data) if data else None, str(workdir) if workdir else None)
     fold_table = read_folds(wd.folds, ds)
