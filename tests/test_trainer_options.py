@@ -45,15 +45,19 @@ def snapshots(model_holder, key=lambda m: m.module):
 
 
 # ------------------------------------------------------------------ schedules
-def test_warmup_then_cosine_lr_curve():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.SGD([p], lr=0.1)
-    sched = build_schedule(opt, "cosine", total_steps=20, warmup_steps=4)
+def lr_curve(opt: torch.optim.Optimizer, kind: str, total: int, warmup: int) -> list[float]:
+    """The learning rate at each of `total` steps of the schedule `kind`."""
+    sched = build_schedule(opt, kind, total_steps=total, warmup_steps=warmup)
     lrs = []
-    for _ in range(20):
+    for _ in range(total):
         lrs.append(opt.param_groups[0]["lr"])
         opt.step()
         sched.step()
+    return lrs
+
+
+def test_warmup_then_cosine_lr_curve():
+    lrs = lr_curve(torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1), "cosine", 20, 4)
     expect = [0.1 * (s + 1) / 4 for s in range(4)] + \
         [0.05 * (1 + math.cos(math.pi * (s - 4) / 16)) for s in range(4, 20)]
     np.testing.assert_allclose(lrs, expect, rtol=1e-6)
@@ -61,14 +65,8 @@ def test_warmup_then_cosine_lr_curve():
 
 
 def test_onecycle_rises_then_falls_and_plateau_is_per_epoch():
-    p = torch.nn.Parameter(torch.zeros(1))
-    opt = torch.optim.Adam([p], lr=0.01)
-    sched = build_schedule(opt, "onecycle", total_steps=10, warmup_steps=3)
-    lrs = []
-    for _ in range(10):
-        lrs.append(opt.param_groups[0]["lr"])
-        opt.step()
-        sched.step()
+    opt = torch.optim.Adam([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    lrs = lr_curve(opt, "onecycle", 10, 3)
     peak = int(np.argmax(lrs))
     assert 2 <= peak <= 3 and lrs[peak] == pytest.approx(0.01) and lrs[-1] < 1e-4
     assert build_schedule(opt, "plateau", 10, 0) is None
