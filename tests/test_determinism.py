@@ -145,3 +145,17 @@ def test_run_card_records_seed_versions_and_commit(data, tmp_path):
     assert {"numpy", "pandas", "scikit-learn", "torch"} <= set(card["run"]["packages"])
     assert card["run"]["commit"] not in ("", "unknown")
     assert card["run"]["python"] == ".".join(map(str, sys.version_info[:3]))
+
+
+def test_seed_everything_turns_on_torch_determinism_in_warn_only_mode():
+    import torch
+    from competition.pipeline.run_fold import seed_everything
+    before = torch.are_deterministic_algorithms_enabled(), torch.is_deterministic_algorithms_warn_only_enabled()
+    try:
+        torch.use_deterministic_algorithms(False)
+        seed_everything(3)
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert torch.initial_seed() == 3
+    finally:
+        torch.use_deterministic_algorithms(before[0], warn_only=before[1])

@@ -68,7 +68,9 @@ def seed_everything(seed: int) -> None:
     try:
         import torch
         torch.manual_seed(seed)
-        torch.use_deterministic_algorithms(True, warn_only=True)
+        # what torch.use_deterministic_algorithms(True, warn_only=True) sets, without the Inductor import it
+        # also does for torch.compile's flag (~2 s per process; nothing here compiles)
+        torch._C._set_deterministic_algorithms(True, warn_only=True)
     except ImportError:
         pass
 
