@@ -41,7 +41,7 @@ from competition.core.metrics import pcc_per_column
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.1"
+GENERATOR_VERSION = "1.0"
 TRUTH_CSV, FRAMES_CSV, EVENTS_CSV, TRUTH_JSON = (
     "synth_truth.csv", "synth_frames.csv", "synth_events.csv", "synth_truth.json")
 HUME_HEADER = ["File_ID", "Split", *HUME_EMOTIONS, "Age", "Country"]
@@ -456,10 +456,7 @@ def write_video(path: Path, frames: Iterator[np.ndarray], pts: np.ndarray, width
             stream.time_base = tb
             stream.codec_context.time_base = tb
             if codec == "libx264":
-                # cpu-independent: x264 otherwise picks CPU-specific (not bit-exact) algorithms, so the same
-                # frames could encode to other bytes on another CPU
-                stream.options = {"preset": "veryfast", "crf": "26", "bf": "0", "threads": "1",
-                                  "x264-params": "cpu-independent=1"}
+                stream.options = {"preset": "veryfast", "crf": "26", "bf": "0", "threads": "1"}
             else:
                 stream.bit_rate = 600_000
             for img, p in zip(frames, pts):

@@ -42,7 +42,7 @@ from competition.core.metrics import ccc_per_column
 
 log = logging.getLogger(__name__)
 
-GENERATOR_VERSION = "1.1"
+GENERATOR_VERSION = "1.0"
 TRUTH_CSV, TRUTH_JSON = "synth_affwild2_truth.csv", "synth_affwild2_truth.json"
 VA_TARGETS: tuple[str, ...] = ("valence", "arousal")
 EXPR_CLASSES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
