@@ -1,0 +1,191 @@
+"""The media the importer writes for one source clip: a wav and an mp4 in the Hume layout, whatever the
+source is (an audio file, a still image, a folder of frames, a video).
+
+- audio: the wav is the source (other formats as 16-bit wav); the mp4 is a grey placeholder as long as
+  the audio (GREY_SIZE square, CLIP_FPS), about 2 kB.
+- still image: the mp4 repeats it for STILL_SECONDS at CLIP_FPS; frame sequence: one frame per image in
+  the given order at `fps`. Images are scaled so the shorter side is at least MIN_SIDE (a 48x48 face crop
+  becomes 112x112: the Haar cascade finds the face there, not at 48 px) and the longer at most MAX_SIDE;
+  grey images become grey RGB. The wav is digital silence of the clip's length: no audible sound, so the
+  audio models are skipped (competition.features.presence), never trained on zeros.
+- video: an mp4/mov is copied as it is, other containers are re-encoded frame by frame (same
+  timestamps); its sound track becomes the wav, or silence when it has none.
+"""
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from competition.core.io import atomic_path
+
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".aiff", ".aif")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".pgm", ".ppm", ".pbm", ".gif", ".webp")
+VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov", ".avi", ".mkv", ".webm", ".flv", ".mpg", ".mpeg", ".wmv")
+COPIED_VIDEO_SUFFIXES = (".mp4", ".m4v", ".mov")
+CLIP_FPS = 5.0           # frame rate of placeholder and still clips: the face features sample every 0.2 s
+STILL_SECONDS = 1.0      # a still image becomes CLIP_FPS * STILL_SECONDS identical frames
+MIN_SIDE, MAX_SIDE = 112, 640
+GREY_SIZE, GREY_LEVEL = 64, 128
+SILENCE_RATE = 16_000
+
+
+def kind_of(path: Path) -> str | None:
+    """'audio', 'image', 'video' or 'frames' (a folder of images), from the suffix; None if unknown."""
+    if path.is_dir():
+        return "frames"
+    suffix = path.suffix.lower()
+    for kind, suffixes in (("audio", AUDIO_SUFFIXES), ("image", IMAGE_SUFFIXES), ("video", VIDEO_SUFFIXES)):
+        if suffix in suffixes:
+            return kind
+    return None
+
+
+def read_image(path: Path) -> np.ndarray:
+    """RGB uint8 (H, W, 3) of any image OpenCV reads (grey, 16-bit and alpha included); ValueError saying
+    what is wrong otherwise."""
+    import cv2
+    if not path.is_file():
+        raise ValueError("image file not found")
+    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED) if path.stat().st_size else None
+    if img is None:
+        raise ValueError("unreadable image" if path.stat().st_size else "image file is empty (0 bytes)")
+    if img.size == 0 or min(img.shape[:2]) < 2:
+        raise ValueError(f"image has no pixels to speak of ({img.shape[1]}x{img.shape[0]})")
+    if img.dtype != np.uint8:
+        img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
+    if img.ndim == 2:
+        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+
+
+def clip_size(width: int, height: int) -> tuple[int, int]:
+    """Video size for an image: shorter side >= MIN_SIDE, longer side <= MAX_SIDE (that wins), even."""
+    s = max(1.0, MIN_SIDE / min(width, height))
+    s = min(s, MAX_SIDE / max(width, height)) if max(width, height) * s > MAX_SIDE else s
+    return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
+
+
+def write_images_video(path: Path, images: list[Path], fps: float, repeat: int = 1) -> float:
+    """mp4 of `images` in order (each `repeat` times) at `fps`, all at the first one's clip_size;
+    returns the duration in seconds."""
+    import cv2
+    from competition.data.synth import write_video
+    h, w = read_image(images[0]).shape[:2]
+    size = clip_size(w, h)
+
+    def frames():
+        for p in images:
+            img = read_image(p)
+            img = cv2.resize(img, size, interpolation=cv2.INTER_AREA if img.shape[1] > size[0] else cv2.INTER_CUBIC)
+            for _ in range(repeat):
+                yield img
+
+    n = len(images) * repeat
+    write_video(path, frames(), np.round(np.arange(n) * 1000.0 / fps).astype(np.int64), size[0], size[1], fps)
+    return n / fps
+
+
+def write_grey_video(path: Path, duration: float) -> None:
+    """A cheap valid placeholder video: uniform grey, GREY_SIZE square, CLIP_FPS, `duration` long."""
+    from competition.data.synth import write_video
+
+    n = max(1, int(round(duration * CLIP_FPS)))
+    frame = np.full((GREY_SIZE, GREY_SIZE, 3), GREY_LEVEL, np.uint8)
+    pts = np.round(np.arange(n) * 1000.0 / CLIP_FPS).astype(np.int64)
+    write_video(path, (frame for _ in range(n)), pts, GREY_SIZE, GREY_SIZE, CLIP_FPS)
+
+
+def write_silence(path: Path, duration: float) -> None:
+    import soundfile as sf
+    with atomic_path(path) as tmp:
+        sf.write(str(tmp), np.zeros(max(1, int(round(duration * SILENCE_RATE))), np.int16), SILENCE_RATE,
+                 subtype="PCM_16", format="WAV")
+
+
+def write_wav(src: Path, dest: Path) -> None:
+    import soundfile as sf
+
+    with atomic_path(dest) as tmp:
+        if src.suffix.lower() == ".wav":
+            shutil.copyfile(src, tmp)
+        else:
+            y, sr = sf.read(str(src), always_2d=True)
+            sf.write(str(tmp), y, sr, subtype="PCM_16", format="WAV")
+
+
+def video_duration(path: Path) -> float:
+    """Seconds from the first frame to one frame past the last, from the packet timestamps."""
+    import av
+    with av.open(str(path)) as box:
+        if not box.streams.video:
+            raise ValueError("no video stream")
+        stream = box.streams.video[0]
+        pts = sorted(p.pts for p in box.demux(stream) if p.pts is not None and p.size)
+        base = float(stream.time_base)
+    if not pts:
+        raise ValueError("video stream has no frames")
+    t = (np.array(pts) - pts[0]) * base
+    return float(t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 1.0 / CLIP_FPS))
+
+
+def copy_video(src: Path, dest: Path) -> None:
+    """mp4/mov copied unchanged; other containers re-encoded with the same frame timestamps."""
+    import av
+    from competition.data.synth import write_video
+    if src.suffix.lower() in COPIED_VIDEO_SUFFIXES:
+        with atomic_path(dest) as tmp:
+            shutil.copyfile(src, tmp)
+        return
+    with av.open(str(src)) as box:
+        stream = box.streams.video[0]
+        frames = [f for f in box.decode(stream) if f.pts is not None]
+        fps = float(stream.average_rate or 25)
+    t0 = frames[0].pts
+    pts = np.array([round(1000 * float((f.pts - t0) * f.time_base)) for f in frames], np.int64)
+    w, h = frames[0].width // 2 * 2, frames[0].height // 2 * 2
+    write_video(dest, (f.to_ndarray(format="rgb24", width=w, height=h) for f in frames), pts, w, h, fps)
+
+
+def write_sound_track(src: Path, dest: Path, duration: float) -> bool:
+    """The video's first audio track as 16-bit mono wav at its own rate (True), or silence (False)."""
+    import av
+    import soundfile as sf
+    with av.open(str(src)) as box:
+        if not box.streams.audio:
+            write_silence(dest, duration)
+            return False
+        stream = box.streams.audio[0]
+        resampler = av.AudioResampler(format="s16", layout="mono", rate=stream.rate)
+        chunks = [r.to_ndarray().reshape(-1) for f in box.decode(stream) for r in resampler.resample(f)]
+        chunks += [r.to_ndarray().reshape(-1) for r in resampler.resample(None)]
+    y = np.concatenate(chunks) if chunks else np.zeros(1, np.int16)
+    with atomic_path(dest) as tmp:
+        sf.write(str(tmp), y, stream.rate, subtype="PCM_16", format="WAV")
+    return True
+
+
+def write_clip(kind: str, src: Path, frames: list[Path] | None, duration: float, wav: Path, mp4: Path,
+               fps: float = CLIP_FPS) -> int:
+    """Write what is missing of one clip's wav and mp4 (see the module docstring); return how many files."""
+    todo = [p for p in (mp4, wav) if not p.exists()]
+    if kind == "audio":
+        if not wav.exists():
+            write_wav(src, wav)
+        if not mp4.exists():
+            write_grey_video(mp4, duration)
+    elif kind == "video":
+        if not mp4.exists():
+            copy_video(src, mp4)
+        if not wav.exists():
+            write_sound_track(src, wav, duration)
+    else:
+        still = kind == "image"
+        images = [src] if still else list(frames or [])
+        rate = CLIP_FPS if still else fps
+        if not mp4.exists():
+            write_images_video(mp4, images, rate, repeat=round(STILL_SECONDS * CLIP_FPS) if still else 1)
+        if not wav.exists():
+            write_silence(wav, STILL_SECONDS if still else len(images) / rate)
+    return len(todo)
