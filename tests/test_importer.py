@@ -111,7 +111,7 @@ def test_bad_source_files_are_named_all_at_once(tmp_path):
     with pytest.raises(CorpusError) as err:
         run("--preset", "emodb", "--src", src, "--out", tmp_path / "out")
     msg = str(err.value)
-    assert f"{odd}: file name does not match the emodb pattern" in msg
+    assert f"{odd}: path 'wav/recording 1' does not match --pattern" in msg
     assert f"{broken}: unreadable audio" in msg and "--skip-bad" in msg
     assert not (tmp_path / "out").exists()  # nothing written
     rec = run("--preset", "emodb", "--src", src, "--out", tmp_path / "out", "--skip-bad")

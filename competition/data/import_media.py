@@ -1,15 +1,9 @@
-"""The media the importer writes for one source clip: a wav and an mp4 in the Hume layout, whatever the
-source is (an audio file, a still image, a folder of frames, a video).
-
-- audio: the wav is the source (other formats as 16-bit wav); the mp4 is a grey placeholder as long as
-  the audio (GREY_SIZE square, CLIP_FPS), about 2 kB.
-- still image: the mp4 repeats it for STILL_SECONDS at CLIP_FPS; frame sequence: one frame per image in
-  the given order at `fps`. Images are scaled so the shorter side is at least MIN_SIDE (a 48x48 face crop
-  becomes 112x112: the Haar cascade finds the face there, not at 48 px) and the longer at most MAX_SIDE;
-  grey images become grey RGB. The wav is digital silence of the clip's length: no audible sound, so the
-  audio models are skipped (competition.features.presence), never trained on zeros.
-- video: an mp4/mov is copied as it is, other containers are re-encoded frame by frame (same
-  timestamps); its sound track becomes the wav, or silence when it has none.
+"""The wav and mp4 the importer writes for one source clip, whatever it is (docs/IMPORT.md):
+audio -> itself + a grey placeholder video; a photo -> STILL_SECONDS of it at CLIP_FPS; a folder of
+frames -> one frame per image at the given fps; a video -> itself (mp4/mov copied, other containers
+re-encoded) + its sound. Images are scaled to a shorter side >= MIN_SIDE (the Haar cascade misses a 48x48
+face crop but finds it at 112 px) and a longer side <= MAX_SIDE. Clips without sound get a silent wav:
+no audible sound, so audio models are skipped (competition.features.presence), not trained on zeros.
 """
 from __future__ import annotations
 

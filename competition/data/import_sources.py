@@ -1,18 +1,8 @@
-"""Reading a labelled corpus for the importer: which clips there are, their labels and their people.
-
-Three ways to name them (competition.data.importer's options):
-- a preset: a known corpus whose file names say speaker and emotion (EmoDB);
-- a CSV: `path,label[,person]` or `path,<one column per emotion>[,person]` (the person column may be
-  called person, speaker or subject); a path may be an audio file, an image, a video or a folder of
-  frames;
-- a folder scan: every audio, image and video file below the folder (`sequences`: every folder of images
-  is one clip instead), with label and person from a regular expression on the path relative to the
-  folder (named groups `label`, `person`; `clip` joins the images with the same value into one frame
-  sequence) or, without a `label` group, the name of the folder holding the clip (`person_folder`: that
-  folder names the person).
-
-Labels are categorical (one column per class, one-hot) or numbers on a stated scale mapped to [0, 1].
-Every problem is collected with its file, none stops the scan; the importer reports them all at once.
+"""Reading a labelled corpus for the importer: its clips, their labels and their people, from a preset
+(EmoDB), a CSV (`path,label|<emotions...>[,person|speaker|subject]`) or a folder scan with a regular
+expression whose named groups give `label`, `person` and `clip` (images sharing a clip are one frame
+sequence). Labels are categorical (one-hot columns) or ratings on a stated scale mapped to [0, 1]. Every
+problem is collected with its file; the importer reports them all at once (docs/IMPORT.md).
 """
 from __future__ import annotations
 
@@ -23,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from competition.data.contract import DataError, is_plain_token
-from competition.data.import_media import AUDIO_SUFFIXES, IMAGE_SUFFIXES, kind_of, read_image, video_duration
+from competition.data.import_media import IMAGE_SUFFIXES, kind_of, read_image, video_duration
 
 
 class CorpusError(DataError):
@@ -32,17 +22,15 @@ class CorpusError(DataError):
 
 @dataclass(frozen=True)
 class Preset:
-    pattern: re.Pattern
+    """A known corpus layout: a --pattern and --emotions codes."""
+    pattern: str
     emotions: dict[str, str]  # code in the file name -> emotion column
-    example: str
 
 
-PRESETS: dict[str, Preset] = {
-    "emodb": Preset(
-        pattern=re.compile(r"^(?P<speaker>\d\d)(?P<text>[a-z]\d\d)(?P<emotion>[WLEAFTN])(?P<version>[a-z])$"),
-        emotions={"W": "Anger", "L": "Boredom", "E": "Disgust", "A": "Fear", "F": "Happiness",
-                  "T": "Sadness", "N": "Neutral"},
-        example="03a01Fa.wav = speaker 03, text a01, emotion F (happiness), version a"),
+PRESETS: dict[str, Preset] = {  # EmoDB: 03a01Fa.wav = speaker 03, text a01, emotion F (happiness), version a
+    "emodb": Preset(r"(?:^|/)(?P<person>\d\d)[a-z]\d\d(?P<label>[WLEAFTN])[a-z]$",
+                    {"W": "Anger", "L": "Boredom", "E": "Disgust", "A": "Fear", "F": "Happiness", "T": "Sadness",
+                     "N": "Neutral"}),
 }
 PERSON_COLUMNS = ("person", "speaker", "subject")
 
@@ -55,6 +43,7 @@ class SourceClip:
     values: dict[str, float] | None = None    # per-emotion intensities in [0, 1]
     frames: list[Path] | None = None          # a frame sequence, in order
     name: str = ""                            # File_ID stem (default: the file name)
+    origin: str = ""                          # where it is named (CSV line, file), for messages
     kind: str = ""                            # audio | image | frames | video (set by probe)
     duration: float = 0.0                     # seconds (audio and video, set by probe)
 
@@ -95,36 +84,17 @@ class Labels:
         return None if pd.isna(v) or not lo <= float(v) <= hi else (float(v) - lo) / (hi - lo)
 
 
-def _categorical(clips: list[SourceClip], labels: Labels, problems: list[str], where: list[str]
-                 ) -> tuple[list[SourceClip], list[str]]:
+def _categorical(clips: list[SourceClip], labels: Labels, problems: list[str]) -> tuple[list[SourceClip], list[str]]:
     """Map the clips' labels to columns; a label --emotions does not name is a problem."""
     keep = []
-    for c, w in zip(clips, where):
+    for c in clips:
         col = labels.category(c.label)
         if col is None:
-            problems.append(f"{w}: unknown label {c.label!r} (--emotions names {sorted(labels.codes)})")
+            problems.append(f"{c.origin}: unknown label {c.label!r} (--emotions names {sorted(labels.codes)})")
             continue
         c.label = col
         keep.append(c)
     return keep, labels.emotions or sorted({c.label for c in keep})
-
-
-def scan_preset(name: str, src: Path) -> tuple[list[SourceClip], list[str], list[str]]:
-    """(clips, emotion columns, problems) of a corpus folder laid out as preset `name` (wavs anywhere below)."""
-    preset = PRESETS[name]
-    if not src.is_dir():
-        raise CorpusError(f"{src}: source folder not found")
-    files = sorted(p for p in src.rglob("*") if p.is_file() and p.suffix.lower() in AUDIO_SUFFIXES)
-    if not files:
-        raise CorpusError(f"{src}: no audio files ({', '.join(AUDIO_SUFFIXES)}) found below it")
-    clips, problems = [], []
-    for p in files:
-        m = preset.pattern.match(p.stem)
-        if m is None:
-            problems.append(f"{p}: file name does not match the {name} pattern (e.g. {preset.example})")
-            continue
-        clips.append(SourceClip(p, m["speaker"], label=preset.emotions[m["emotion"]]))
-    return clips, list(preset.emotions.values()), problems
 
 
 def scan_csv(csv: Path, src: Path | None = None, labels: Labels | None = None
@@ -157,7 +127,7 @@ def scan_csv(csv: Path, src: Path | None = None, labels: Labels | None = None
     if label_col is None and not emotion_cols:
         raise CorpusError(f"{csv}: missing column 'label' (or one column per emotion) beside 'path'")
     base = src or csv.parent
-    clips, problems, where = [], [], []
+    clips, problems = [], []
     lo, hi = labels.scale
     for i, row in df.iterrows():
         at = f"{csv}:{int(i) + 2}"
@@ -171,8 +141,7 @@ def scan_csv(csv: Path, src: Path | None = None, labels: Labels | None = None
             if not row[label_col].strip():
                 problems.append(f"{at}: empty label")
                 continue
-            clips.append(SourceClip(path, person, label=row[label_col].strip()))
-            where.append(at)
+            clips.append(SourceClip(path, person, label=row[label_col].strip(), origin=at))
             continue
         values = {c: labels.value(row[c]) for c in emotion_cols}
         bad = [f"{c}={row[c]!r}" for c, v in values.items() if v is None]
@@ -182,7 +151,7 @@ def scan_csv(csv: Path, src: Path | None = None, labels: Labels | None = None
         clips.append(SourceClip(path, person, values=values))
     if label_col is None:
         return clips, emotion_cols, problems
-    clips, emotions = _categorical(clips, labels, problems, where)
+    clips, emotions = _categorical(clips, labels, problems)
     return clips, emotions, problems
 
 
@@ -221,7 +190,7 @@ def scan_folder(src: Path, pattern: str | None = None, sequences: bool = False, 
     def said(m: re.Match | None) -> tuple[str | None, str | None]:  # (label, person) a match names
         return (m["label"] if m and "label" in groups else None, m[person_group] if m and person_group else None)
 
-    clips, where = [], []
+    clips = []
     for key, found in items.items():
         first, m = found[0]
         seq = first.suffix.lower() in IMAGE_SUFFIXES and (sequences or "clip" in groups)
@@ -233,10 +202,9 @@ def scan_folder(src: Path, pattern: str | None = None, sequences: bool = False, 
                             f"{sorted(map(str, {said(mm) for _, mm in found}))}")
             continue
         frames = sorted((p for p, _ in found), key=natural_key) if seq else None
-        name = re.sub(r"[^A-Za-z0-9_-]", "_", key.rsplit("/", 1)[-1]) if seq else ""
-        clips.append(SourceClip(first, person, label=label, frames=frames, name=name))
-        where.append(str(first.parent) if seq else str(first))
-    clips, emotions = _categorical(clips, labels, problems, where)
+        clips.append(SourceClip(first, person, label=label, frames=frames, name=key.rsplit("/", 1)[-1] if seq else "",
+                                origin=str(first.parent if seq else first)))
+    clips, emotions = _categorical(clips, labels, problems)
     return clips, emotions, problems
 
 

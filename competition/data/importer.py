@@ -1,45 +1,16 @@
 """Import a folder of labelled clips (speech, face photos, frame sequences, videos) as a dataset in the
-Hume-Reaction layout the toolkit reads.
+Hume-Reaction layout, with whole people held out as Test (guide: docs/IMPORT.md).
 
     python -m competition.data.importer --preset emodb --src DIR --out OUT [options]
     python -m competition.data.importer --csv FILE [--src DIR] --out OUT [options]
     python -m competition.data.importer --src DIR [--pattern REGEX] [--sequences] --out OUT [options]
 
-    options: [--emotions A,B|CODE=Name,...] [--scale LOW,HIGH] [--fps 5] [--person-folder]
-             [--test-people N|A,B] [--val-people N|A,B] [--seed 0] [--jobs 2] [--workdir W]
-             [--skip-bad] [--force]
-
-Sources (competition.data.import_sources):
-- `--preset emodb`: EmoDB file names `<speaker:2 digits><text:a01><emotion letter><version>.wav`.
-- `--csv FILE`: columns `path,label[,person]` (one categorical label per clip) or `path,<one column per
-  emotion>[,person]` (numbers on the `--scale`, default 0,1, mapped linearly to [0, 1]); the person column
-  may be called person, speaker or subject; relative paths are relative to `--src` (default: the CSV's
-  folder). A path is an audio file, an image, a video or a folder of frames.
-- `--src DIR` alone: every audio, image and video file below DIR is a clip (`--sequences`: every folder of
-  images is one clip, its frames in natural order). `--pattern` is a regular expression searched in each
-  file's path relative to DIR, without its suffix; its named groups give the `label`, the `person` and
-  the `clip` (images with the same clip form one frame sequence). Without a label group the label is the
-  name of the folder holding the clip; `--person-folder` takes the person from it too.
-- `--emotions`: the label columns, in order; `CODE=Name` maps a label as written in the source to a column
-  (e.g. AN=Anger); a label it does not name is a bad clip. With a column CSV, the columns to read.
-
-What is written to OUT:
-- `data_info.csv` (File_ID, Split, one column per emotion, Subject when people are known) and
-  `{train,val,test}/{wav,mp4}/<id>.*` (competition.data.import_media: photos become 1 s clips at 5 fps,
-  frame sequences play at `--fps`, both with a silent wav; videos keep their sound; audio gets a grey
-  placeholder video). A categorical label becomes one column per class, one-hot (max-normalised with one
-  1.0 per clip, as Hume-Reaction labels are). Test rows have no labels.
-- Whole people are held out: Test and Val are people chosen by `--seed` (default 20 % each) or named.
-  Without people, clips are split at random (and a held-out score then says nothing about new people).
-- `import_truth.csv`: every clip's labels, Test included, with person and source path: what
-  `python -m competition.data.heldout` scores a submission against. The pipeline never reads it.
-- `import.json`: the parameters, how labels were mapped, media and split counts; a rerun with the same
-  parameters resumes (media already on disk are kept), with other parameters it refuses unless `--force`.
-- With `--workdir W`, the people also go to `W/subjects.csv` (competition.data.subjects), so folds group
-  by person.
-
-Every problem with the source (unknown name pattern or label, missing column or file, unreadable or empty
-audio, image or video) is reported at once with the file; `--skip-bad` imports the rest instead.
+Sources and labels: competition.data.import_sources; media written: competition.data.import_media.
+OUT gets data_info.csv (Test rows unlabelled, Subject = the person), the media, import_truth.csv (every
+clip's labels, for competition.data.heldout; the pipeline never reads it) and import.json (parameters,
+label mapping, media and split counts; a rerun with the same parameters resumes, other parameters are
+refused unless --force). --workdir W also writes the people to W/subjects.csv. Every bad source item is
+listed at once; --skip-bad imports the rest.
 """
 from __future__ import annotations
 
@@ -58,13 +29,12 @@ from competition.data.contract import (
 from competition.core.io import read_json, write_csv, write_json
 from competition.data.import_media import CLIP_FPS, MIN_SIDE, STILL_SECONDS, write_clip
 from competition.data.import_sources import (
-    PRESETS, CorpusError, Labels, SourceClip, clip_ids, probe, scan_csv, scan_folder, scan_preset,
+    PRESETS, CorpusError, Labels, SourceClip, clip_ids, probe, scan_csv, scan_folder,
 )
 
 TRUTH_CSV = "import_truth.csv"
 IMPORT_JSON = "import.json"
 IMPORTER_VERSION = "2"
-__all__ = ["PRESETS", "CorpusError", "assign_splits", "import_corpus", "main"]
 
 
 # ---------------------------------------------------------------- splits by person
@@ -109,13 +79,10 @@ def _labels(clips: list[SourceClip], emotions: list[str]) -> np.ndarray:
 
 
 def _media_record(clips: list[SourceClip], fps: float) -> dict:
-    """What import.json says about the media written, per source kind."""
-    how = {"audio": "source audio; grey placeholder video", "video": "video as it is; its sound or silence",
-           "image": f"still repeated {STILL_SECONDS:g} s at {CLIP_FPS:g} fps, shorter side >= {MIN_SIDE} px; "
-                    "silent wav",
-           "frames": f"one frame per image at {fps:g} fps, shorter side >= {MIN_SIDE} px; silent wav"}
-    kinds = pd.Series([c.kind for c in clips]).value_counts()
-    return {k: {"clips": int(n), "written": how[k]} for k, n in kinds.items()}
+    """What import.json says about the media written: clips per source kind, and how each kind is written."""
+    kinds = pd.Series([c.kind for c in clips]).value_counts().to_dict()
+    return {"clips": {k: int(n) for k, n in kinds.items()}, "fps": {"image": CLIP_FPS, "frames": fps},
+            "still_seconds": STILL_SECONDS, "min_side": MIN_SIDE}
 
 
 def import_corpus(out: Path, clips: list[SourceClip], emotions: list[str], source: dict, seed: int = 0,
@@ -224,7 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     if a.preset:
         if a.src is None:
             ap.error("--preset needs --src")
-        clips, emotions, problems = scan_preset(a.preset, a.src)
+        preset = PRESETS[a.preset]
+        labels = Labels(list(preset.emotions.values()), preset.emotions)
+        clips, emotions, problems = scan_folder(a.src, preset.pattern, labels=labels)
         source = {"preset": a.preset, "src": str(a.src.resolve())}
     elif a.csv:
         clips, emotions, problems = scan_csv(a.csv, a.src, labels)
