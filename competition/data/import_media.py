@@ -56,14 +56,12 @@ def read_image(path: Path) -> np.ndarray:
 
 def clip_size(width: int, height: int) -> tuple[int, int]:
     """Video size for an image: shorter side >= MIN_SIDE, longer side <= MAX_SIDE (that wins), even."""
-    s = max(1.0, MIN_SIDE / min(width, height))
-    s = min(s, MAX_SIDE / max(width, height)) if max(width, height) * s > MAX_SIDE else s
+    s = min(max(1.0, MIN_SIDE / min(width, height)), MAX_SIDE / max(width, height))
     return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
 
 
-def write_images_video(path: Path, images: list[Path], fps: float, repeat: int = 1) -> float:
-    """mp4 of `images` in order (each `repeat` times) at `fps`, all at the first one's clip_size;
-    returns the duration in seconds."""
+def write_images_video(path: Path, images: list[Path], fps: float, repeat: int = 1) -> None:
+    """mp4 of `images` in order (each `repeat` times) at `fps`, all at the first one's clip_size."""
     import cv2
     from competition.data.synth import write_video
     h, w = read_image(images[0]).shape[:2]
@@ -78,7 +76,6 @@ def write_images_video(path: Path, images: list[Path], fps: float, repeat: int =
 
     n = len(images) * repeat
     write_video(path, frames(), np.round(np.arange(n) * 1000.0 / fps).astype(np.int64), size[0], size[1], fps)
-    return n / fps
 
 
 def write_grey_video(path: Path, duration: float) -> None:
@@ -109,8 +106,8 @@ def write_wav(src: Path, dest: Path) -> None:
             sf.write(str(tmp), y, sr, subtype="PCM_16", format="WAV")
 
 
-def video_duration(path: Path) -> float:
-    """Seconds from the first frame to one frame past the last, from the packet timestamps."""
+def _frame_times(path: Path) -> np.ndarray:
+    """Sorted presentation timestamps of the video packets, in seconds from the first."""
     import av
     with av.open(str(path)) as box:
         if not box.streams.video:
@@ -120,36 +117,39 @@ def video_duration(path: Path) -> float:
         base = float(stream.time_base)
     if not pts:
         raise ValueError("video stream has no frames")
-    t = (np.array(pts) - pts[0]) * base
+    return (np.array(pts) - pts[0]) * base
+
+
+def video_duration(path: Path) -> float:
+    """Seconds from the first frame to one frame past the last, from the packet timestamps."""
+    t = _frame_times(path)
     return float(t[-1] + (np.median(np.diff(t)) if len(t) > 1 else 1.0 / CLIP_FPS))
 
 
 def copy_video(src: Path, dest: Path) -> None:
-    """mp4/mov copied unchanged; other containers re-encoded with the same frame timestamps."""
+    """mp4/mov copied unchanged; other containers re-encoded frame by frame with the same timestamps."""
     import av
     from competition.data.synth import write_video
     if src.suffix.lower() in COPIED_VIDEO_SUFFIXES:
         with atomic_path(dest) as tmp:
             shutil.copyfile(src, tmp)
         return
+    t = _frame_times(src)
     with av.open(str(src)) as box:
         stream = box.streams.video[0]
-        frames = [f for f in box.decode(stream) if f.pts is not None]
-        fps = float(stream.average_rate or 25)
-    t0 = frames[0].pts
-    pts = np.array([round(1000 * float((f.pts - t0) * f.time_base)) for f in frames], np.int64)
-    w, h = frames[0].width // 2 * 2, frames[0].height // 2 * 2
-    write_video(dest, (f.to_ndarray(format="rgb24", width=w, height=h) for f in frames), pts, w, h, fps)
+        w, h = stream.codec_context.width // 2 * 2, stream.codec_context.height // 2 * 2
+        frames = (f.to_ndarray(format="rgb24", width=w, height=h) for f in box.decode(stream) if f.pts is not None)
+        write_video(dest, frames, np.round(t * 1000).astype(np.int64), w, h, float(stream.average_rate or 25))
 
 
-def write_sound_track(src: Path, dest: Path, duration: float) -> bool:
-    """The video's first audio track as 16-bit mono wav at its own rate (True), or silence (False)."""
+def write_sound_track(src: Path, dest: Path, duration: float) -> None:
+    """The video's first audio track as 16-bit mono wav at its own rate, or silence when it has none."""
     import av
     import soundfile as sf
     with av.open(str(src)) as box:
         if not box.streams.audio:
             write_silence(dest, duration)
-            return False
+            return
         stream = box.streams.audio[0]
         resampler = av.AudioResampler(format="s16", layout="mono", rate=stream.rate)
         chunks = [r.to_ndarray().reshape(-1) for f in box.decode(stream) for r in resampler.resample(f)]
@@ -157,7 +157,6 @@ def write_sound_track(src: Path, dest: Path, duration: float) -> bool:
     y = np.concatenate(chunks) if chunks else np.zeros(1, np.int16)
     with atomic_path(dest) as tmp:
         sf.write(str(tmp), y, stream.rate, subtype="PCM_16", format="WAV")
-    return True
 
 
 def write_clip(kind: str, src: Path, frames: list[Path] | None, duration: float, wav: Path, mp4: Path,
