@@ -37,21 +37,20 @@ def kind_of(path: Path) -> str | None:
 
 
 def read_image(path: Path) -> np.ndarray:
-    """RGB uint8 (H, W, 3) of any image OpenCV reads (grey, 16-bit and alpha included); ValueError saying
-    what is wrong otherwise."""
+    """RGB uint8 (H, W, 3) of any image OpenCV reads (grey and 16-bit too; EXIF orientation applied);
+    ValueError saying what is wrong otherwise."""
     import cv2
     if not path.is_file():
         raise ValueError("image file not found")
-    img = cv2.imdecode(np.fromfile(str(path), np.uint8), cv2.IMREAD_UNCHANGED) if path.stat().st_size else None
+    flags = cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH
+    img = cv2.imdecode(np.fromfile(str(path), np.uint8), flags) if path.stat().st_size else None
     if img is None:
         raise ValueError("unreadable image" if path.stat().st_size else "image file is empty (0 bytes)")
-    if img.size == 0 or min(img.shape[:2]) < 2:
+    if min(img.shape[:2]) < 2:
         raise ValueError(f"image has no pixels to speak of ({img.shape[1]}x{img.shape[0]})")
     if img.dtype != np.uint8:
         img = cv2.convertScaleAbs(img, alpha=255.0 / max(float(img.max()), 1.0))
-    if img.ndim == 2:
-        return cv2.cvtColor(img, cv2.COLOR_GRAY2RGB)
-    return cv2.cvtColor(img, cv2.COLOR_BGRA2RGB if img.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+    return cv2.cvtColor(img, cv2.COLOR_BGR2RGB)
 
 
 def clip_size(width: int, height: int) -> tuple[int, int]:
