@@ -62,6 +62,7 @@ def test_photos_and_face_crops_with_people_from_a_pattern(tmp_path):
     for k, person in enumerate(["p1", "p2", "p3", "p4"]):
         photo(src / "happy" / f"{person}_photo.jpg", shift=3 * k)
         face_crop(src / "neutral" / f"{person}_crop.png")
+    (src / "happy" / "._p1_photo.jpg").write_bytes(b"\0" * 217)  # a macOS AppleDouble file: not a clip
     out = tmp_path / "out"
     rec = run("--src", src, "--pattern", r"^(?P<label>[^/]+)/(?P<person>p\d)_", "--emotions",
               "happy=Happiness,neutral=Neutral", "--out", out, "--test-people", "1", "--val-people", "1",

@@ -48,13 +48,6 @@ def _yale_prepare(root: Path) -> list[str]:
     return ["--src", str(out)]
 
 
-def _london_prepare(root: Path) -> list[str]:
-    """Drop the macOS AppleDouble files (._*.jpg, 217 bytes, not images) the repository carries."""
-    for p in root.rglob("._*"):
-        p.unlink()
-    return ["--src", str(root / "inst")]
-
-
 LFW_LABELS = ("neutral", "happiness", "surprise", "anger", "sadness")  # the others have < 10 images
 LFW_MIN, LFW_MAX = 5, 10  # people with at least LFW_MIN such images, at most LFW_MAX each (file order)
 
@@ -89,7 +82,7 @@ CORPORA: dict[str, Corpus] = {
               "--emotions", "happy=Happy,normal=Normal,sad=Sad,sleepy=Sleepy,surprised=Surprised,wink=Wink"),
         about="Yale face database: 15 people, 320x243 grey GIF photos, 6 expression conditions each"),
     "london": Corpus(
-        repo="debruine/webmorphR.stim", paths=("inst/neutral_front", "inst/smiling_front"), prepare=_london_prepare,
+        repo="debruine/webmorphR.stim", paths=("inst/neutral_front", "inst/smiling_front"),
         args=("--pattern", r"^(?P<label>neutral|smiling)_front/(?P<person>\d{3})_\d\d$",
               "--emotions", "neutral=Neutral,smiling=Smiling"),
         about="Face Research Lab London set (CC-BY): 102 people, 1350x1350 colour photos, neutral and smiling"),
@@ -139,7 +132,7 @@ def main(argv: list[str] | None = None) -> None:
     print(f"{a.name}: {corpus.repo} at {head_commit(a.snapshot)} -> {src}")
     shutil.rmtree(src, ignore_errors=True)
     extract(a.snapshot, corpus.paths, src)
-    source = corpus.prepare(src) if corpus.prepare else ["--src", str(src / corpus.paths[0])]
+    source = corpus.prepare(src) if corpus.prepare else ["--src", str(src / Path(corpus.paths[0]).parts[0])]
     importer.main([*source, *corpus.args, "--out", str(a.out), "--workdir", str(workdir),
                    "--jobs", str(a.jobs)])
     if not a.keep_src:

@@ -171,7 +171,8 @@ def scan_folder(src: Path, pattern: str | None = None, sequences: bool = False, 
     except re.error as exc:
         raise CorpusError(f"--pattern {pattern!r}: not a regular expression ({exc})") from None
     groups = set(rx.groupindex) if rx else set()
-    files = sorted(p for p in src.rglob("*") if p.is_file() and kind_of(p))
+    files = sorted(p for p in src.rglob("*")  # hidden files (macOS ._* copies, .DS_Store) are not clips
+                   if p.is_file() and kind_of(p) and not any(part.startswith(".") for part in p.relative_to(src).parts))
     items: dict[str, list[tuple[Path, re.Match | None]]] = {}  # clip key -> its file(s)
     problems: list[str] = []
     for p in files:
