@@ -31,7 +31,7 @@ from competition.data import importer  # noqa: E402
 class Corpus:
     repo: str                 # the GitHub repository the snapshot is of
     paths: tuple[str, ...]    # what to extract from it
-    args: tuple[str, ...]     # importer arguments after --src <extracted folder>
+    args: tuple[str, ...]     # importer arguments besides the source (--src or --csv) and --out
     about: str
     prepare: Callable[[Path], list[str]] | None = None  # extracted folder -> importer source arguments
 
