@@ -98,8 +98,8 @@ def test_speaker_choice_is_deterministic_and_can_be_named(tmp_path):
     src = fake_emodb(tmp_path / "src")
     named = run("--preset", "emodb", "--src", src, "--out", tmp_path / "n", "--test-speakers", "08,11",
                 "--val-speakers", "03")
-    assert named["speakers"] == {"Train": ["09", "10"], "Val": ["03"], "Test": ["08", "11"]}
-    with pytest.raises(CorpusError, match=r"unknown speaker\(s\) \['99', 'x'\]"):
+    assert named["people"] == {"Train": ["09", "10"], "Val": ["03"], "Test": ["08", "11"]}
+    with pytest.raises(CorpusError, match=r"unknown people \['99', 'x'\]"):
         run("--preset", "emodb", "--src", src, "--out", tmp_path / "x", "--test-speakers", "99,x")
 
 
@@ -111,7 +111,7 @@ def test_bad_source_files_are_named_all_at_once(tmp_path):
     with pytest.raises(CorpusError) as err:
         run("--preset", "emodb", "--src", src, "--out", tmp_path / "out")
     msg = str(err.value)
-    assert f"{odd}: file name does not match the emodb pattern" in msg
+    assert f"{odd}: path 'wav/recording 1' does not match --pattern" in msg
     assert f"{broken}: unreadable audio" in msg and "--skip-bad" in msg
     assert not (tmp_path / "out").exists()  # nothing written
     rec = run("--preset", "emodb", "--src", src, "--out", tmp_path / "out", "--skip-bad")
@@ -187,7 +187,7 @@ def test_real_emodb_imports(tmp_path):
     rec = read_json(tmp_path / "emodb" / "import.json")
     ds = load_dataset(tmp_path / "emodb")
     assert len(ds.ids) == 535 and ds.table["Subject"].nunique() == 10
-    assert [len(v) for v in rec["speakers"].values()] == [6, 2, 2]
+    assert [len(v) for v in rec["people"].values()] == [6, 2, 2]
     counts = pd.read_csv(tmp_path / "emodb" / TRUTH_CSV).iloc[:, 4:].sum().astype(int).to_dict()
     assert counts == {"Anger": 127, "Boredom": 81, "Disgust": 46, "Fear": 69, "Happiness": 71,
                       "Sadness": 62, "Neutral": 79}
