@@ -13,7 +13,6 @@ from pathlib import Path
 
 from competition.core.log import add_log_arguments, setup_logging
 from competition.data.contract import DataError
-from competition.core.paths import Workdir
 from competition.data.task import Task, add_task_argument, get_task
 
 

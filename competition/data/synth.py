@@ -262,7 +262,8 @@ def _envelopes(rng: np.random.Generator, t: np.ndarray, duration: float) -> tupl
     peaks = np.zeros(len(HUME_EMOTIONS))
     for e in range(len(HUME_EMOTIONS)):
         on = rng.uniform(0.05, 0.55) * duration
-        rise, hold, decay, rest = rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.2), rng.uniform(0.6, 1.8), rng.uniform(0.15, 0.45)
+        rise, hold = rng.uniform(0.3, 1.0), rng.uniform(0.2, 1.2)
+        decay, rest = rng.uniform(0.6, 1.8), rng.uniform(0.15, 0.45)
         x = np.clip((t - on) / rise, 0, 1)
         up = x * x * (3 - 2 * x)
         after = t - (on + rise + hold)

@@ -180,16 +180,16 @@ VA = Task(name="va", family="affwild2", granularity="frame", metric_name="mean_c
           per_target_key="ccc",
           score=_quiet(metrics.mean_ccc), report=_va_report, default_loss="ccc", output="sigmoid",
           value_range=(-1.0, 1.0), id_col="frame_id", load_fn=_aw2_load("va"), generate_fn=_aw2_generate,
-          write_fn=_aw2_write("va"), check_fn=_aw2_check("va"), ceiling_fn=_aw2_ceiling("va_ccc_ceiling"), window={"before": 3.0, "after": 3.0},
-          group_col="video")
+          write_fn=_aw2_write("va"), check_fn=_aw2_check("va"), ceiling_fn=_aw2_ceiling("va_ccc_ceiling"),
+          window={"before": 3.0, "after": 3.0}, group_col="video")
 
 EXPR = Task(name="expr", family="affwild2", granularity="frame", metric_name="macro_f1", metric_label="macro-F1",
             per_target_key="f1",
             score=metrics.macro_f1, report=lambda p, y, names: metrics.score_report_classes(p, y, names),
             default_loss="ce+soft_f1", output="softmax", value_range=(0.0, 1.0), id_col="frame_id",
             load_fn=_aw2_load("expr"), generate_fn=_aw2_generate, write_fn=_aw2_write("expr"),
-            check_fn=_aw2_check("expr"), ceiling_fn=_aw2_ceiling("expr_f1_ceiling"), window={"before": 3.0, "after": 3.0},
-            group_col="video")
+            check_fn=_aw2_check("expr"), ceiling_fn=_aw2_ceiling("expr_f1_ceiling"),
+            window={"before": 3.0, "after": 3.0}, group_col="video")
 
 TASKS = {t.name: t for t in (ERI, VA, EXPR)}
 

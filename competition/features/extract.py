@@ -22,7 +22,6 @@ from competition.core.overrides import apply_override
 from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
-from competition.core.paths import Workdir
 from competition.data.task import add_task_argument, get_task
 
 log = logging.getLogger(__name__)
