@@ -41,7 +41,21 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-MODALITIES: tuple[str, ...] = ("speaker", "face_identity", "scene")
+MODALITIES: tuple[str, ...] = ("face_identity", "speaker", "scene")
+# Compared as they are by Euclidean distance, the metric their network was trained for, rather than
+# standardised and compared by cosine; with the distance below which the network calls two samples one
+# person (dlib's documented face-verification threshold). When most pairs of clips are closer than
+# that, the modality sees one person (e.g. the synthetic set's tinted copies of one real face).
+SAME_PERSON: dict[str, float] = {"face_identity": 0.6}
+# The modality that decides every pair of clips that both have it; the others only place the clips
+# without it. Face recognition is what people are told apart by; voices and rooms follow emotions and
+# lighting (docs/RESULTS_REAL.md "Estimated subjects").
+PRIMARY = "face_identity"
+# A clustering that cannot group folds: fewer groups than folds, one group with most clips, or most
+# clips alone (then grouping is the same as none).
+MIN_GROUPS = 5
+MAX_GROUP_SHARE = 0.5
+MAX_SINGLETON_SHARE = 0.5
 N_PERMUTATIONS = 200
 # Clusters "follow the label" when their AMI with the dominant emotion is above every permutation's
 # (p < 1/(N_PERMUTATIONS+1)) and above this absolute level (true speakers on EmoDB: 0.00).
@@ -51,46 +65,55 @@ DIAGNOSTICS = "subjects_estimate.json"
 
 # ---------------------------------------------------------------- distances
 
-def modality_distances(x: np.ndarray) -> np.ndarray:
-    """(n, D) embeddings with NaN rows where the clip has none -> (n, n) cosine distances of the
-    standardised rows over the median distance between distinct clips; NaN where either clip is missing."""
+def modality_distances(x: np.ndarray, euclidean: bool = False) -> tuple[np.ndarray, float]:
+    """(n, D) embeddings with NaN rows where the clip has none -> ((n, n) distances over the median
+    distance between distinct clips (so unrelated clips are near 1), NaN where either clip is missing;
+    that median). Cosine distances of the rows standardised per dimension, or with `euclidean` Euclidean
+    distances of the rows as they are."""
     x = np.asarray(x, np.float64)
     have = np.isfinite(x).all(1)
     out = np.full((len(x), len(x)), np.nan, np.float32)
+    med = float("nan")
     if have.sum() == 0:
-        return out
+        return out, med
     z = x[have]
-    sd = z.std(0)
-    z = (z - z.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    d = np.clip(1.0 - z @ z.T, 0.0, 2.0)
+    if euclidean:
+        sq = (z ** 2).sum(1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * z @ z.T, 0.0))
+    else:
+        sd = z.std(0)
+        z = (z - z.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
+        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        d = np.clip(1.0 - z @ z.T, 0.0, 2.0)
     np.fill_diagonal(d, 0.0)
     if len(d) > 1:
-        med = np.median(d[np.triu_indices(len(d), 1)])
+        med = float(np.median(d[np.triu_indices(len(d), 1)]))
         d /= med if med > 1e-12 else 1.0
     out[np.ix_(have, have)] = d
-    return out
+    return out, med
 
 
-def fuse(dists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over modalities of the pairwise distances both clips have -> (fused (n, n), modalities per
-    clip (n,)). Pairs with no modality in common get the largest fused distance. Accumulated one
-    modality at a time (no stacked copy: memory is the n x n matrices themselves)."""
-    n = len(dists[0])
+def fuse(dists: Sequence[np.ndarray], primary: np.ndarray | None = None) -> np.ndarray:
+    """Mean over modalities of the pairwise distances both clips have; pairs where `primary` is known
+    take its distance instead. Pairs with no modality in common get the largest fused distance.
+    Accumulated one modality at a time (no stacked copy: memory is the n x n matrices themselves)."""
+    n = len(primary) if primary is not None else len(dists[0])
     total = np.zeros((n, n), np.float64)
     count = np.zeros((n, n), np.int8)
-    per_clip = np.zeros(n, int)
     for d in dists:
         known = np.isfinite(d)
         total += np.where(known, d, 0.0)
         count += known
-        per_clip += np.isfinite(np.diagonal(d))
-    finite = count > 0
     fused = total / np.maximum(count, 1)
+    finite = count > 0
+    if primary is not None:
+        known = np.isfinite(primary)
+        fused[known] = primary[known]
+        finite |= known
     fill = float(fused[finite].max()) if finite.any() else 1.0
     fused[~finite] = max(fill, 1.0)
     np.fill_diagonal(fused, 0.0)
-    return fused, per_clip
+    return fused
 
 
 # ---------------------------------------------------------------- clustering
@@ -110,10 +133,26 @@ def cut(z: np.ndarray, threshold: float) -> np.ndarray:
     return rank[inv]
 
 
+def degenerate(labels: np.ndarray, min_groups: int = MIN_GROUPS) -> str:
+    """Why a clustering cannot group folds ('' when it can): too few groups, one group holding most
+    clips, or most clips alone."""
+    sizes = np.bincount(labels)
+    n = len(labels)
+    if len(sizes) < min_groups:
+        return f"{len(sizes)} group(s), fewer than {min_groups}"
+    if sizes.max() > MAX_GROUP_SHARE * n:
+        return f"one group holds {sizes.max() / n:.0%} of the clips"
+    if (sizes == 1).sum() > MAX_SINGLETON_SHARE * n:
+        return f"{(sizes == 1).sum() / n:.0%} of the clips are alone in their group"
+    return ""
+
+
 def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: int = 200) -> tuple[float, list]:
-    """(threshold, [(threshold, n_clusters, silhouette), ...]): the cut between consecutive merge heights
-    with the highest mean silhouette; ties go to the lowest cut. At most `max_candidates` cuts, evenly
-    spaced over the merge order."""
+    """(threshold, [(threshold, n_clusters, silhouette), ...]): among the cuts between consecutive merge
+    heights where no group holds most clips and most clips are not alone, the one with the highest mean
+    silhouette (ties: the lowest cut); when there is none, the highest silhouette of all. The number of
+    groups is not constrained (a cut is not made finer for the folds' sake). At most `max_candidates`
+    cuts, evenly spaced over the merge order."""
     from sklearn.metrics import silhouette_score
     n = len(d)
     if n < 3:
@@ -124,16 +163,27 @@ def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: i
     keep = np.flatnonzero(h[1:] > h[:-1])  # equal heights cannot be separated
     if len(keep) > max_candidates:
         keep = keep[np.unique(np.linspace(0, len(keep) - 1, max_candidates).round().astype(int))]
-    curve = []
+    curve, ok = [], []
     for i in keep:
         labels = cut(z, float(mids[i]))
         k = int(labels.max()) + 1
         if 2 <= k <= n - 1:
             curve.append((float(mids[i]), k, float(silhouette_score(d, labels, metric="precomputed"))))
+            ok.append(not degenerate(labels, min_groups=2))
     if not curve:
         return float(h[-1]) + 1e-9, []
-    best = max(range(len(curve)), key=lambda j: (round(curve[j][2], 12), -curve[j][0]))
+    pool = [j for j in range(len(curve)) if ok[j]] or range(len(curve))
+    best = max(pool, key=lambda j: (round(curve[j][2], 12), -curve[j][0]))
     return curve[best][0], curve
+
+
+def cluster(d: np.ndarray, threshold: str | float = "auto") -> tuple[np.ndarray, float, list]:
+    """(labels, threshold, silhouette curve) of the average-linkage dendrogram of `d`."""
+    if len(d) < 2:
+        return np.zeros(len(d), int), 0.0, []
+    z = linkage(d)
+    t, curve = auto_threshold(d, z) if threshold == "auto" else (float(threshold), [])
+    return cut(z, t), t, curve
 
 
 def confidence(d: np.ndarray, labels: np.ndarray, coverage: np.ndarray) -> np.ndarray:
@@ -210,10 +260,48 @@ def _constant(x: np.ndarray) -> bool:
     return len(rows) > 1 and bool(np.all(rows.max(0) - rows.min(0) <= 1e-6 * (1 + np.abs(rows).max())))
 
 
+def _alone(dm: np.ndarray, min_groups: int, y: np.ndarray | None, labelled: np.ndarray, seed: int
+           ) -> dict[str, Any]:
+    """One modality clustered alone over the clips that have it: report + why it cannot group folds
+    (degenerate, or its groups follow the labels)."""
+    sel = np.isfinite(np.diagonal(dm))
+    if sel.sum() < 3:
+        return {"coverage": round(float(sel.mean()), 4), "degenerate": "fewer than 3 clips have it"}
+    sub = dm[np.ix_(sel, sel)]
+    lab, t, _ = cluster(sub, "auto")
+    report = _cluster_report(sub, lab, None if y is None else y[sel], labelled[sel], seed)
+    return {"coverage": round(float(sel.mean()), 4), "threshold": round(t, 6),
+            "degenerate": degenerate(lab, min_groups) or _follows(report), **report}
+
+
+def _follows(report: dict[str, Any]) -> str:
+    """Why the groups of a cluster report are not people because they follow the labels ('' if not)."""
+    la = report.get("label_association")
+    if la and la["follows_labels"]:
+        return (f"the groups follow the emotion labels (AMI {la['ami_dominant_emotion']} with the dominant "
+                f"emotion, permutations {la['ami_permutation_mean']}): they are not people")
+    return ""
+
+
+def _one_person(name: str, median: float) -> str:
+    """Why a modality with a same-person distance sees one person ('' when it does not)."""
+    if name in SAME_PERSON and median < SAME_PERSON[name]:
+        return (f"most clip pairs are one person by its own rule (median distance {median:.3f} < "
+                f"{SAME_PERSON[name]})")
+    return ""
+
+
 def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], threshold: str | float = "auto",
-                      labels: np.ndarray | None = None, seed: int = 0, per_modality: bool = True) -> Estimate:
+                      labels: np.ndarray | None = None, seed: int = 0, min_groups: int = MIN_GROUPS
+                      ) -> Estimate:
     """Cluster clips `ids` by their identity embeddings ({modality: (n, D) with NaN rows for clips that
-    have none}). `labels` (n, E), NaN rows for unlabelled clips, are used only for the diagnostics."""
+    have none}). `labels` (n, E), NaN rows for unlabelled clips, are used only for the diagnostics.
+
+    With several modalities each is first clustered alone; one whose groups are `degenerate` or follow
+    the labels, or that sees one person (SAME_PERSON), is dropped while another is not. PRIMARY, when
+    kept, decides every pair of clips that both have it. `diagnostics["usable"]` is False, with the
+    `reason`, when the final groups are degenerate or follow the labels (label_association), or every
+    modality is dropped-worthy: such an estimate must not group folds."""
     ids = list(ids)
     n = len(ids)
     if not embeddings:
@@ -226,44 +314,53 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     embeddings = {name: x for name, x in embeddings.items() if name not in dropped}
     if not embeddings:
         raise ValueError(f"no modality tells clips apart: {dropped}")
-    dists = {name: modality_distances(x) for name, x in embeddings.items()}
-    d, have = fuse(list(dists.values()))
-    z = linkage(d) if n >= 2 else None
-    if threshold == "auto":
-        t, curve = auto_threshold(d, z)
-    else:
-        t, curve = float(threshold), []
-    clusters = cut(z, t) if z is not None else np.zeros(n, int)
-    conf = confidence(d, clusters, have / len(embeddings))
     y = None if labels is None else np.asarray(labels, np.float64)
     labelled = np.zeros(n, bool) if y is None else np.isfinite(y).all(1)
+    dists, why_alone = {}, {}
+    for name, x in embeddings.items():
+        dists[name], median = modality_distances(x, name in SAME_PERSON)
+        why_alone[name] = _one_person(name, median)
+    alone: dict[str, dict[str, Any]] = {}
+    if len(dists) > 1:  # each clustered alone: one that cannot group folds is dropped while another can
+        for name, dm in dists.items():
+            alone[name] = _alone(dm, min_groups, y, labelled, seed)
+            why_alone[name] = alone[name]["degenerate"] = why_alone[name] or alone[name]["degenerate"]
+    bad = [name for name, why in why_alone.items() if why]
+    all_bad = len(bad) == len(dists)
+    if not all_bad:
+        for name in bad:
+            dropped[name] = f"alone it cannot group folds: {why_alone[name]}"
+            del dists[name]
+    primary = dists.get(PRIMARY)
+    others = [dm for name, dm in dists.items() if name != PRIMARY]
+    d = fuse(others, primary)
+    clusters, t, curve = cluster(d, threshold)
+    has = np.stack([np.isfinite(np.diagonal(dm)) for dm in dists.values()])
+    coverage = has.mean(0) if primary is None else np.where(np.isfinite(np.diagonal(primary)), 1.0, has.mean(0))
+    conf = confidence(d, clusters, coverage)
+    report = _cluster_report(d, clusters, y, labelled, seed)
+    why = degenerate(clusters, min_groups) if n else "no clips"
+    if not why and all_bad:
+        why = "; ".join(f"{name}: {why_alone[name]}" for name in bad)
+    why = why or _follows(report)
     width = max(3, len(str(int(clusters.max()) + 1))) if n else 3
     table = pd.DataFrame({"File_ID": ids, "subject": [f"E{c + 1:0{width}d}" for c in clusters],
                           "confidence": np.round(conf, 4)})
     diag: dict[str, Any] = {
-        "modalities": list(embeddings), "threshold": round(float(t), 6),
-        "threshold_rule": "auto: max mean silhouette over cuts between merge heights" if threshold == "auto"
+        "usable": not why, "reason": why,
+        "modalities": list(dists), "primary": PRIMARY if primary is not None else None,
+        "threshold": round(float(t), 6),
+        "threshold_rule": "auto: max mean silhouette over the cuts that can group folds" if threshold == "auto"
         else "given", "n_clips": n,
         "coverage": {name: round(float(np.isfinite(x).all(1).mean()), 4) for name, x in embeddings.items()},
         "dropped": dropped,
-        "clips_without_any_modality": int((have == 0).sum()),
+        "clips_without_any_modality": int((~has.any(0)).sum()),
         "mean_confidence": round(float(conf.mean()), 4) if n else 0.0,
-        **_cluster_report(d, clusters, y, labelled, seed),
+        **report,
         "silhouette_curve": [[round(a, 5), k, round(s, 5)] for a, k, s in curve],
     }
-    if per_modality and len(embeddings) > 1:
-        diag["per_modality"] = {}
-        for name, dm in dists.items():
-            sel = np.isfinite(np.diagonal(dm))
-            if sel.sum() < 3:
-                diag["per_modality"][name] = {"coverage": round(float(sel.mean()), 4)}
-                continue
-            sub = dm[np.ix_(sel, sel)]
-            tm, _ = auto_threshold(sub)
-            lab = cut(linkage(sub), tm)
-            diag["per_modality"][name] = {"coverage": round(float(sel.mean()), 4), "threshold": round(tm, 6),
-                                          **_cluster_report(sub, lab, None if y is None else y[sel],
-                                                            labelled[sel], seed)}
+    if alone:
+        diag["per_modality"] = alone
     return Estimate(table, float(t), diag)
 
 
