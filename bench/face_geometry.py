@@ -8,8 +8,9 @@ labels (Test too) in DIR/import_truth.csv, e.g. the real face corpora under /wor
 synthetic set (its Train/Val clips, people from synth_truth.csv). Features come
 from the normal extractors (pooled like the toolkit's pooled models: mean and std over real frames),
 cached in WORKDIR/NAME; Ridge's alpha is chosen inside each training fold (RidgeCV, grouped by person).
-Feature sets: HOG alone, HOG + the 5-point `landmark_geometry`, HOG + the 68-point `face_landmarks`, and
-the geometry sets alone.
+Feature sets: HOG alone, HOG + `landmark_geometry` (dlib's 68 points), the geometry alone. (Before
+commit 867a1ee's successor, `landmark_geometry` read the detector's 5 points and the 68-point version
+was `face_landmarks`; the table in docs/RESULTS_REAL.md compares the two from that commit.)
 """
 from __future__ import annotations
 
@@ -24,9 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from competition.data.contract import load_dataset  # noqa: E402
 from competition.features.store import extract_one, pooled_matrix  # noqa: E402
 
-SETS = {"hog": ["hog"], "hog + landmark_geometry (5 points)": ["hog", "landmark_geometry"],
-        "hog + face_landmarks (68 points)": ["hog", "face_landmarks"], "landmark_geometry": ["landmark_geometry"],
-        "face_landmarks": ["face_landmarks"]}
+SETS = {"hog": ["hog"], "hog + landmark_geometry": ["hog", "landmark_geometry"],
+        "landmark_geometry": ["landmark_geometry"]}
 
 
 def grouped_ridge_pcc(x: np.ndarray, y: np.ndarray, groups: np.ndarray, folds: int = 5) -> float:

@@ -1,6 +1,6 @@
-"""Dense face geometry (competition.features.landmarks): dlib's 68 points on the toolkit's own aligned crops
-of a real photo (skimage's astronaut), mirrored, shrunk to 48 px, and deformed by the synthetic generator's
-action-unit fields."""
+"""Dense face geometry (`landmark_geometry`, competition.features.landmarks): dlib's 68 points on the
+toolkit's own aligned crops of a real photo (skimage's astronaut), mirrored, shrunk to 48 px, and
+deformed by the synthetic generator's action-unit fields."""
 import cv2
 import numpy as np
 import pytest

@@ -1,12 +1,14 @@
-"""Dense face geometry: dlib's 68-point shape predictor (iBUG 300-W points: jaw, brows, nose, eyelids,
-outer and inner lips) on each cached aligned face crop, so a model sees a brow raise, an eye opening or a
-lip stretch, which the 5 detector points cannot show.
+"""`landmark_geometry`, dense face geometry: dlib's 68-point shape predictor (iBUG 300-W points: jaw,
+brows, nose, eyelids, outer and inner lips) on each cached aligned face crop, so a model sees a brow
+raise, an eye opening or a lip stretch, which the detector's 5 points cannot show (the 5-point version
+this replaced scored below it on every real face corpus and the embedded set: docs/RESULTS_REAL.md,
+"Face geometry").
 
 Per sampled frame (a sequence extractor; pooled models take its statistics like any other):
 - the 68 points in the face's own frame: origin at the midpoint of the two eye centres (each the middle
   of its corners), x along the eye line (roll removed), unit = inter-ocular distance (IOD; scale
   removed): 136 columns x0, y0, ..., y67 (head roll itself is in `pose`);
-- MEASURES, the distances and angles expressions move, in IOD units (y grows down the face; "left" and
+- MEASURES, the distances and ratios expressions move, in IOD units (y grows down the face; "left" and
   "right" are image sides, so a mirrored face swaps them).
 Frames without a real face are interpolated in time from those with one (mask False when none has).
 
@@ -73,10 +75,20 @@ def geometry_rows(crops: np.ndarray, margin: float) -> np.ndarray:
     return np.stack(rows) if rows else np.zeros((0, len(COLUMNS)), np.float32)
 
 
-@register_extractor("face_landmarks", kind="sequence", defaults={"faces": {}}, modality="face")
-def face_landmarks(clip: ClipMedia, faces: dict[str, Any]) -> FeatureOutput:
-    """dlib's 68 face points in the eye frame (IOD units) + brow/eye/mouth measures per frame (149-D)."""
-    from competition.features.appearance import _fill_time
+def _fill_time(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Interpolate NaN rows over time; (filled, rows that were known). All-NaN -> zeros."""
+    known = np.isfinite(x).all(1)
+    x = x.copy()
+    if not known.any():
+        return np.zeros_like(x), known
+    for j in range(x.shape[1]):
+        x[:, j] = np.interp(t, t[known], x[known, j])
+    return x, known
+
+
+@register_extractor("landmark_geometry", kind="sequence", defaults={"faces": {}}, modality="face", version=2)
+def landmark_geometry(clip: ClipMedia, faces: dict[str, Any]) -> FeatureOutput:
+    """dlib's 68 face points in the eye frame (IOD units) + brow/eye/mouth measures per frame (148-D)."""
     from competition.features.faces import FACE_DEFAULTS, face_track
     track = face_track(clip, faces)
     mask = np.asarray(track.mask, bool)
