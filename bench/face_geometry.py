@@ -8,9 +8,9 @@ labels (Test too) in DIR/import_truth.csv, e.g. the real face corpora under /wor
 synthetic set (its Train/Val clips, people from synth_truth.csv). Features come
 from the normal extractors (pooled like the toolkit's pooled models: mean and std over real frames),
 cached in WORKDIR/NAME; Ridge's alpha is chosen inside each training fold (RidgeCV, grouped by person).
-Feature sets: HOG alone, HOG + `landmark_geometry` (dlib's 68 points), the geometry alone. (Before
-commit 867a1ee's successor, `landmark_geometry` read the detector's 5 points and the 68-point version
-was `face_landmarks`; the table in docs/RESULTS_REAL.md compares the two from that commit.)
+Feature sets: HOG alone, HOG + `landmark_geometry` (dlib's 68 points), the geometry alone. At commit
+867a1ee `landmark_geometry` still read the detector's 5 points and the 68-point version was
+`face_landmarks`: docs/RESULTS_REAL.md compares the two with this script as it was there.
 """
 from __future__ import annotations
 

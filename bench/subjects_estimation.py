@@ -153,11 +153,11 @@ def dataset_embeddings(root: Path, workdir: Path, modalities: list[str], truth_f
     return list(ds.ids), emb, truth, labels
 
 
-FACE_COMBOS = [["face_identity"], ["face_mean"], ["scene"], ["face_identity", "scene"], ["face_mean", "scene"]]
+FACE_COMBOS = [["face_identity"], ["scene"], ["face_identity", "scene"]]
 
 
 def bench_corpus(name: str, root: Path, workdir: Path, jobs: int) -> list[dict]:
-    ids, emb, truth, labels = dataset_embeddings(root, workdir / name, ["face_identity", "face_mean", "scene"],
+    ids, emb, truth, labels = dataset_embeddings(root, workdir / name, ["face_identity", "scene"],
                                                  "import_truth.csv", jobs)
     return rule_rows(name, ids, emb, truth, labels, FACE_COMBOS)
 
@@ -166,8 +166,8 @@ def bench_synth(data: Path, workdir: Path, n: int, jobs: int) -> list[dict]:
     if not (data / "data_info.csv").exists():
         from competition.data.synth import generate
         generate(data, n=n, seed=0, jobs=jobs)
-    ids, emb, truth, labels = dataset_embeddings(data, workdir / "synth", ["face_identity", "face_mean", "scene",
-                                                                           "speaker"], "synth_truth.csv", jobs)
+    ids, emb, truth, labels = dataset_embeddings(data, workdir / "synth", ["face_identity", "scene", "speaker"],
+                                                 "synth_truth.csv", jobs)
     combos = FACE_COMBOS + [["speaker"], ["face_identity", "speaker", "scene"]]
     return rule_rows("synth", ids, emb, truth, labels, combos)
 

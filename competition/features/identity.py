@@ -1,15 +1,10 @@
 """What identifies a person and their room rather than their emotion, for estimating subjects
 (competition.features.subjects). Both read the `faces` cache through `face_track()`.
 
-- `face_identity` (128): dlib's ResNet face-recognition descriptor (competition.features.dlib_face) of
-  the toolkit's own aligned crops, no second face detector: on each of up to `frames` (3) real frames
-  spread over the clip, preferring frames where the face was found with landmarks, dlib's 5-point shape
-  predictor -> dlib's 150 px face chip -> descriptor; the clip's vector is their mean. Distances between
-  clips keep dlib's meaning (same person below about 0.6 on single faces). Grey and tiny crops (48 px
-  faces upscaled) work: grey is 3 equal channels, crops are upsampled before the chip is cut. A clip
-  without a face raises FeatureError (recorded; the subject is then estimated from the other modalities).
-  Averaging 3 frames instead of the middle one changed nothing measurable on photos and 3-frame sequences
-  (docs/RESULTS_REAL.md); it is there for real video, where one frame can be turned or blurred.
+- `face_identity` (128): dlib's ResNet face descriptor (competition.features.dlib_face) of the aligned
+  crops of up to `frames` real frames spread over the clip (found with landmarks first), averaged; clip
+  distances keep dlib's meaning (same person below about 0.6). Grey and 48 px faces work. No face in the
+  clip: FeatureError (the subject then comes from the other modalities).
 - `scene` (grid_w*grid_h*3 + hue_bins*sat_bins + 2): the background of `n` frames with the person
   masked out (face box grown by `pad` on each side, plus the torso below it to the frame bottom):
   a low-resolution Lab layout (mean colour per grid cell of the unmasked pixels) and a hue x
@@ -34,29 +29,6 @@ def _lab(img: np.ndarray) -> np.ndarray:
     import cv2
     rgb = np.clip(np.asarray(img, np.float32) / 255.0, 0.0, 1.0)
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
-
-
-def mean_face_vector(crops: np.ndarray, mask: np.ndarray, size: int = 12) -> np.ndarray:
-    """(size*size*3 + 6,): Lab of the mean real crop at `size` px, then central-region Lab mean and std."""
-    import cv2
-    real = crops[np.asarray(mask, bool)]
-    if len(real) == 0:
-        raise FeatureError("no face in any sampled frame: no face identity")
-    mean = real.astype(np.float32).mean(0)
-    lab = _lab(mean)
-    small = cv2.resize(lab, (size, size), interpolation=cv2.INTER_AREA)
-    s = lab.shape[0]
-    centre = lab[s // 4: 3 * s // 4, s // 4: 3 * s // 4].reshape(-1, 3)
-    return np.concatenate([small.ravel(), centre.mean(0), centre.std(0)]).astype(np.float32)
-
-
-@register_extractor("face_mean", kind="vector", defaults={"faces": {}, "size": 12}, modality="face")
-def face_mean(clip: ClipMedia, faces: dict[str, Any], size: int) -> FeatureOutput:
-    """Mean aligned face over the clip's real frames as a 12 px Lab image + face colour stats (438-D)."""
-    from competition.features.faces import face_track
-    track = face_track(clip, faces)
-    return FeatureOutput(x=mean_face_vector(track.crops, track.mask, int(size)),
-                         info={"face_frames": int(np.asarray(track.mask, bool).sum())})
 
 
 def identity_frames(track, k: int) -> list[int]:

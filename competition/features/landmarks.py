@@ -12,12 +12,7 @@ Per sampled frame (a sequence extractor; pooled models take its statistics like 
   "right" are image sides, so a mirrored face swaps them).
 Frames without a real face are interpolated in time from those with one (mask False when none has).
 
-Why dlib's 68 points and not MediaPipe's 468-point face mesh (face_landmark.tflite, also installed):
-measured on the aligned crops of skimage's astronaut and 20 frames of ../shared/data/real_videos (2-core
-EPYC, one thread): 2.1 ms vs 1.5 ms per crop; points of a mirrored crop vs the mirrored points 1.2 % vs
-1.6 % of the IOD (mesh matched point to nearest point, which favours it); points on the crop degraded to
-40 px vs full resolution 1.7 % vs 2.3 %. The 68 points name the brows, lids and lip corners directly, and
-dlib is loaded for the face identity anyway (competition.features.dlib_face).
+dlib's 68 points, not MediaPipe's 468-point mesh: as cheap, more precise on real crops (docs/FEATURES.md).
 """
 from __future__ import annotations
 

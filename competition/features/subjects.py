@@ -4,27 +4,25 @@ not their emotion, and write the work directory's subjects file (competition.dat
     python -m competition.features.subjects --data DIR [--workdir W] [--modalities speaker,face_identity,scene]
                                             [--threshold auto|X] [--jobs N] [--task eri|va|expr] [--force]
 
-1. Identity features (extractors in competition.features): `speaker` (GE2E speaker-verification
-   embedding), `face_identity` (mean aligned face over the clip), `scene` (background, person masked).
-   Emotion features (MFCC statistics, expression, ...) are deliberately not used: clusters of them
-   follow the emotion (issue 13; bench/subjects_estimation.py shows it on EmoDB).
-2. Per modality: standardise each dimension over the clips that have it, cosine distance, divided by
-   the median distance between clips (so every modality puts unrelated clips near 1).
-3. Fuse: per pair of clips, the mean over the modalities both clips have. A clip missing a modality
-   (silence, no face) is placed by the others; a pair with none in common gets the largest distance.
-4. Average-linkage agglomerative clustering cut at a distance threshold, not a number of subjects.
-   `--threshold auto` cuts between each pair of consecutive merge heights of the dendrogram and keeps
-   the cut with the highest mean silhouette (precomputed fused distances; ties: the lowest cut).
-   No labels are read and every step is deterministic.
-5. Confidence per clip: its silhouette clipped to [0, 1], times the share of modalities it has.
-   A clip alone in its cluster (silhouette 0) has confidence 0.
-
-Diagnostics (`subjects_estimate.json` beside subjects.csv): threshold, cluster count, coverage per
-modality, each modality clustered alone, and the label association: on Train/Val, the adjusted mutual
-information between clusters and the dominant emotion and the share of label variance between clusters
-(eta^2), each against the same for 200 random permutations of the cluster labels. When clusters explain
-the labels beyond chance, they look like emotions rather than people and a warning is printed. Whether
-estimated subjects help at all is decided by nested CV downstream, never assumed here.
+1. Identity features (extractors in competition.features): `face_identity` (dlib's face-recognition
+   descriptor), `speaker` (GE2E speaker-verification embedding), `scene` (background, person masked).
+   Never emotion features: their clusters follow the emotion (bench/subjects_estimation.py).
+2. Per modality, distances over the median distance between clips (unrelated clips near 1): Euclidean
+   on the descriptor for the face (SAME_PERSON), cosine of standardised rows for the others.
+3. Each modality alone (with more than one): clustered as in 4; dropped, with the reason, when its groups
+   cannot group folds (`degenerate`), follow the labels, or it sees one person (SAME_PERSON).
+4. The face decides every pair of clips that both have one (PRIMARY); other pairs take the mean of the
+   modalities both have (a clip without a face or sound is placed by the others; none in common: the
+   largest distance). Average-linkage clustering cut, with no number of subjects, at the cut between
+   consecutive merge heights with the highest mean silhouette among those where no group holds most
+   clips and most clips are not alone. Deterministic; labels are read only for the diagnostics.
+5. Confidence per clip: its silhouette clipped to [0, 1] (0 alone in its group), times 1 with a face,
+   else the share of modalities it has.
+Diagnostics (`subjects_estimate.json`): `usable` and `reason` (an unusable estimate must not group
+folds: `degenerate`, every modality dropped-worthy, or groups that follow the labels), threshold, groups,
+coverage, each modality alone, and the label association (AMI with the dominant emotion and eta^2 on
+Train/Val against 200 permutations of the groups). Whether estimated subjects help is decided by nested
+CV downstream. Results per corpus and rule: docs/RESULTS_REAL.md "Estimated subjects".
 
 Memory is O(n^2): a float32 distance matrix per modality plus the float64 fused one and scipy's condensed
 copy (10k clips: 0.4 GB per modality, 0.8 GB fused, 0.4 GB condensed).
@@ -42,17 +40,11 @@ import numpy as np
 import pandas as pd
 
 MODALITIES: tuple[str, ...] = ("face_identity", "speaker", "scene")
-# Compared as they are by Euclidean distance, the metric their network was trained for, rather than
-# standardised and compared by cosine; with the distance below which the network calls two samples one
-# person (dlib's documented face-verification threshold). When most pairs of clips are closer than
-# that, the modality sees one person (e.g. the synthetic set's tinted copies of one real face).
+# Euclidean distance as trained, and the network's own same-person distance (dlib's documented face
+# verification threshold): a modality whose median pair is closer sees one person.
 SAME_PERSON: dict[str, float] = {"face_identity": 0.6}
-# The modality that decides every pair of clips that both have it; the others only place the clips
-# without it. Face recognition is what people are told apart by; voices and rooms follow emotions and
-# lighting (docs/RESULTS_REAL.md "Estimated subjects").
-PRIMARY = "face_identity"
-# A clustering that cannot group folds: fewer groups than folds, one group with most clips, or most
-# clips alone (then grouping is the same as none).
+PRIMARY = "face_identity"  # decides the pairs that have it: voices and rooms follow emotions and light
+# `degenerate`: fewer groups than folds, one group with most clips, or most clips alone (= no grouping)
 MIN_GROUPS = 5
 MAX_GROUP_SHARE = 0.5
 MAX_SINGLETON_SHARE = 0.5
@@ -244,13 +236,19 @@ class Estimate:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def _cluster_report(d: np.ndarray, labels: np.ndarray, y: np.ndarray | None, labelled: np.ndarray,
-                    seed: int) -> dict[str, Any]:
+def _cluster_report(labels: np.ndarray, y: np.ndarray | None, labelled: np.ndarray, seed: int,
+                    min_groups: int) -> dict[str, Any]:
+    """Group sizes, label association, and why the groups cannot group folds ('' when they can):
+    `degenerate`, or they follow the labels."""
     sizes = np.bincount(labels)
     out: dict[str, Any] = {"n_clusters": int(len(sizes)), "singletons": int((sizes == 1).sum()),
                            "largest": int(sizes.max()) if len(sizes) else 0}
+    out["degenerate"] = degenerate(labels, min_groups) if len(labels) else "no clips"
     if y is not None and labelled.sum() >= 3:
-        out["label_association"] = label_association(labels[labelled], y[labelled], seed=seed)
+        la = out["label_association"] = label_association(labels[labelled], y[labelled], seed=seed)
+        if la["follows_labels"] and not out["degenerate"]:
+            out["degenerate"] = (f"the groups follow the emotion labels (AMI {la['ami_dominant_emotion']} with the "
+                                 f"dominant emotion, permutations {la['ami_permutation_mean']}): they are not people")
     return out
 
 
@@ -262,33 +260,13 @@ def _constant(x: np.ndarray) -> bool:
 
 def _alone(dm: np.ndarray, min_groups: int, y: np.ndarray | None, labelled: np.ndarray, seed: int
            ) -> dict[str, Any]:
-    """One modality clustered alone over the clips that have it: report + why it cannot group folds
-    (degenerate, or its groups follow the labels)."""
+    """One modality clustered alone over the clips that have it (_cluster_report)."""
     sel = np.isfinite(np.diagonal(dm))
     if sel.sum() < 3:
         return {"coverage": round(float(sel.mean()), 4), "degenerate": "fewer than 3 clips have it"}
-    sub = dm[np.ix_(sel, sel)]
-    lab, t, _ = cluster(sub, "auto")
-    report = _cluster_report(sub, lab, None if y is None else y[sel], labelled[sel], seed)
+    lab, t, _ = cluster(dm[np.ix_(sel, sel)], "auto")
     return {"coverage": round(float(sel.mean()), 4), "threshold": round(t, 6),
-            "degenerate": degenerate(lab, min_groups) or _follows(report), **report}
-
-
-def _follows(report: dict[str, Any]) -> str:
-    """Why the groups of a cluster report are not people because they follow the labels ('' if not)."""
-    la = report.get("label_association")
-    if la and la["follows_labels"]:
-        return (f"the groups follow the emotion labels (AMI {la['ami_dominant_emotion']} with the dominant "
-                f"emotion, permutations {la['ami_permutation_mean']}): they are not people")
-    return ""
-
-
-def _one_person(name: str, median: float) -> str:
-    """Why a modality with a same-person distance sees one person ('' when it does not)."""
-    if name in SAME_PERSON and median < SAME_PERSON[name]:
-        return (f"most clip pairs are one person by its own rule (median distance {median:.3f} < "
-                f"{SAME_PERSON[name]})")
-    return ""
+            **_cluster_report(lab, None if y is None else y[sel], labelled[sel], seed, min_groups)}
 
 
 def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], threshold: str | float = "auto",
@@ -316,10 +294,12 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
         raise ValueError(f"no modality tells clips apart: {dropped}")
     y = None if labels is None else np.asarray(labels, np.float64)
     labelled = np.zeros(n, bool) if y is None else np.isfinite(y).all(1)
-    dists, why_alone = {}, {}
+    dists, why_alone = {}, dict.fromkeys(embeddings, "")
     for name, x in embeddings.items():
         dists[name], median = modality_distances(x, name in SAME_PERSON)
-        why_alone[name] = _one_person(name, median)
+        if median < SAME_PERSON.get(name, 0.0):
+            why_alone[name] = (f"most clip pairs are one person by its own rule (median distance {median:.3f}"
+                               f" < {SAME_PERSON[name]})")
     alone: dict[str, dict[str, Any]] = {}
     if len(dists) > 1:  # each clustered alone: one that cannot group folds is dropped while another can
         for name, dm in dists.items():
@@ -338,11 +318,10 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     has = np.stack([np.isfinite(np.diagonal(dm)) for dm in dists.values()])
     coverage = has.mean(0) if primary is None else np.where(np.isfinite(np.diagonal(primary)), 1.0, has.mean(0))
     conf = confidence(d, clusters, coverage)
-    report = _cluster_report(d, clusters, y, labelled, seed)
-    why = degenerate(clusters, min_groups) if n else "no clips"
+    report = _cluster_report(clusters, y, labelled, seed, min_groups)
+    why = report.pop("degenerate")
     if not why and all_bad:
         why = "; ".join(f"{name}: {why_alone[name]}" for name in bad)
-    why = why or _follows(report)
     width = max(3, len(str(int(clusters.max()) + 1))) if n else 3
     table = pd.DataFrame({"File_ID": ids, "subject": [f"E{c + 1:0{width}d}" for c in clusters],
                           "confidence": np.round(conf, 4)})
@@ -365,17 +344,9 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
 
 
 def warnings_of(diag: dict[str, Any]) -> list[str]:
-    """Human-readable warnings from the diagnostics (clusters that follow the labels, low coverage)."""
-    out = []
-    la = diag.get("label_association")
-    if la and la["follows_labels"]:
-        out.append(f"estimated subjects look like emotions rather than people: AMI with the dominant emotion "
-                   f"{la['ami_dominant_emotion']} (permutations: {la['ami_permutation_mean']}, p={la['ami_p_value']});"
-                   " prefer given subjects, or check which modality follows the labels in per_modality")
-    for name, pm in diag.get("per_modality", {}).items():
-        la = pm.get("label_association")
-        if la and la["follows_labels"]:
-            out.append(f"modality {name!r} alone clusters by emotion (AMI {la['ami_dominant_emotion']})")
+    """Human-readable warnings from the diagnostics: why the estimate is unusable, dropped modalities, low
+    coverage."""
+    out = [] if diag.get("usable", True) else [f"the estimate cannot group folds: {diag['reason']}"]
     for name, why in diag.get("dropped", {}).items():
         out.append(f"modality {name!r} dropped: {why}")
     for name, cov in diag.get("coverage", {}).items():
