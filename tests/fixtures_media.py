@@ -22,6 +22,18 @@ def astronaut_frame(i: int, size: tuple[int, int] = (192, 144), roll: float = 5.
     return cv2.warpAffine(img, m, size, borderMode=cv2.BORDER_REFLECT)
 
 
+def aligned_face(img: np.ndarray, size: int = 112, margin: float = 0.25) -> tuple[np.ndarray, np.ndarray]:
+    """(crop, the detector's 5 landmarks in crop pixels) of the largest face of an RGB photo, made as the
+    face pipeline makes its crops (detector chain, then alignment to the template)."""
+    import cv2
+    from competition.features.faces import crop_transform, detect_frames
+    boxes, lms, source = detect_frames(img[None], ["haar", "mtcnn"])
+    assert source[0] and np.isfinite(lms).all(), "no face with landmarks found"
+    m = crop_transform(boxes[0], lms[0], size, margin)
+    crop = cv2.warpAffine(img, m, (size, size), flags=cv2.INTER_AREA, borderMode=cv2.BORDER_REPLICATE)
+    return crop, lms[0] @ m[:, :2].T + m[:, 2]
+
+
 def noise_frame(i: int, size: tuple[int, int] = (192, 144)) -> np.ndarray:
     rng = np.random.default_rng(i)
     base = np.linspace(0, 255, size[0] * size[1] * 3).reshape(size[1], size[0], 3)

@@ -1,13 +1,14 @@
-"""Hand-crafted appearance / geometry extractors on real faces: skimage's astronaut, neutral and deformed
-by the synthetic generator's action-unit fields (smile, jaw drop), and on the `faces` cache of a clip."""
+"""Hand-crafted appearance extractors on real faces: skimage's astronaut, neutral and deformed by the
+synthetic generator's action-unit fields (smile, jaw drop), and on the `faces` cache of a clip (with the
+geometry of competition.features.landmarks, tested itself in test_face_landmarks.py)."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 from competition.data.synth_faces import COMPONENTS, face_bank, render_head
-from competition.features.appearance import (GEOMETRY_COLUMNS, flow_rows, geometry_rows, hog_rows,
-                                             lbp_rows)
+from competition.features.appearance import flow_rows, hog_rows, lbp_rows
+from competition.features.landmarks import COLUMNS
 from competition.features.registry import ClipMedia, get_extractor
 from competition.features.store import FeatureStore, using_root
 from fixtures_media import write_video
@@ -72,48 +73,6 @@ def test_flow_is_zero_on_a_still_face_and_points_up_at_the_mouth_for_a_smile(fac
     assert np.abs(g[4:]).max() < 1e-3 and np.abs(g[0, :128]).max() > 0.5 / 64
 
 
-def _landmarks(img: np.ndarray):
-    import cv2
-    from competition.features.faces import detect_mtcnn
-    big = cv2.resize(img, (320, 320), interpolation=cv2.INTER_CUBIC)
-    found = detect_mtcnn(big)
-    assert found is not None
-    box, lm = found
-    return lm / 320.0, box / 320.0
-
-
-def test_geometry_smile_widens_and_raises_the_mouth_jaw_drop_lowers_it(faces):
-    g = {}
-    for name in ("neutral", "smile", "jaw"):
-        lm, box = _landmarks(faces[name])
-        g[name] = dict(zip(GEOMETRY_COLUMNS, geometry_rows(lm[None], box[None], (320, 320))[0]))
-    n, s, j = g["neutral"], g["smile"], g["jaw"]
-    assert 0.8 < n["mouth_width"] < 1.2 and 0.7 < n["mouth_y"] < 1.1 and 0.4 < n["nose_y"] < 0.8
-    assert abs(n["roll"]) < 10 and abs(n["mouth_corner_asym"]) < 0.1
-    assert s["mouth_width"] > n["mouth_width"] + 0.03       # corners pulled out
-    assert s["mouth_y"] < n["mouth_y"] - 0.05                # and up
-    assert j["mouth_y"] > n["mouth_y"] + 0.04                # jaw drop: corners go down
-
-
-def test_geometry_is_invariant_to_scale_shift_and_roll():
-    lm = np.array([[40, 50], [70, 50], [55, 68], [43, 85], [67, 85]], np.float64)
-    box = np.array([30, 25, 80, 105], np.float64)
-    base = geometry_rows((lm / 200)[None], (box / 200)[None], (200, 200))[0]
-    moved = geometry_rows(((lm * 1.7 + 13) / 400)[None], ((box * 1.7 + 13) / 400)[None], (400, 400))[0]
-    assert np.allclose(base, moved, atol=1e-4)
-    assert np.isclose(base[GEOMETRY_COLUMNS.index("mouth_width")], 24 / 30)
-    assert np.isclose(base[GEOMETRY_COLUMNS.index("mouth_y")], 35 / 30)
-    th = np.radians(10)
-    rot = np.array([[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]])
-    lm_r = (lm - 55) @ rot.T + 55
-    turned = geometry_rows((lm_r / 200)[None], (box / 200)[None], (200, 200))[0]
-    keep = [GEOMETRY_COLUMNS.index(c) for c in ("mouth_width", "mouth_y", "nose_y", "mouth_corner_asym")]
-    assert np.allclose(turned[keep], base[keep], atol=1e-4)
-    assert np.isclose(turned[GEOMETRY_COLUMNS.index("roll")], 10, atol=1e-3)
-    missing = np.full((1, 5, 2), np.nan)
-    assert np.isnan(geometry_rows(missing, (box / 200)[None], (200, 200))).all()
-
-
 @pytest.fixture(scope="module")
 def face_clip(tmp_path_factory) -> tuple[Path, Path]:
     d = tmp_path_factory.mktemp("appearance")
@@ -136,7 +95,7 @@ def test_extractors_read_the_faces_cache_and_share_its_rows(face_clip, monkeypat
         raise AssertionError("the video was decoded again")
 
     monkeypatch.setattr(faces_mod, "run_face_pipeline", no_decode)
-    want = {"hog": 576, "lbp": 160, "face_flow": 130, "landmark_geometry": len(GEOMETRY_COLUMNS)}
+    want = {"hog": 576, "lbp": 160, "face_flow": 130, "landmark_geometry": len(COLUMNS)}
     with using_root(root):
         for name, dim in want.items():
             out = get_extractor(name).run(clip)
@@ -145,5 +104,5 @@ def test_extractors_read_the_faces_cache_and_share_its_rows(face_clip, monkeypat
     geo = get_extractor("landmark_geometry")
     with using_root(root):
         g = geo.run(clip).x
-    assert 0.7 < np.median(g[:, GEOMETRY_COLUMNS.index("mouth_width")]) < 1.3
-    assert np.abs(g[:, GEOMETRY_COLUMNS.index("roll")]).max() < 15
+    assert 0.8 < np.median(g[:, COLUMNS.index("mouth_width")]) < 1.3
+    assert 0.2 < np.median(g[:, COLUMNS.index("eye_open_left")]) < 0.5

@@ -11,12 +11,7 @@ the faces mask, so the rows line up with `pose` and `expression`.
           the frame's mean flow subtracted (alignment jitter), then the mean flow itself; in fractions
           of the crop side. It measures facial motion relative to the person's own resting face, so
           identity (and mirror, tint, lighting) mostly cancels.
-- `landmark_geometry` (T, len(GEOMETRY_COLUMNS)): distances between the 5 MTCNN landmarks and the face
-          box in an eye-aligned frame, normalised by the inter-ocular distance (mouth width, mouth and
-          mouth-corner height below the eye line, their asymmetry, nose height, face-box extent above
-          the eyes and below the mouth). The 5-point detector gives no brow points: brow motion is only
-          seen through the box top and the appearance features. Frames without landmarks are
-          interpolated in time (mask False when the clip has none).
+Face geometry (dlib's 68 points on the same crops) is `landmark_geometry`, competition.features.landmarks.
 """
 from __future__ import annotations
 
@@ -25,21 +20,6 @@ from typing import Any
 import numpy as np
 
 from competition.features.registry import ClipMedia, FeatureOutput, register_extractor
-
-GEOMETRY_COLUMNS: tuple[str, ...] = (
-    "iod_over_box_w",     # inter-ocular distance / face-box width
-    "mouth_width",        # |right corner - left corner| / iod
-    "mouth_y",            # mean mouth-corner height below the eye line / iod
-    "mouth_corner_asym",  # (right corner y - left corner y) / iod in the eye frame
-    "nose_y",             # nose tip below the eye line / iod
-    "mouth_minus_nose",   # mouth_y - nose_y: mouth corners relative to the nose
-    "nose_x",             # nose tip offset from the eye midpoint along the eye line / iod (yaw proxy)
-    "mouth_x",            # mouth-centre offset from the nose along the eye line / iod
-    "box_top",            # face-box top above the eye line / iod (brows, forehead)
-    "box_bottom",         # face-box bottom below the mouth corners / iod (chin, jaw drop)
-    "box_aspect",         # face-box height / width
-    "roll",               # eye-line angle, degrees
-)
 
 
 def _grey(crops: np.ndarray, size: int) -> np.ndarray:
@@ -108,55 +88,6 @@ def flow_rows(crops: np.ndarray, mask: np.ndarray | None = None, size: int = 64,
     return rows
 
 
-def geometry_rows(landmarks: np.ndarray, boxes: np.ndarray, frame_size: tuple[int, int]) -> np.ndarray:
-    """(T, len(GEOMETRY_COLUMNS)) from 5 landmarks (T, 5, 2) and boxes (T, 4) in frame fractions
-    (image-left eye, image-right eye, nose, image-left mouth corner, image-right mouth corner).
-    NaN rows where the landmarks are unknown or degenerate."""
-    w, h = frame_size
-    scale = np.array([w, h], np.float64)
-    lm = np.asarray(landmarks, np.float64) * scale
-    bx = np.asarray(boxes, np.float64).reshape(-1, 2, 2) * scale   # (T, 2 corners, xy)
-    out = np.full((len(lm), len(GEOMETRY_COLUMNS)), np.nan, np.float32)
-    for i in range(len(lm)):
-        p = lm[i]
-        if not np.isfinite(p).all():
-            continue
-        le, re, nose, ml, mr = p
-        axis = re - le
-        iod = float(np.hypot(*axis))
-        if iod < 1e-6:
-            continue
-        ex = axis / iod                     # along the eye line (image left -> right)
-        ey = np.array([-ex[1], ex[0]])      # perpendicular, pointing down the face
-        mid = (le + re) / 2
-
-        def to_eye(q: np.ndarray) -> np.ndarray:
-            d = q - mid
-            return np.array([d @ ex, d @ ey]) / iod
-
-        n, l_, r_ = to_eye(nose), to_eye(ml), to_eye(mr)
-        corners = [to_eye(q) for q in (bx[i, 0], np.array([bx[i, 1, 0], bx[i, 0, 1]]),
-                                       np.array([bx[i, 0, 0], bx[i, 1, 1]]), bx[i, 1])]
-        ys = np.array([c[1] for c in corners])
-        box_w, box_h = bx[i, 1] - bx[i, 0]
-        mouth_y = (l_[1] + r_[1]) / 2
-        out[i] = [iod / max(box_w, 1e-6), np.hypot(*(r_ - l_)), mouth_y, r_[1] - l_[1], n[1],
-                  mouth_y - n[1], n[0], (l_[0] + r_[0]) / 2 - n[0], -ys.min(), ys.max() - mouth_y,
-                  box_h / max(box_w, 1e-6), np.degrees(np.arctan2(axis[1], axis[0]))]
-    return out
-
-
-def _fill_time(x: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Interpolate NaN rows over time; (filled, rows that were known). All-NaN -> zeros."""
-    known = np.isfinite(x).all(1)
-    x = x.copy()
-    if not known.any():
-        return np.zeros_like(x), known
-    for j in range(x.shape[1]):
-        x[:, j] = np.interp(t, t[known], x[known, j])
-    return x, known
-
-
 def _track(clip: ClipMedia, faces: dict[str, Any]):
     from competition.features.faces import face_track
     return face_track(clip, faces)
@@ -191,14 +122,3 @@ def face_flow(clip: ClipMedia, faces: dict[str, Any], size: int, grid: int) -> F
     track = _track(clip, faces)
     return FeatureOutput(x=flow_rows(track.crops, track.mask, int(size), int(grid)),
                          t=track.times, mask=track.mask)
-
-
-@register_extractor("landmark_geometry", kind="sequence", defaults={"faces": {}}, modality="face")
-def landmark_geometry(clip: ClipMedia, faces: dict[str, Any]) -> FeatureOutput:
-    """Mouth / nose / face-box geometry from the 5 landmarks, in inter-ocular units (GEOMETRY_COLUMNS)."""
-    track = _track(clip, faces)
-    t = np.asarray(track.times, np.float64)
-    x, known = _fill_time(geometry_rows(track.landmarks, track.boxes, track.frame_size), t)
-    mask = np.asarray(track.mask, bool) & bool(known.any())
-    return FeatureOutput(x=x.astype(np.float32), t=track.times, mask=mask,
-                         info={"landmark_rate": round(float(known.mean()), 4) if len(known) else 0.0})

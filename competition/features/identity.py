@@ -1,14 +1,10 @@
 """What identifies a person and their room rather than their emotion, for estimating subjects
 (competition.features.subjects). Both read the `faces` cache through `face_track()`.
 
-- `face_identity` (size*size*3 + 6): the clip's mean aligned face over its real frames, shrunk to a
-  `size` px (default 12) CIE-Lab image, plus the Lab mean and std of the central face region. Averaging
-  over a clip's frames and the low resolution blur out what changes with expression (mouth, brows,
-  eyes move by a few pixels at 112 px, less than one at 12 px) and keep what a person carries from
-  clip to clip: skin tone, hair, face shape, glasses, the side they turn to. No pretrained face
-  recognition network ships in a wheel with a licence we can use offline; `visual` with a local
-  `weights=` file gives learned embeddings where one is available. A clip without a face raises
-  FeatureError (recorded; the subject is then estimated from the other modalities).
+- `face_identity` (128): dlib's ResNet face descriptor (competition.features.dlib_face) of the aligned
+  crops of up to `frames` real frames spread over the clip (found with landmarks first), averaged; clip
+  distances keep dlib's meaning (same person below about 0.6). Grey and 48 px faces work. No face in the
+  clip: FeatureError (the subject then comes from the other modalities).
 - `scene` (grid_w*grid_h*3 + hue_bins*sat_bins + 2): the background of `n` frames with the person
   masked out (face box grown by `pad` on each side, plus the torso below it to the frame bottom):
   a low-resolution Lab layout (mean colour per grid cell of the unmasked pixels) and a hue x
@@ -35,27 +31,34 @@ def _lab(img: np.ndarray) -> np.ndarray:
     return cv2.cvtColor(rgb, cv2.COLOR_RGB2LAB)
 
 
-def mean_face_vector(crops: np.ndarray, mask: np.ndarray, size: int = 12) -> np.ndarray:
-    """(size*size*3 + 6,): Lab of the mean real crop at `size` px, then central-region Lab mean and std."""
-    import cv2
-    real = crops[np.asarray(mask, bool)]
-    if len(real) == 0:
-        raise FeatureError("no face in any sampled frame: no face identity")
-    mean = real.astype(np.float32).mean(0)
-    lab = _lab(mean)
-    small = cv2.resize(lab, (size, size), interpolation=cv2.INTER_AREA)
-    s = lab.shape[0]
-    centre = lab[s // 4: 3 * s // 4, s // 4: 3 * s // 4].reshape(-1, 3)
-    return np.concatenate([small.ravel(), centre.mean(0), centre.std(0)]).astype(np.float32)
+def identity_frames(track, k: int) -> list[int]:
+    """Up to k frames to describe the face by: the real frames of the best kind (found on the frame itself
+    with landmarks, then found without them, then interpolated), spread evenly over time."""
+    from competition.features.faces import DETECTED_CODES, DETECTOR_CODES
+    mask = np.asarray(track.mask, bool)
+    found = np.isin(track.source, [*DETECTED_CODES, DETECTOR_CODES["aligned"]]) & mask
+    landmarks = np.isfinite(np.asarray(track.landmarks).reshape(len(mask), -1)).all(1)
+    tier = next((t for t in (found & landmarks, found, mask) if t.any()), None)
+    if tier is None or k < 1:
+        return []
+    real = np.flatnonzero(tier)
+    return [int(i) for i in real[np.unique(np.linspace(0, len(real) - 1, min(k, len(real))).round().astype(int))]]
 
 
-@register_extractor("face_identity", kind="vector", defaults={"faces": {}, "size": 12}, modality="face")
-def face_identity(clip: ClipMedia, faces: dict[str, Any], size: int) -> FeatureOutput:
-    """Mean aligned face over the clip's real frames as a 12 px Lab image + face colour stats (438-D)."""
-    from competition.features.faces import face_track
+@register_extractor("face_identity", kind="vector", defaults={"faces": {}, "frames": 3}, modality="face",
+                    version=2)
+def face_identity(clip: ClipMedia, faces: dict[str, Any], frames: int) -> FeatureOutput:
+    """dlib ResNet face descriptor of the aligned crops, mean over up to 3 of the clip's real frames (128-D)."""
+    from competition.features.dlib_face import face_descriptor
+    from competition.features.faces import FACE_DEFAULTS, face_track
     track = face_track(clip, faces)
-    return FeatureOutput(x=mean_face_vector(track.crops, track.mask, int(size)),
-                         info={"face_frames": int(np.asarray(track.mask, bool).sum())})
+    chosen = identity_frames(track, int(frames))
+    if not chosen:
+        raise FeatureError("no face in any sampled frame: no face identity")
+    margin = float({**FACE_DEFAULTS, **faces}["margin"])
+    desc = np.stack([face_descriptor(track.crops[i], margin) for i in chosen])
+    spread = float(np.linalg.norm(desc - desc.mean(0), axis=1).mean())
+    return FeatureOutput(x=desc.mean(0), info={"face_frames": len(chosen), "spread": round(spread, 4)})
 
 
 def person_mask(h: int, w: int, box: np.ndarray | None, pad: float) -> np.ndarray:

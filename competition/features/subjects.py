@@ -1,30 +1,28 @@
 """Estimate who is who when a dataset has no subject ids: cluster clips by what identifies a person and
 not their emotion, and write the work directory's subjects file (competition.data.subjects).
 
-    python -m competition.features.subjects --data DIR [--workdir W] [--modalities speaker,face_identity,scene]
+    python -m competition.features.subjects --data DIR [--workdir W] [--modalities face_identity,scene[,speaker]]
                                             [--threshold auto|X] [--jobs N] [--task eri|va|expr] [--force]
 
-1. Identity features (extractors in competition.features): `speaker` (GE2E speaker-verification
-   embedding), `face_identity` (mean aligned face over the clip), `scene` (background, person masked).
-   Emotion features (MFCC statistics, expression, ...) are deliberately not used: clusters of them
-   follow the emotion (issue 13; bench/subjects_estimation.py shows it on EmoDB).
-2. Per modality: standardise each dimension over the clips that have it, cosine distance, divided by
-   the median distance between clips (so every modality puts unrelated clips near 1).
-3. Fuse: per pair of clips, the mean over the modalities both clips have. A clip missing a modality
-   (silence, no face) is placed by the others; a pair with none in common gets the largest distance.
-4. Average-linkage agglomerative clustering cut at a distance threshold, not a number of subjects.
-   `--threshold auto` cuts between each pair of consecutive merge heights of the dendrogram and keeps
-   the cut with the highest mean silhouette (precomputed fused distances; ties: the lowest cut).
-   No labels are read and every step is deterministic.
-5. Confidence per clip: its silhouette clipped to [0, 1], times the share of modalities it has.
-   A clip alone in its cluster (silhouette 0) has confidence 0.
-
-Diagnostics (`subjects_estimate.json` beside subjects.csv): threshold, cluster count, coverage per
-modality, each modality clustered alone, and the label association: on Train/Val, the adjusted mutual
-information between clusters and the dominant emotion and the share of label variance between clusters
-(eta^2), each against the same for 200 random permutations of the cluster labels. When clusters explain
-the labels beyond chance, they look like emotions rather than people and a warning is printed. Whether
-estimated subjects help at all is decided by nested CV downstream, never assumed here.
+1. Identity features (extractors in competition.features): `face_identity` (dlib's face-recognition
+   descriptor), `speaker` (GE2E speaker-verification embedding), `scene` (background, person masked).
+   Never emotion features: their clusters follow the emotion (bench/subjects_estimation.py).
+2. Per modality, distances over the median distance between clips (unrelated clips near 1): Euclidean
+   on the descriptor for the face (SAME_PERSON), cosine of standardised rows for the others.
+3. Each modality alone (with more than one): clustered as in 4; dropped, with the reason, when its groups
+   cannot group folds (`degenerate`), follow the labels, or it sees one person (SAME_PERSON).
+4. The face decides every pair of clips that both have one (PRIMARY); other pairs take the mean of the
+   modalities both have (a clip without a face or sound is placed by the others; none in common: the
+   largest distance). Average-linkage clustering cut, with no number of subjects, at the cut between
+   consecutive merge heights with the highest mean silhouette among those where no group holds most
+   clips and most clips are not alone. Deterministic; labels are read only for the diagnostics.
+5. Confidence per clip: its silhouette clipped to [0, 1] (0 alone in its group), times 1 with a face,
+   else the share of modalities it has.
+Diagnostics (`subjects_estimate.json`): `usable` and `reason` (an unusable estimate must not group
+folds: `degenerate`, every modality dropped-worthy, or groups that follow the labels), threshold, groups,
+coverage, each modality alone, and the label association (AMI with the dominant emotion and eta^2 on
+Train/Val against 200 permutations of the groups). Whether estimated subjects help is decided by nested
+CV downstream. Results per corpus and rule: docs/RESULTS_REAL.md "Estimated subjects".
 
 Memory is O(n^2): a float32 distance matrix per modality plus the float64 fused one and scipy's condensed
 copy (10k clips: 0.4 GB per modality, 0.8 GB fused, 0.4 GB condensed).
@@ -41,56 +39,76 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-MODALITIES: tuple[str, ...] = ("speaker", "face_identity", "scene")
+# `speaker` is not a default: on every corpus with known people here its groups followed the emotion or
+# found nobody (EmoDB, the embedded set; acted speech in issue 23). --modalities adds it.
+MODALITIES: tuple[str, ...] = ("face_identity", "scene")
+# Euclidean distance as trained, and the network's own same-person distance (dlib's documented face
+# verification threshold): a modality whose median pair is closer sees one person.
+SAME_PERSON: dict[str, float] = {"face_identity": 0.6}
+PRIMARY = "face_identity"  # decides the pairs that have it: voices and rooms follow emotions and light
+# `degenerate`: fewer groups than folds, one group with most clips, or most clips alone (= no grouping)
+MIN_GROUPS = 5
+MAX_GROUP_SHARE = 0.5
+MAX_SINGLETON_SHARE = 0.5
 N_PERMUTATIONS = 200
-# Clusters "follow the label" when their AMI with the dominant emotion is above every permutation's
-# (p < 1/(N_PERMUTATIONS+1)) and above this absolute level (true speakers on EmoDB: 0.00).
-AMI_WARNING = 0.05
+# Groups "follow the labels" when their AMI with the dominant emotion beats every permutation's and this
+# level. True people: up to 0.054 (lfw_expressions, news photos: people keep their expression); groups
+# made by emotion: 0.24-0.36 (EmoDB's voices, MFCC statistics). docs/RESULTS_REAL.md "Estimated subjects".
+AMI_WARNING = 0.15
 DIAGNOSTICS = "subjects_estimate.json"
 
 
 # ---------------------------------------------------------------- distances
 
-def modality_distances(x: np.ndarray) -> np.ndarray:
-    """(n, D) embeddings with NaN rows where the clip has none -> (n, n) cosine distances of the
-    standardised rows over the median distance between distinct clips; NaN where either clip is missing."""
+def modality_distances(x: np.ndarray, euclidean: bool = False) -> tuple[np.ndarray, float]:
+    """(n, D) embeddings with NaN rows where the clip has none -> ((n, n) distances over the median
+    distance between distinct clips (so unrelated clips are near 1), NaN where either clip is missing;
+    that median). Cosine distances of the rows standardised per dimension, or with `euclidean` Euclidean
+    distances of the rows as they are."""
     x = np.asarray(x, np.float64)
     have = np.isfinite(x).all(1)
     out = np.full((len(x), len(x)), np.nan, np.float32)
+    med = float("nan")
     if have.sum() == 0:
-        return out
+        return out, med
     z = x[have]
-    sd = z.std(0)
-    z = (z - z.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
-    z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-    d = np.clip(1.0 - z @ z.T, 0.0, 2.0)
+    if euclidean:
+        sq = (z ** 2).sum(1)
+        d = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * z @ z.T, 0.0))
+    else:
+        sd = z.std(0)
+        z = (z - z.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
+        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
+        d = np.clip(1.0 - z @ z.T, 0.0, 2.0)
     np.fill_diagonal(d, 0.0)
     if len(d) > 1:
-        med = np.median(d[np.triu_indices(len(d), 1)])
+        med = float(np.median(d[np.triu_indices(len(d), 1)]))
         d /= med if med > 1e-12 else 1.0
     out[np.ix_(have, have)] = d
-    return out
+    return out, med
 
 
-def fuse(dists: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean over modalities of the pairwise distances both clips have -> (fused (n, n), modalities per
-    clip (n,)). Pairs with no modality in common get the largest fused distance. Accumulated one
-    modality at a time (no stacked copy: memory is the n x n matrices themselves)."""
-    n = len(dists[0])
+def fuse(dists: Sequence[np.ndarray], primary: np.ndarray | None = None) -> np.ndarray:
+    """Mean over modalities of the pairwise distances both clips have; pairs where `primary` is known
+    take its distance instead. Pairs with no modality in common get the largest fused distance.
+    Accumulated one modality at a time (no stacked copy: memory is the n x n matrices themselves)."""
+    n = len(primary) if primary is not None else len(dists[0])
     total = np.zeros((n, n), np.float64)
     count = np.zeros((n, n), np.int8)
-    per_clip = np.zeros(n, int)
     for d in dists:
         known = np.isfinite(d)
         total += np.where(known, d, 0.0)
         count += known
-        per_clip += np.isfinite(np.diagonal(d))
-    finite = count > 0
     fused = total / np.maximum(count, 1)
+    finite = count > 0
+    if primary is not None:
+        known = np.isfinite(primary)
+        fused[known] = primary[known]
+        finite |= known
     fill = float(fused[finite].max()) if finite.any() else 1.0
     fused[~finite] = max(fill, 1.0)
     np.fill_diagonal(fused, 0.0)
-    return fused, per_clip
+    return fused
 
 
 # ---------------------------------------------------------------- clustering
@@ -110,10 +128,26 @@ def cut(z: np.ndarray, threshold: float) -> np.ndarray:
     return rank[inv]
 
 
+def degenerate(labels: np.ndarray, min_groups: int = MIN_GROUPS) -> str:
+    """Why a clustering cannot group folds ('' when it can): too few groups, one group holding most
+    clips, or most clips alone."""
+    sizes = np.bincount(labels)
+    n = len(labels)
+    if len(sizes) < min_groups:
+        return f"{len(sizes)} group(s), fewer than {min_groups}"
+    if sizes.max() > MAX_GROUP_SHARE * n:
+        return f"one group holds {sizes.max() / n:.0%} of the clips"
+    if (sizes == 1).sum() > MAX_SINGLETON_SHARE * n:
+        return f"{(sizes == 1).sum() / n:.0%} of the clips are alone in their group"
+    return ""
+
+
 def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: int = 200) -> tuple[float, list]:
-    """(threshold, [(threshold, n_clusters, silhouette), ...]): the cut between consecutive merge heights
-    with the highest mean silhouette; ties go to the lowest cut. At most `max_candidates` cuts, evenly
-    spaced over the merge order."""
+    """(threshold, [(threshold, n_clusters, silhouette), ...]): among the cuts between consecutive merge
+    heights where no group holds most clips and most clips are not alone, the one with the highest mean
+    silhouette (ties: the lowest cut); when there is none, the highest silhouette of all. The number of
+    groups is not constrained (a cut is not made finer for the folds' sake). At most `max_candidates`
+    cuts, evenly spaced over the merge order."""
     from sklearn.metrics import silhouette_score
     n = len(d)
     if n < 3:
@@ -124,16 +158,27 @@ def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: i
     keep = np.flatnonzero(h[1:] > h[:-1])  # equal heights cannot be separated
     if len(keep) > max_candidates:
         keep = keep[np.unique(np.linspace(0, len(keep) - 1, max_candidates).round().astype(int))]
-    curve = []
+    curve, ok = [], []
     for i in keep:
         labels = cut(z, float(mids[i]))
         k = int(labels.max()) + 1
         if 2 <= k <= n - 1:
             curve.append((float(mids[i]), k, float(silhouette_score(d, labels, metric="precomputed"))))
+            ok.append(not degenerate(labels, min_groups=2))
     if not curve:
         return float(h[-1]) + 1e-9, []
-    best = max(range(len(curve)), key=lambda j: (round(curve[j][2], 12), -curve[j][0]))
+    pool = [j for j in range(len(curve)) if ok[j]] or range(len(curve))
+    best = max(pool, key=lambda j: (round(curve[j][2], 12), -curve[j][0]))
     return curve[best][0], curve
+
+
+def cluster(d: np.ndarray, threshold: str | float = "auto") -> tuple[np.ndarray, float, list]:
+    """(labels, threshold, silhouette curve) of the average-linkage dendrogram of `d`."""
+    if len(d) < 2:
+        return np.zeros(len(d), int), 0.0, []
+    z = linkage(d)
+    t, curve = auto_threshold(d, z) if threshold == "auto" else (float(threshold), [])
+    return cut(z, t), t, curve
 
 
 def confidence(d: np.ndarray, labels: np.ndarray, coverage: np.ndarray) -> np.ndarray:
@@ -194,13 +239,19 @@ class Estimate:
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
-def _cluster_report(d: np.ndarray, labels: np.ndarray, y: np.ndarray | None, labelled: np.ndarray,
-                    seed: int) -> dict[str, Any]:
+def _cluster_report(labels: np.ndarray, y: np.ndarray | None, labelled: np.ndarray, seed: int,
+                    min_groups: int) -> dict[str, Any]:
+    """Group sizes, label association, and why the groups cannot group folds ('' when they can):
+    `degenerate`, or they follow the labels."""
     sizes = np.bincount(labels)
     out: dict[str, Any] = {"n_clusters": int(len(sizes)), "singletons": int((sizes == 1).sum()),
                            "largest": int(sizes.max()) if len(sizes) else 0}
+    out["degenerate"] = degenerate(labels, min_groups) if len(labels) else "no clips"
     if y is not None and labelled.sum() >= 3:
-        out["label_association"] = label_association(labels[labelled], y[labelled], seed=seed)
+        la = out["label_association"] = label_association(labels[labelled], y[labelled], seed=seed)
+        if la["follows_labels"] and not out["degenerate"]:
+            out["degenerate"] = (f"the groups follow the emotion labels (AMI {la['ami_dominant_emotion']} with the "
+                                 f"dominant emotion, permutations {la['ami_permutation_mean']}): they are not people")
     return out
 
 
@@ -210,10 +261,28 @@ def _constant(x: np.ndarray) -> bool:
     return len(rows) > 1 and bool(np.all(rows.max(0) - rows.min(0) <= 1e-6 * (1 + np.abs(rows).max())))
 
 
+def _alone(dm: np.ndarray, min_groups: int, y: np.ndarray | None, labelled: np.ndarray, seed: int
+           ) -> dict[str, Any]:
+    """One modality clustered alone over the clips that have it (_cluster_report)."""
+    sel = np.isfinite(np.diagonal(dm))
+    if sel.sum() < 3:
+        return {"coverage": round(float(sel.mean()), 4), "degenerate": "fewer than 3 clips have it"}
+    lab, t, _ = cluster(dm[np.ix_(sel, sel)], "auto")
+    return {"coverage": round(float(sel.mean()), 4), "threshold": round(t, 6),
+            **_cluster_report(lab, None if y is None else y[sel], labelled[sel], seed, min_groups)}
+
+
 def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], threshold: str | float = "auto",
-                      labels: np.ndarray | None = None, seed: int = 0, per_modality: bool = True) -> Estimate:
+                      labels: np.ndarray | None = None, seed: int = 0, min_groups: int = MIN_GROUPS
+                      ) -> Estimate:
     """Cluster clips `ids` by their identity embeddings ({modality: (n, D) with NaN rows for clips that
-    have none}). `labels` (n, E), NaN rows for unlabelled clips, are used only for the diagnostics."""
+    have none}). `labels` (n, E), NaN rows for unlabelled clips, are used only for the diagnostics.
+
+    With several modalities each is first clustered alone; one whose groups are `degenerate` or follow
+    the labels, or that sees one person (SAME_PERSON), is dropped while another is not. PRIMARY, when
+    kept, decides every pair of clips that both have it. `diagnostics["usable"]` is False, with the
+    `reason`, when the final groups are degenerate or follow the labels (label_association), or every
+    modality is dropped-worthy: such an estimate must not group folds."""
     ids = list(ids)
     n = len(ids)
     if not embeddings:
@@ -226,59 +295,61 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     embeddings = {name: x for name, x in embeddings.items() if name not in dropped}
     if not embeddings:
         raise ValueError(f"no modality tells clips apart: {dropped}")
-    dists = {name: modality_distances(x) for name, x in embeddings.items()}
-    d, have = fuse(list(dists.values()))
-    z = linkage(d) if n >= 2 else None
-    if threshold == "auto":
-        t, curve = auto_threshold(d, z)
-    else:
-        t, curve = float(threshold), []
-    clusters = cut(z, t) if z is not None else np.zeros(n, int)
-    conf = confidence(d, clusters, have / len(embeddings))
     y = None if labels is None else np.asarray(labels, np.float64)
     labelled = np.zeros(n, bool) if y is None else np.isfinite(y).all(1)
+    dists, why_alone = {}, dict.fromkeys(embeddings, "")
+    for name, x in embeddings.items():
+        dists[name], median = modality_distances(x, name in SAME_PERSON)
+        if median < SAME_PERSON.get(name, 0.0):
+            why_alone[name] = (f"most clip pairs are one person by its own rule (median distance {median:.3f}"
+                               f" < {SAME_PERSON[name]})")
+    alone: dict[str, dict[str, Any]] = {}
+    if len(dists) > 1:  # each clustered alone: one that cannot group folds is dropped while another can
+        for name, dm in dists.items():
+            alone[name] = _alone(dm, min_groups, y, labelled, seed)
+            why_alone[name] = alone[name]["degenerate"] = why_alone[name] or alone[name]["degenerate"]
+    bad = [name for name, why in why_alone.items() if why]
+    all_bad = len(bad) == len(dists)
+    if not all_bad:
+        for name in bad:
+            dropped[name] = f"alone it cannot group folds: {why_alone[name]}"
+            del dists[name]
+    primary = dists.get(PRIMARY)
+    others = [dm for name, dm in dists.items() if name != PRIMARY]
+    d = fuse(others, primary)
+    clusters, t, curve = cluster(d, threshold)
+    has = np.stack([np.isfinite(np.diagonal(dm)) for dm in dists.values()])
+    coverage = has.mean(0) if primary is None else np.where(np.isfinite(np.diagonal(primary)), 1.0, has.mean(0))
+    conf = confidence(d, clusters, coverage)
+    report = _cluster_report(clusters, y, labelled, seed, min_groups)
+    why = report.pop("degenerate")
+    if not why and all_bad:
+        why = "; ".join(f"{name}: {why_alone[name]}" for name in bad)
     width = max(3, len(str(int(clusters.max()) + 1))) if n else 3
     table = pd.DataFrame({"File_ID": ids, "subject": [f"E{c + 1:0{width}d}" for c in clusters],
                           "confidence": np.round(conf, 4)})
     diag: dict[str, Any] = {
-        "modalities": list(embeddings), "threshold": round(float(t), 6),
-        "threshold_rule": "auto: max mean silhouette over cuts between merge heights" if threshold == "auto"
+        "usable": not why, "reason": why,
+        "modalities": list(dists), "primary": PRIMARY if primary is not None else None,
+        "threshold": round(float(t), 6),
+        "threshold_rule": "auto: max mean silhouette over the cuts that can group folds" if threshold == "auto"
         else "given", "n_clips": n,
         "coverage": {name: round(float(np.isfinite(x).all(1).mean()), 4) for name, x in embeddings.items()},
         "dropped": dropped,
-        "clips_without_any_modality": int((have == 0).sum()),
+        "clips_without_any_modality": int((~has.any(0)).sum()),
         "mean_confidence": round(float(conf.mean()), 4) if n else 0.0,
-        **_cluster_report(d, clusters, y, labelled, seed),
+        **report,
         "silhouette_curve": [[round(a, 5), k, round(s, 5)] for a, k, s in curve],
     }
-    if per_modality and len(embeddings) > 1:
-        diag["per_modality"] = {}
-        for name, dm in dists.items():
-            sel = np.isfinite(np.diagonal(dm))
-            if sel.sum() < 3:
-                diag["per_modality"][name] = {"coverage": round(float(sel.mean()), 4)}
-                continue
-            sub = dm[np.ix_(sel, sel)]
-            tm, _ = auto_threshold(sub)
-            lab = cut(linkage(sub), tm)
-            diag["per_modality"][name] = {"coverage": round(float(sel.mean()), 4), "threshold": round(tm, 6),
-                                          **_cluster_report(sub, lab, None if y is None else y[sel],
-                                                            labelled[sel], seed)}
+    if alone:
+        diag["per_modality"] = alone
     return Estimate(table, float(t), diag)
 
 
 def warnings_of(diag: dict[str, Any]) -> list[str]:
-    """Human-readable warnings from the diagnostics (clusters that follow the labels, low coverage)."""
-    out = []
-    la = diag.get("label_association")
-    if la and la["follows_labels"]:
-        out.append(f"estimated subjects look like emotions rather than people: AMI with the dominant emotion "
-                   f"{la['ami_dominant_emotion']} (permutations: {la['ami_permutation_mean']}, p={la['ami_p_value']});"
-                   " prefer given subjects, or check which modality follows the labels in per_modality")
-    for name, pm in diag.get("per_modality", {}).items():
-        la = pm.get("label_association")
-        if la and la["follows_labels"]:
-            out.append(f"modality {name!r} alone clusters by emotion (AMI {la['ami_dominant_emotion']})")
+    """Human-readable warnings from the diagnostics: why the estimate is unusable, dropped modalities, low
+    coverage."""
+    out = [] if diag.get("usable", True) else [f"the estimate cannot group folds: {diag['reason']}"]
     for name, why in diag.get("dropped", {}).items():
         out.append(f"modality {name!r} dropped: {why}")
     for name, cov in diag.get("coverage", {}).items():
