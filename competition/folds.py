@@ -3,17 +3,10 @@
     python -m competition.folds --data DIR [--n-folds 5] [--seed 42] [--groups auto|subjects|estimate|none]
                                 [--subjects FILE] [--scheme kfold|official] [--workdir W] [--jobs N] [--force]
 
-Groups: with a subjects file (`Workdir.subjects`, competition.data.subjects, or --subjects FILE) the folds
-are stratified and grouped (StratifiedGroupKFold), so no subject is on both sides of a split.
-`--groups auto` (default), when the work directory has no subjects file, writes one first: from
-data_info.csv's `Subject` column when it has one (given subjects), else estimated from identity features
-of every clip, Test included (competition.features.subjects; no labels are read for the clustering; the
-embeddings are cached in the feature store); an estimate the estimator calls unusable is not written.
-`--groups estimate` estimates even when there is a `Subject` column; `--groups subjects` requires the file;
-`--groups none` ignores subjects. Groups that cannot make balanced folds (fewer groups than folds, or a
-fold more than MAX_FOLD_RATIO times the mean size) make fewer folds, down to MIN_FOLDS, and subjects that
-cannot even then are not used for the folds, with a WARNING. folds.json records where the groups came from
-(source, file, sha256, n_groups) and any fallback.
+Groups: with a subjects file (`Workdir.subjects`, or --subjects FILE) the folds are stratified and grouped
+(StratifiedGroupKFold), so no subject is on both sides of a split. With none, `--groups auto` writes it
+first, from data_info.csv's `Subject` column or else estimated (docs/SUBJECTS.md has the modes and the
+fallbacks to fewer folds or none); folds.json records where the groups came from and any fallback.
 
 folds.csv has `File_ID,fold`: 0..K-1 for Train+Val clips, -1 for Test clips, and (scheme official only)
 -2 for Train clips that always train and are never validated. folds.json beside it records the dataset

@@ -4,16 +4,10 @@
     python -m competition.submission check FILE [--data DIR] [--task eri|va|expr]
                                                (FILE: the .csv/.txt, or the .zip holding it)
 
-Every blend method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on
-the other folds, scored on the held-out fold). `best` takes the method with the best nested score; when
-no blend beats the best single model there, the single model is the submission and the card says so.
-Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
-is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly and write their own
-submission format under tasks/<task>/submissions/. With a subjects file in the work directory
-(subjects.csv), per-subject post-processing is a candidate too; --no-subjects leaves it out.
-The score claimed (`claimed_<metric>` in the card, the last line printed) is nested CV with the choice of
-method and post-processing included; the card also says how the folds were grouped (given subjects,
-estimated ones, or none: then every nested score is optimistic for new people, and a WARNING says so).
+How blends are chosen and scored, and what the card holds: competition/pipeline/ensembling/blend.py.
+The card also says how the folds were grouped (given subjects, estimated ones, or none: then every nested
+score is optimistic for new people, and a WARNING says so). --no-subjects leaves the per-subject
+post-processing out even with a subjects file.
 """
 from __future__ import annotations
 

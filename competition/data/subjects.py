@@ -27,14 +27,10 @@ For other modules (e.g. an estimator writing `estimated:<method>` subjects):
 
 Subject values are text: `NA`, `None` or `0` name a person like any other (never read as missing).
 
-Per-subject statistics (the one rule used by feature normalisation and by the per-subject post-processing
-of predictions), shrunk towards all subjects' instead of a hard minimum of clips, per column:
-- the mean of a subject with n clips is weighted n*tau2 / (n*tau2 + s2) against the global mean, where s2
-  is the pooled within-subject variance and tau2 the variance between subjects' true means (the variance
-  of their means minus the noise s2/n of each; empirical Bayes): where people really differ, even a few
-  clips place a person, and where they do not, nobody's mean is moved;
-- the variance is weighted n/(n+SHRINK) against the pooled within-subject one (a single clip has none).
-So a subject with one clip is standardised mostly by the global statistics, one with many by their own.
+Per-subject statistics (feature normalisation and the per-subject post-processing of predictions) follow
+one rule, `shrunk_statistics`: per column, a subject with n clips takes n*tau2 / (n*tau2 + s2) of its own
+mean (s2 the pooled within-subject variance, tau2 the variance between subjects' true means: empirical
+Bayes) and n/(n+SHRINK) of its own variance, the rest from all subjects, instead of a hard minimum of clips.
 """
 from __future__ import annotations
 
