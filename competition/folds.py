@@ -139,8 +139,8 @@ def ensure_subjects(ds: Dataset, task, wd, mode: str = "auto", jobs: int = 1) ->
     what = (f"{d['n_clusters']} people estimated from {'+'.join(d['modalities'])} over {d['n_clips']} clips "
             f"in {seconds:.0f} s (embeddings cached in {wd.features})")
     if why:
-        log.warning("subjects NOT estimated: %s, but %s (%s); the folds are not grouped by people", what, why,
-                    wd.subjects.with_name(DIAGNOSTICS))
+        log.warning("estimated subjects NOT used: %s, but %s (%s); the folds are not grouped by people",
+                    what, why, wd.subjects.with_name(DIAGNOSTICS))
         return None
     return f"subjects: {what} -> {wd.subjects}; --groups none to skip"
 

@@ -186,12 +186,13 @@ def presence(ds, features_root: Path, modality: str, face_params: dict, jobs: in
     return _PRESENCE[key]
 
 
-def skip_reason(cfg: dict, ds, features_root: Path, jobs: int = 1, subjects: Path | None = None
+def skip_reason(cfg: dict, ds, features_root: Path, jobs: int = 1, subjects: pd.Series | None = None
                 ) -> tuple[str, list[str]] | None:
-    """(why, modalities) when the experiment cannot learn anything on this dataset, else None."""
-    if cfg.get("subject_norm") and not (subjects and subjects.exists()):
-        return (f"subject_norm needs the subjects of every clip and there is no subjects file {subjects} (folds "
-                "made with --groups none, or an unusable estimate: see competition.folds)", [])
+    """(why, modalities) when the experiment cannot learn anything on this dataset, else None. `subjects`:
+    what subjects_for gives."""
+    if cfg.get("subject_norm") and subjects is None:
+        return ("subject_norm needs the subjects of every clip and the work directory has no subjects file "
+                "(folds made with --groups none, or an unusable estimate: see competition.folds)", [])
     unset = [name for name, params in map(parse_feature_spec, cfg["features"])
              if get_extractor(name).resolve(params).get("model") == ""]
     if unset:
@@ -223,7 +224,8 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     if main:
         exp.bind(ds, fold, force=force)
     barrier()
-    skip = skip_reason(cfg, ds, wd.features, jobs, wd.subjects)
+    subjects = subjects_for(cfg, ds, wd)
+    skip = skip_reason(cfg, ds, wd.features, jobs, subjects)
     if skip:
         if main:
             exp.record_skip(*skip)
@@ -241,7 +243,6 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
         fits = []
         try:
-            subjects = subjects_for(cfg, ds, wd)
             for s in seeds_of(cfg):
                 fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
                                      seed=s, subjects=subjects))
