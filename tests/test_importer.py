@@ -200,7 +200,7 @@ def test_heldout_prints_the_claim_beside_the_held_out_score_and_na_is_a_speaker(
     assert lines[2].split() == ["claimed", "(nested,", "choice", "included)", "held-out", "Test", "held-out", "-",
                                 "claimed"]
     assert lines[3].split() == ["0.5000", f"{4 / 7:.4f}", f"{4 / 7 - 0.5:+.4f}"]
-    assert "5 folds grouped by estimated subjects (7 groups" in lines[4]
+    assert "5 folds grouped by estimated subjects (7 groups) (blend-x.json)" in lines[4]
 
 
 @pytest.mark.slow

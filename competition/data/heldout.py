@@ -59,8 +59,9 @@ def main(argv: list[str] | None = None) -> None:
         claimed, grouped = card["claimed_mean_pcc"], card.get("folds_grouped_by", {})
         print(f"  {'claimed (nested, choice included)':<36} {'held-out Test':>13} {'held-out - claimed':>19}")
         print(f"  {claimed:<36.4f} {rep['mean_pcc']:>13.4f} {rep['mean_pcc'] - claimed:>+19.4f}")
-        print(f"  claimed on {grouped.get('n_folds', '?')} folds grouped by {grouped.get('kind', '?')} subjects"
-              f" ({grouped.get('n_groups') or '-'} groups; {card_path.name})")
+        how = ("NOT grouped by subject" if grouped.get("kind") == "none" else
+               f"grouped by {grouped.get('kind', '?')} subjects ({grouped.get('n_groups')} groups)")
+        print(f"  claimed on {grouped.get('n_folds', '?')} folds {how} ({card_path.name})")
     else:
         print(f"  no card {card_path.name} with a claimed score beside the submission (make_submission writes one)")
 
