@@ -168,14 +168,6 @@ def load_groups(ds: Dataset, task, subjects_path: Path, mode: str | None = None)
     return groups, record
 
 
-def unbalanced(folds: pd.DataFrame, n_folds: int) -> str | None:
-    """Why grouped folds are unbalanced (an empty fold, or one above MAX_FOLD_RATIO x the mean), or None."""
-    sizes = folds.fold[folds.fold >= 0].value_counts().reindex(range(n_folds), fill_value=0)
-    if sizes.min() == 0 or sizes.max() > MAX_FOLD_RATIO * sizes.mean():
-        return f"fold sizes {' / '.join(map(str, sizes))}"
-    return None
-
-
 def balanced_folds(ds: Dataset, n_folds: int, seed: int, groups: pd.Series | None, record: dict
                    ) -> tuple[pd.DataFrame, dict]:
     """K-fold folds with `groups`, else with fewer folds (down to MIN_FOLDS), else (groups from subjects)
@@ -189,13 +181,13 @@ def balanced_folds(ds: Dataset, n_folds: int, seed: int, groups: pd.Series | Non
             tried.append(f"{k} folds: only {have} groups")
             continue
         folds = make_folds(ds, k, seed, groups)
-        why = unbalanced(folds, k)
-        if why is None:
+        sizes = folds.fold[folds.fold >= 0].value_counts().reindex(range(k), fill_value=0)
+        if sizes.min() > 0 and sizes.max() <= MAX_FOLD_RATIO * sizes.mean():  # balanced
             if k < n_folds:
                 record = {**record, "fallback": f"{n_folds} folds asked, {k} made ({'; '.join(tried)})"}
                 log.warning("grouped folds: %s", record["fallback"])
             return folds, record
-        tried.append(f"{k} folds: {why}")
+        tried.append(f"{k} folds: fold sizes {' / '.join(map(str, sizes))}")
     if record["source"] != "subjects" or "also_grouped_by" in record:
         raise FoldsError(f"{have} groups cannot make {n_folds} balanced folds ({'; '.join(tried)}); "
                          "use --n-folds with fewer folds")
