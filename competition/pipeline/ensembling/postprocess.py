@@ -38,4 +38,3 @@ def postprocess(pred: np.ndarray, kind: str, lo: float = 0.0, hi: float = 1.0,
         top = x.max(axis=1, keepdims=True)
         return np.where(top > 0, x / np.where(top > 0, top, 1.0) * hi, x)
     raise ValueError(f"unknown post-processing {kind!r}; known: {list(POSTPROCESS + SUBJECT_POSTPROCESS)}")
-
