@@ -201,7 +201,8 @@ def balanced_folds(ds: Dataset, n_folds: int, seed: int, groups: pd.Series | Non
 def _check_same_groups(path: Path, record: dict) -> None:
     """An existing fold file made with other subjects (or none) than there are now must not be reused."""
     old = read_json(path.with_suffix(".json")).get("groups", {"source": "none"})
-    old = old.get("subjects_not_used", old)  # subjects that could not make balanced folds: still these
+    if record["source"] == "subjects":  # subjects that could not make balanced folds: still these?
+        old = old.get("subjects_not_used", old)
     if "subjects" in (old["source"], record["source"]) and \
             (old["source"], old.get("sha256")) != (record["source"], record.get("sha256")):
         raise FoldsError(f"{path} was made with groups {old['source']} ({old.get('file', '-')}), but the groups "
@@ -310,6 +311,12 @@ def main(argv: list[str] | None = None) -> None:
     log.info("groups: %s", where)
     if a.scheme == "kfold":
         folds, record = balanced_folds(ds, a.n_folds, a.seed, groups, record)
+        unused = record.get("subjects_not_used", {})
+        if str(unused.get("subject_source")).startswith("estimated:") and not a.subjects:
+            # an estimate that cannot even group the folds is not used for anything else either
+            for p in (wd.subjects, wd.subjects.with_suffix(".json")):
+                p.replace(p.with_name(f"{p.stem}_unused{p.suffix}"))
+            log.warning("estimated subjects not used at all: moved to %s", wd.subjects.with_name("subjects_unused.csv"))
     else:
         folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
     write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": int(folds.fold.max()) + 1, "seed": a.seed,

@@ -227,6 +227,8 @@ def test_a_degenerate_estimate_falls_back_to_ungrouped_folds_with_a_warning(smal
     assert "NOT" in warned and "grouped" in warned
     assert grouping(wd.folds)["kind"] == "none"
     assert read_folds(wd.folds, ds).max() == 4    # still 5 folds, over all labelled clips
+    assert not wd.subjects.exists()                # nor used by anything else (twins, post-processing)
+    main(["--data", str(ds.root), "--workdir", str(wd.root)])   # and the folds are reused as they are
 
 
 @pytest.mark.parametrize("n_groups,expect_folds,grouped", [(2, 5, False), (4, 4, True), (6, 4, True)])
