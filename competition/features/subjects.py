@@ -390,8 +390,8 @@ def main(argv: list[str] | None = None) -> int:
     la = d.get("label_association")
     if la:
         print(f"label association: AMI with the dominant emotion {la['ami_dominant_emotion']} "
-              f"(permutations {la['ami_permutation_mean']}, p={la['ami_p_value']}); "
-              f"eta^2 {la['eta2_labels']} (permutations {la['eta2_permutation_mean']})")
+              f"(permutations {la['ami_permutation_mean']}, p={la['ami_p_value']}); eta^2 {la['eta2_labels']} "
+              f"(permutations {la['eta2_permutation_mean']})")
     for w in warnings_of(d):
         print(f"WARNING: {w}", file=sys.stderr)
     return 0 if why is None else 1
