@@ -1,12 +1,12 @@
 """K-fold assignment, written once to folds/folds.csv and read by every model.
 
-    python -m competition.folds --data DIR [--n-folds 5] [--seed 42] [--groups subjects|none] [--subjects FILE]
-                                [--scheme kfold|official] [--workdir W] [--force]
+    python -m competition.folds --data DIR [--n-folds 5] [--seed 42] [--groups auto|subjects|estimate|none]
+                                [--subjects FILE] [--scheme kfold|official] [--workdir W] [--jobs N] [--force]
 
-Groups: with a subjects file (`Workdir.subjects`, written by competition.data.subjects, or --subjects FILE)
-the folds are stratified and grouped (StratifiedGroupKFold), so no subject is on both sides of a split;
-by default the file is used when it exists (`--groups subjects` requires it, `--groups none` ignores it).
-folds.json records where the groups came from (source, file, sha256, n_groups).
+Groups: with a subjects file (`Workdir.subjects`, or --subjects FILE) the folds are stratified and grouped
+(StratifiedGroupKFold), so no subject is on both sides of a split. With none, `--groups auto` writes it
+first, from data_info.csv's `Subject` column or else estimated (docs/SUBJECTS.md has the modes and the
+fallbacks to fewer folds or none); folds.json records where the groups came from and any fallback.
 
 folds.csv has `File_ID,fold`: 0..K-1 for Train+Val clips, -1 for Test clips, and (scheme official only)
 -2 for Train clips that always train and are never validated. folds.json beside it records the dataset
@@ -28,14 +28,18 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.core.io import read_json, write_csv, write_json
 from competition.core.log import add_log_arguments, setup_logging
-from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
-from competition.data.subjects import read_subjects
+from competition.data.contract import ID_COL, SUBJECT_COL, Dataset, bracket_id, normalise_id
+from competition.data.subjects import (from_column, given_sources, known_subjects, read_subjects,
+                                       write_subjects)
 from competition.data.task import add_task_argument, get_task
 
 log = logging.getLogger(__name__)
 
 TEST_FOLD = -1
 ALWAYS_TRAIN = -2
+MIN_FOLDS = 3          # grouped folds fall back to no fewer than this
+MAX_FOLD_RATIO = 1.5   # a fold larger than this times the mean fold size is unbalanced
+GROUP_MODES = ("auto", "subjects", "estimate", "none")
 
 
 class FoldsError(ValueError):
@@ -113,17 +117,47 @@ def _components(*labels: pd.Series) -> pd.Series:
     return pd.Series([find(f"u:{i}") for i in index], index=index)
 
 
+def ensure_subjects(ds: Dataset, task, wd, mode: str = "auto", jobs: int = 1) -> str | None:
+    """Write the work directory's subjects file when it has none and `mode` asks for it (module docstring);
+    return the one line that says what was done, or None. Clip tasks only: a frame task's units are
+    grouped by their source video."""
+    if mode == "estimate" and given_sources(wd.subjects):
+        raise FoldsError(f"{wd.subjects} holds given subjects ({', '.join(given_sources(wd.subjects))}); "
+                         "--groups estimate would not use them: use another --workdir, or --groups auto")
+    if mode not in ("auto", "estimate") or task.group_col or wd.subjects.exists():
+        return None
+    if mode == "auto" and SUBJECT_COL in ds.table.columns:
+        subjects = write_subjects(wd.subjects, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
+        return f"subjects: {subjects.groups.nunique()} given in data_info.csv's {SUBJECT_COL} column -> {wd.subjects}"
+    from competition.features.subjects import DIAGNOSTICS, estimate_into
+    try:
+        est, why, seconds = estimate_into(ds, wd, jobs=jobs, progress=False)
+    except ValueError as exc:  # nothing to cluster (no face and no voice in any clip, say)
+        log.warning("subjects NOT estimated: %s; the folds are not grouped by people", exc)
+        return None
+    d = est.diagnostics
+    what = (f"{d['n_clusters']} people estimated from {'+'.join(d['modalities'])} over {d['n_clips']} clips "
+            f"in {seconds:.0f} s (embeddings cached in {wd.features})")
+    if why:
+        log.warning("estimated subjects NOT used: %s, but %s (%s); the folds are not grouped by people",
+                    what, why, wd.subjects.with_name(DIAGNOSTICS))
+        return None
+    return f"subjects: {what} -> {wd.subjects}; --groups none to skip"
+
+
 def load_groups(ds: Dataset, task, subjects_path: Path, mode: str | None = None) -> tuple[pd.Series | None, dict]:
     """(group per unit id or None, what folds.json records about it).
 
-    mode None: the subjects file when it exists; "subjects": it must exist; "none": no subjects. Frame
-    tasks always keep a source video's units together (`task.group_col`), also when subjects are used."""
+    mode None / "auto" / "estimate": the subjects file when it exists; "subjects": it must exist; "none": no
+    subjects. Frame tasks always keep a source video's units together (`task.group_col`), also when subjects
+    are used."""
     structural = ds.table[task.group_col].astype(str) if task.group_col else None
-    if mode == "none" or (mode is None and not subjects_path.exists()):
+    subjects = None if mode == "none" else \
+        read_subjects(subjects_path, ds) if mode == "subjects" else known_subjects(subjects_path, ds)
+    if subjects is None:
         if structural is None:
             return None, {"source": "none"}
         return structural, {"source": f"column:{task.group_col}", "n_groups": int(structural.nunique())}
-    subjects = read_subjects(subjects_path, ds)
     rec = subjects.record()
     record = {"source": "subjects", "subject_source": rec.pop("source"), **rec}
     groups = subjects.groups
@@ -134,9 +168,41 @@ def load_groups(ds: Dataset, task, subjects_path: Path, mode: str | None = None)
     return groups, record
 
 
+def balanced_folds(ds: Dataset, n_folds: int, seed: int, groups: pd.Series | None, record: dict
+                   ) -> tuple[pd.DataFrame, dict]:
+    """K-fold folds with `groups`, else with fewer folds (down to MIN_FOLDS), else (groups from subjects)
+    without them; `record` (what folds.json says about the groups) gains a `fallback` saying what happened."""
+    if groups is None:
+        return make_folds(ds, n_folds, seed), record
+    have = int(groups.reindex(ds.labelled_ids).nunique())
+    tried = []
+    for k in range(n_folds, min(MIN_FOLDS, n_folds) - 1, -1):
+        if have < k:
+            tried.append(f"{k} folds: only {have} groups")
+            continue
+        folds = make_folds(ds, k, seed, groups)
+        sizes = folds.fold[folds.fold >= 0].value_counts().reindex(range(k), fill_value=0)
+        if sizes.min() > 0 and sizes.max() <= MAX_FOLD_RATIO * sizes.mean():  # balanced
+            if k < n_folds:
+                record = {**record, "fallback": f"{n_folds} folds asked, {k} made ({'; '.join(tried)})"}
+                log.warning("grouped folds: %s", record["fallback"])
+            return folds, record
+        tried.append(f"{k} folds: fold sizes {' / '.join(map(str, sizes))}")
+    if record["source"] != "subjects" or "also_grouped_by" in record:
+        raise FoldsError(f"{have} groups cannot make {n_folds} balanced folds ({'; '.join(tried)}); "
+                         "use --n-folds with fewer folds")
+    fallback = {"source": "none", "fallback": f"subjects not used for the folds: {'; '.join(tried)}",
+                "subjects_not_used": record}
+    log.warning("the folds are NOT grouped by subject: %s groups cannot make balanced folds (%s); every "
+                "score will be optimistic for new people", have, "; ".join(tried))
+    return make_folds(ds, n_folds, seed), fallback
+
+
 def _check_same_groups(path: Path, record: dict) -> None:
     """An existing fold file made with other subjects (or none) than there are now must not be reused."""
     old = read_json(path.with_suffix(".json")).get("groups", {"source": "none"})
+    if record["source"] == "subjects":  # subjects that could not make balanced folds: still these?
+        old = old.get("subjects_not_used", old)
     if "subjects" in (old["source"], record["source"]) and \
             (old["source"], old.get("sha256")) != (record["source"], record.get("sha256")):
         raise FoldsError(f"{path} was made with groups {old['source']} ({old.get('file', '-')}), but the groups "
@@ -150,6 +216,22 @@ def write_folds(ds: Dataset, folds: pd.DataFrame, path: Path, params: dict) -> N
     write_csv(path, out, float_format=None)
     write_json(path.with_suffix(".json"), {"dataset": ds.fingerprint, "data_root": str(ds.root.resolve()),
                                            **params, "counts": out.fold.value_counts().sort_index().to_dict()})
+
+
+def grouping(path: Path) -> dict:
+    """What the fold file's folds.json says its folds were grouped by: `kind` given | estimated | none (frame
+    tasks: video), n_groups, source, n_folds and any fallback; and `line`, the same in words."""
+    meta = read_json(path.with_suffix(".json")) if path.with_suffix(".json").exists() else {}
+    g = meta.get("groups", {"source": "none"})
+    src = str(g.get("subject_source", g["source"]))
+    kind = ("none" if g["source"] == "none" else "video" if g["source"] != "subjects" else
+            "estimated" if src.startswith("estimated:") else "given")
+    what = {"none": "NOT grouped by subject", "video": f"grouped by source video ({g.get('n_groups')} videos)"}.get(
+        kind, f"grouped by {kind} subjects ({src}, {g.get('n_groups')} groups)")
+    fallback = g.get("fallback")
+    line = f"{meta.get('n_folds', '?')} folds {what}" + (f"; {fallback}" if fallback else "")
+    return {"kind": kind, "n_groups": g.get("n_groups"), "source": src, "n_folds": meta.get("n_folds"),
+            "fallback": fallback, "line": line}
 
 
 def read_folds(path: Path, ds) -> pd.Series:
@@ -197,11 +279,13 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--n-folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--groups", choices=["subjects", "none"], default=None,
-                    help="group by the subjects file (default: when it exists) or not at all")
+    ap.add_argument("--groups", choices=GROUP_MODES, default="auto",
+                    help="auto: the subjects file, else data_info.csv's Subject column, else estimated subjects; "
+                         "estimate: estimated even with a Subject column; subjects: the file must exist; none")
     ap.add_argument("--subjects", type=Path, default=None, help="subjects file (default: the work directory's)")
     ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
+    ap.add_argument("--jobs", type=int, default=2, help="parallel clips when estimating subjects")
     add_task_argument(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
@@ -210,6 +294,10 @@ def main(argv: list[str] | None = None) -> None:
     wd = task.workdir(a.workdir)
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
+    if a.force or not path.exists():
+        note = None if a.subjects else ensure_subjects(ds, task, wd, a.groups, a.jobs)
+        if note:
+            log.info("%s", note)
     groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)
     where = (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
              if record["source"] == "subjects" else
@@ -221,9 +309,18 @@ def main(argv: list[str] | None = None) -> None:
         log.info("%s exists and matches the dataset (groups: %s); --force to rewrite", path, where)
         return
     log.info("groups: %s", where)
-    folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
-    write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": a.n_folds if a.scheme == "kfold" else 1,
-                                  "seed": a.seed, "groups": record, "task": task.name})
+    if a.scheme == "kfold":
+        folds, record = balanced_folds(ds, a.n_folds, a.seed, groups, record)
+        unused = record.get("subjects_not_used", {})
+        if str(unused.get("subject_source")).startswith("estimated:") and not a.subjects:
+            # an estimate that cannot even group the folds is not used for anything else either
+            for p in (wd.subjects, wd.subjects.with_suffix(".json")):
+                p.replace(p.with_name(f"{p.stem}_unused{p.suffix}"))
+            log.warning("estimated subjects not used at all: moved to %s", wd.subjects.with_name("subjects_unused.csv"))
+    else:
+        folds = make_folds(ds, a.n_folds, a.seed, groups, a.scheme)
+    write_folds(ds, folds, path, {"scheme": a.scheme, "n_folds": int(folds.fold.max()) + 1, "seed": a.seed,
+                                  "groups": record, "task": task.name})
     print(f"wrote {path}: " + ", ".join(f"fold {k}: {n}" for k, n in
                                          folds.fold.value_counts().sort_index().items()))
 

@@ -4,13 +4,10 @@
     python -m competition.submission check FILE [--data DIR] [--task eri|va|expr]
                                                (FILE: the .csv/.txt, or the .zip holding it)
 
-Every blend method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on
-the other folds, scored on the held-out fold). `best` takes the method with the best nested score; when
-no blend beats the best single model there, the single model is the submission and the card says so.
-Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
-is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly and write their own
-submission format under tasks/<task>/submissions/. With a subjects file in the work directory
-(subjects.csv), per-subject post-processing is a candidate too; --no-subjects leaves it out.
+How blends are chosen and scored, and what the card holds: competition/pipeline/ensembling/blend.py.
+The card also says how the folds were grouped (given subjects, estimated ones, or none: then every nested
+score is optimistic for new people, and a WARNING says so). --no-subjects leaves the per-subject
+post-processing out even with a subjects file.
 """
 from __future__ import annotations
 
@@ -22,7 +19,8 @@ from pathlib import Path
 
 from competition.core.io import remove_orphans, write_json
 from competition.core.log import add_log_arguments, setup_logging
-from competition.data.subjects import read_subjects
+from competition.data.subjects import known_subjects
+from competition.folds import grouping
 from competition.data.task import add_task_argument, get_task
 from competition.pipeline.ensembling.blend import build_card, choose, comparison_table, evaluate, nested_cv
 from competition.pipeline.ensembling.caruana import CaruanaOptions
@@ -67,8 +65,8 @@ def make(argv: list[str] | None = None) -> int:
     wd = task.workdir(a.workdir)
     remove_orphans(wd.submissions)  # temporary files of a killed run
     ds = task.load(a.data or wd.embedded_data, check_media=False)
-    use_subjects = wd.subjects.exists() and task.moment_blends and not a.no_subjects  # clip tasks only
-    subjects = read_subjects(wd.subjects, ds.units).groups if use_subjects else None
+    known = known_subjects(wd.subjects, ds.units) if task.moment_blends and not a.no_subjects else None
+    subjects = None if known is None else known.groups  # per-subject post-processing: clip tasks only
     lib = load_library(wd.oof, ds, a.exp, task, subjects)
     print(f"library ({len(lib.names)} experiments, {len(lib.ids)} OOF samples, {len(lib.test_ids)} Test samples): "
           + ", ".join(f"{n} [{lib.modalities.get(n, '?')}] {s:.4f}"
@@ -78,6 +76,11 @@ def make(argv: list[str] | None = None) -> int:
         print(f"not in the library: {n} was skipped on this dataset ({why['reason']})")
     if subjects is not None:
         print(f"subjects from {wd.subjects}: per-subject post-processing is a candidate")
+    grouped = grouping(wd.folds)
+    print(f"folds: {grouped['line']}")
+    if grouped["kind"] == "none":
+        log.warning("the folds are NOT grouped by subject: a person can be on both sides of a split, so every "
+                    "nested score below is optimistic for people the models never saw")
     cv = nested_cv(lib, task, opts)
     evals = evaluate(cv, a.blend)
     chosen = choose(evals, a.blend)
@@ -90,6 +93,7 @@ def make(argv: list[str] | None = None) -> int:
                             metric))
     card = build_card(lib, cv, evals, chosen, a.blend, opts, metric)
     card["skipped_experiments"] = skipped
+    card["folds_grouped_by"] = {k: v for k, v in grouped.items() if k != "line"}
     print(f"\n{card['verdict']}")
 
     name = a.name or f"blend-{chosen.method}"
@@ -108,8 +112,9 @@ def make(argv: list[str] | None = None) -> int:
     problems = task.check_submission(path, ds)
     for p in problems:
         log.error("%s", p)
-    print(f"wrote {path} ({len(lib.test_ids)} Test samples), {path.with_suffix('.zip').name}, card "
-          f"{name}.json; nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}")
+    print(f"wrote {path} ({len(lib.test_ids)} Test samples), {path.with_suffix('.zip').name}, card {name}.json")
+    print(f"claimed {card[f'claimed_{metric}']:.4f} (nested, the choice of {chosen.method}+{chosen.post} included; "
+          f"its own nested {chosen.nested:.4f}, in-sample {chosen.in_sample:.4f}) on folds {grouped['line']}")
     return 1 if problems else 0
 
 

@@ -11,6 +11,7 @@ from competition.pipeline.config import CONFIG_DIR, load_config
 from competition.data.synth import generate
 from competition.data.synth_affwild2 import generate_affwild2
 from competition.folds import make_folds, write_folds
+from competition.data.subjects import from_csv, write_subjects
 from competition.models.registry import _MODELS, list_models
 from competition.data.task import get_task
 from competition.pipeline.run_fold import run_fold
@@ -38,6 +39,8 @@ def tiny(tmp_path_factory):
             wd = task.workdir(root / "work")
             groups = ds.units.table[task.group_col] if task.group_col else None
             write_folds(ds.units, make_folds(ds.units, n_folds=2, seed=0, groups=groups), wd.folds, {"n_folds": 2})
+            if task.family == "hume":  # the subject_norm twins need the subjects of every clip
+                write_subjects(wd.subjects, from_csv(data / "synth_truth.csv"), "file:synth_truth.csv", ds.units)
             made[task_name] = (ds, wd)
         return made[task_name]
     return get

@@ -162,3 +162,32 @@ def test_evaluating_a_method_never_changes_the_library():
     assert np.array_equal(lib.oof, before)
     again = cv.evaluate("caruana")
     assert again.in_sample == first.in_sample and again.nested == first.nested
+
+
+def test_the_claim_accounts_for_choosing_among_candidates():
+    """Candidate k is perfect on fold k and noise elsewhere, so each one's nested score is high only
+    because of the fold it happens to fit: the best nested score is an artefact of choosing. The claim
+    chooses on the other folds and scores the fold left out, where the choice is noise: about 0. With a
+    real signal the claim follows the chosen candidate's own nested score."""
+    from types import SimpleNamespace
+
+    from competition.pipeline.ensembling.blend import choice_score, choose, evaluate
+    from competition.pipeline.ensembling.nested import Evaluation, NestedCV
+    rng = np.random.default_rng(3)
+    y, blocks = rng.random((200, 3)), np.arange(200) % 5
+    evals = {}
+    for k in range(5):
+        held = np.where((blocks == k)[:, None], y, rng.random(y.shape))
+        nested = mean_pcc(held, y)
+        evals[f"m{k}"] = Evaluation(f"m{k}", None, nested, nested, {}, {"none": (nested, nested)}, {"none": held})
+    cv = SimpleNamespace(lib=SimpleNamespace(y=y), blocks=blocks, score=mean_pcc)
+    claim, per_fold = choice_score(cv, evals, "best")
+    assert choose(evals, "best").nested > 0.15 and abs(claim) < 0.08
+    assert all(per_fold[k] != f"m{k}+none" for k in range(5))   # never chosen by the fold it fits
+    signal = library(np.stack([y + rng.normal(0, s, y.shape) for s in (0.2, 0.3, 0.4)]), y, ["a", "b", "c"])
+    cv = NestedCV(signal)
+    evals = evaluate(cv, "best")
+    claim, _ = choice_score(cv, evals, "best")
+    assert abs(claim - choose(evals, "best").nested) < 0.02
+    one, _ = choice_score(cv, evals, "mean")    # a requested method: only its post-processing is chosen
+    assert abs(one - evals["mean"].nested) < 0.02

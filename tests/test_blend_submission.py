@@ -92,3 +92,25 @@ def test_unfinished_experiment_is_refused_with_a_message(tmp_path):
     (wd.oof / "medium" / "metrics.json").unlink()
     with pytest.raises(Exception, match="OOF incomplete"):
         run(ds, wd, "--blend", "best", "--exp", "strong", "medium")
+
+
+def test_the_card_says_how_the_folds_were_grouped_and_what_is_claimed(tmp_path, capsys):
+    from competition.core.io import read_json, write_json
+    ds, wd = make_library(tmp_path, {"strong": 0.25, "medium": 0.35})
+    assert run(ds, wd, "--blend", "best", "--name", "plain") == 0
+    captured = capsys.readouterr()
+    card = json.loads((wd.submissions / "plain.json").read_text())
+    assert card["folds_grouped_by"]["kind"] == "none"
+    assert "NOT grouped by subject" in captured.out and "WARNING" in captured.err
+    assert set(card["chosen_per_fold"]) == {"0", "1", "2", "3"}
+    assert f"claimed {card['claimed_mean_pcc']:.4f}" in captured.out
+    meta = read_json(wd.folds.with_suffix(".json"))
+    meta["groups"] = {"source": "subjects", "subject_source": "estimated:face_identity+scene", "n_groups": 31}
+    write_json(wd.folds.with_suffix(".json"), meta)
+    assert run(ds, wd, "--blend", "best", "--name", "grouped") == 0
+    captured = capsys.readouterr()
+    card = json.loads((wd.submissions / "grouped.json").read_text())
+    assert card["folds_grouped_by"] == {"kind": "estimated", "n_groups": 31, "n_folds": 4, "fallback": None,
+                                        "source": "estimated:face_identity+scene"}
+    assert "grouped by estimated subjects (estimated:face_identity+scene, 31 groups)" in captured.out
+    assert "WARNING" not in captured.err

@@ -25,8 +25,9 @@ def tiny_synth(tmp_path_factory):
 
 def test_scripts_end_to_end(tiny_synth, tmp_path):
     work = tmp_path / "work"
+    # FOLD_GROUPS=none: the skeleton, not the subject estimate (tests/test_folds.py has that), on 30 clips
     env = {**os.environ, "DATA": str(tiny_synth), "WORKDIR": str(work), "JOBS": "1",
-           "WANDB_MODE": "disabled"}
+           "WANDB_MODE": "disabled", "FOLD_GROUPS": "none"}
 
     def run(*cmd: str) -> subprocess.CompletedProcess:
         return subprocess.run(cmd, cwd=REPO, env=env, check=True, capture_output=True, text=True)

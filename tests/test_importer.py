@@ -179,6 +179,30 @@ def test_heldout_score_reads_the_truth_file(tmp_path):
         heldout_score(sub, out)
 
 
+def test_heldout_prints_the_claim_beside_the_held_out_score_and_na_is_a_speaker(tmp_path, capsys):
+    from competition.core.io import write_json
+    from competition.data.heldout import main as heldout_main
+    src = fake_emodb(tmp_path / "src")
+    out = tmp_path / "out"
+    run("--preset", "emodb", "--src", src, "--out", out, "--test-speakers", "2", "--val-speakers", "1")
+    truth = pd.read_csv(out / TRUTH_CSV, dtype=str, keep_default_na=False)
+    truth.loc[truth.Subject == "09", "Subject"] = "NA"
+    truth.to_csv(out / TRUTH_CSV, index=False)
+    test = truth[truth.Split == "Test"].drop(columns=["Split", "Subject", "source"])
+    sub = tmp_path / "blend-x.csv"
+    test.to_csv(sub, index=False)
+    assert heldout_score(sub, out)["subjects"] == ["11", "NA"]
+    write_json(sub.with_suffix(".json"), {"claimed_mean_pcc": 0.5, "folds_grouped_by": {
+        "kind": "estimated", "n_groups": 7, "n_folds": 5}})
+    capsys.readouterr()
+    heldout_main([str(sub), "--data", str(out)])
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[2].split() == ["claimed", "(nested,", "choice", "included)", "held-out", "Test", "held-out", "-",
+                                "claimed"]
+    assert lines[3].split() == ["0.5000", f"{4 / 7:.4f}", f"{4 / 7 - 0.5:+.4f}"]
+    assert "5 folds grouped by estimated subjects (7 groups) (blend-x.json)" in lines[4]
+
+
 @pytest.mark.slow
 def test_real_emodb_imports(tmp_path):
     if not (EMODB / "wav").is_dir():

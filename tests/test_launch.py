@@ -45,7 +45,7 @@ def _kill_first(title: str, killed: list[int], stop: threading.Event) -> None:
 def test_grid_on_local_ray_survives_a_killed_task_and_equals_the_sequential_run(tmp_path):
     data = generate(tmp_path / "data", n=18, seed=5, jobs=1, duration=(2.0, 2.5))
     ray_wd, seq_wd = Workdir.of(tmp_path / "ray"), Workdir.of(tmp_path / "seq")
-    folds_main(["--data", str(data), "--workdir", str(ray_wd.root), "--n-folds", "3"])
+    folds_main(["--data", str(data), "--workdir", str(ray_wd.root), "--n-folds", "3", "--groups", "none"])
     shutil.copytree(ray_wd.root / "folds", seq_wd.root / "folds")
     broken = tmp_path / "broken.yaml"
     # valid as a config, fails in the task: scikit-learn refuses a negative alpha when fitting

@@ -174,7 +174,7 @@ def test_planted_subject_leak_inflates_the_score_and_grouping_removes_it(tmp_pat
     for seed in range(3):
         for mode in scores:
             wd = Workdir(tmp_path / f"{mode}{seed}")
-            extra = []
+            extra = ["--groups", "none"]
             if mode == "grouped":
                 subjects_main(["--data", str(data), "--workdir", str(wd.root), "--csv", str(data / "synth_truth.csv")])
                 extra = ["--groups", "subjects"]

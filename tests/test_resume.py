@@ -108,7 +108,7 @@ def ref(tmp_path_factory) -> dict:
                          alpha=10.0),
             write_config(tmp / "cfg" / "svr_mfcc.yaml", "svr_mfcc", model="svr", features=("mfcc_stats",))]
     w = tmp / "ref"
-    run([sys.executable, "-m", "competition.folds", "--data", str(data), "--workdir", str(w)])
+    run([sys.executable, "-m", "competition.folds", "--data", str(data), "--workdir", str(w), "--groups", "none"])
     cmds = {
         "extract": [sys.executable, "-c", EXTRACT, str(data), str(w / "features")],
         "folds": [sys.executable, "-m", "competition.pipeline.run_fold", "--all-folds", "--jobs", "1",

@@ -4,7 +4,8 @@
 
 The pipeline never sees Test labels; `competition.data.importer` keeps them in DIR/import_truth.csv, so
 the score of a submission on speakers no model trained on can be computed afterwards (official metric:
-mean over emotions of Pearson's r).
+mean over emotions of Pearson's r). With the submission's card beside it (SUBMISSION.json, written by
+make_submission), the score it claimed and how its folds were grouped are printed alongside.
 """
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from competition.core.io import read_json
 from competition.data.contract import ID_COL, SPLIT_COL, SUBJECT_COL, DataError, normalise_id
 from competition.data.importer import TRUTH_CSV
 from competition.core.metrics import score_report
@@ -24,7 +26,7 @@ def heldout_score(submission: Path | str, data: Path | str) -> dict:
     submission, truth_path = Path(submission), Path(data) / TRUTH_CSV
     if not truth_path.exists():
         raise DataError(f"{truth_path}: no truth file (only datasets made by competition.data.importer have one)")
-    truth = pd.read_csv(truth_path, dtype={ID_COL: str, SUBJECT_COL: str})
+    truth = pd.read_csv(truth_path, dtype=str, keep_default_na=False)  # a subject named NA is a name
     truth = truth[truth[SPLIT_COL] == "Test"]
     truth.index = truth[ID_COL].map(normalise_id)
     emotions = [c for c in truth.columns if c not in {ID_COL, SPLIT_COL, SUBJECT_COL, "source"}]
@@ -35,7 +37,8 @@ def heldout_score(submission: Path | str, data: Path | str) -> dict:
     if missing_cols or missing_ids:
         raise DataError(f"{submission}: misses emotion column(s) {missing_cols} and/or {len(missing_ids)} Test "
                         f"clip(s) of {truth_path}, e.g. {missing_ids[:5]}")
-    rep = score_report(sub.loc[truth.index, emotions].to_numpy(float), truth[emotions].to_numpy(float), emotions)
+    y = truth[emotions].apply(pd.to_numeric).to_numpy(float)
+    rep = score_report(sub.loc[truth.index, emotions].to_numpy(float), y, emotions)
     if SUBJECT_COL in truth.columns:
         rep["subjects"] = sorted(truth[SUBJECT_COL].unique())
     return rep
@@ -50,6 +53,17 @@ def main(argv: list[str] | None = None) -> None:
     who = f" (held-out subjects {', '.join(rep['subjects'])})" if "subjects" in rep else ""
     print(f"{a.submission}: Test mean PCC {rep['mean_pcc']:.4f} on {rep['n']} clips{who}")
     print("  " + " ".join(f"{e}={v:.3f}" for e, v in rep["pcc"].items()))
+    card_path = a.submission.with_suffix(".json")
+    card = read_json(card_path) if card_path.exists() else {}
+    if "claimed_mean_pcc" in card:
+        claimed, grouped = card["claimed_mean_pcc"], card.get("folds_grouped_by", {})
+        print(f"  {'claimed (nested, choice included)':<36} {'held-out Test':>13} {'held-out - claimed':>19}")
+        print(f"  {claimed:<36.4f} {rep['mean_pcc']:>13.4f} {rep['mean_pcc'] - claimed:>+19.4f}")
+        how = ("NOT grouped by subject" if grouped.get("kind") == "none" else
+               f"grouped by {grouped.get('kind', '?')} subjects ({grouped.get('n_groups')} groups)")
+        print(f"  claimed on {grouped.get('n_folds', '?')} folds {how} ({card_path.name})")
+    else:
+        print(f"  no card {card_path.name} with a claimed score beside the submission (make_submission writes one)")
 
 
 if __name__ == "__main__":

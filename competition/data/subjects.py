@@ -22,7 +22,15 @@ For other modules (e.g. an estimator writing `estimated:<method>` subjects):
         frame: columns File_ID (bare or bracketed) and subject; optional per-row `source` and `confidence`
         columns override the `source` / `confidence` arguments. Validates, then writes csv + json atomically.
     read_subjects(path, dataset) -> Subjects          validated against `dataset`
+    known_subjects(path, dataset) -> Subjects | None  the one decision: subjects are used when the file exists
     from_column(dataset, column) / from_csv(path, column=None) -> frame for write_subjects
+
+Subject values are text: `NA`, `None` or `0` name a person like any other (never read as missing).
+
+Per-subject statistics (feature normalisation and the per-subject post-processing of predictions) follow
+one rule, `shrunk_statistics`: per column, a subject with n clips takes n*tau2 / (n*tau2 + s2) of its own
+mean (s2 the pooled within-subject variance, tau2 the variance between subjects' true means: empirical
+Bayes) and n/(n+SHRINK) of its own variance, the rest from all subjects, instead of a hard minimum of clips.
 """
 from __future__ import annotations
 
@@ -32,6 +40,7 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
 from competition.data.contract import DATA_INFO, ID_COL, Dataset, bracket_id, normalise_id
@@ -40,6 +49,8 @@ from competition.core.log import add_log_arguments, setup_logging
 
 COLUMNS = (ID_COL, "subject", "source", "confidence")
 _SOURCE = re.compile(r"^(column|file|estimated):.+$")
+SHRINK = 2.0       # clips: the weight of the pooled variance in a subject's (see the module docstring)
+STD_FLOOR = 1e-6   # a (shrunk) std below this is taken as 1: a constant column is centred, not blown up
 
 
 class SubjectsError(ValueError):
@@ -144,10 +155,7 @@ def read_subjects(path: Path | str, dataset: Dataset) -> Subjects:
     if m.get("dataset") != dataset.fingerprint:
         raise SubjectsError(f"{path}: made for dataset {m.get('dataset')} ({m.get('data_root')}), not for "
                             f"{dataset.root} ({dataset.fingerprint}); rewrite it for this dataset")
-    try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
-        raise SubjectsError(f"{path}: not a readable CSV ({exc})") from exc
+    df = _read_table(path)
     missing = [c for c in COLUMNS if c not in df.columns]
     if missing:
         raise SubjectsError(f"{path}: missing column(s) {missing}; expected {list(COLUMNS)}")
@@ -157,6 +165,54 @@ def read_subjects(path: Path | str, dataset: Dataset) -> Subjects:
         raise SubjectsError("\n".join(problems))
     table = table.loc[dataset.ids].astype({"confidence": float})
     return Subjects(path, table, hashlib.sha256(path.read_bytes()).hexdigest())
+
+
+def _read_table(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False)
+    except (pd.errors.ParserError, UnicodeDecodeError) as exc:
+        raise SubjectsError(f"{path}: not a readable CSV ({exc})") from exc
+
+
+def known_subjects(path: Path | str, dataset: Dataset) -> Subjects | None:
+    """The subjects of the work directory when its file exists (validated), else None. The one place that
+    decides whether subjects are used: folds, subject-normalised experiments and the blend all ask here."""
+    return read_subjects(path, dataset) if Path(path).exists() else None
+
+
+def given_sources(path: Path | str) -> list[str]:
+    """Sources of an existing subjects file that are not estimates (which a new estimate may replace)."""
+    if not Path(path).exists():
+        return []
+    sources = _read_table(Path(path)).get("source", pd.Series(dtype=str))
+    return sorted({s for s in sources if not s.startswith("estimated:")})
+
+
+def shrunk_statistics(n: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per subject (S,) clip counts `n` and (S, D) means and variances -> (S, D) shrunk means and stds
+    (the rule of the module docstring). Label-free: only the statistics given are read."""
+    n = np.asarray(n, np.float64)[:, None]
+    mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
+    g_mean = (n * mean).sum(0) / n.sum()
+    within = (n * var).sum(0) / n.sum()                    # pooled within-subject variance
+    between = np.clip(mean.var(0) - (within / n).mean(0), 0.0, None) if len(n) > 1 else np.zeros_like(within)
+    w_mean = np.divide(n * between, n * between + within, out=np.zeros_like(mean), where=n * between + within > 0)
+    w_var = n / (n + SHRINK)
+    std = np.sqrt(w_var * var + (1 - w_var) * within)
+    return w_mean * mean + (1 - w_mean) * g_mean, np.where(std > STD_FLOOR, std, 1.0)
+
+
+def within_subject(x: np.ndarray, subjects: np.ndarray, scale: bool = True) -> np.ndarray:
+    """(n, D) rows standardised within their subject (shrunk statistics over the rows given; with
+    `scale` False only centred) and mapped back to the overall mean and spread of each column."""
+    x = np.asarray(x, np.float64)
+    groups = list(pd.Series(np.arange(len(x))).groupby(np.asarray(subjects)).indices.values())
+    means, stds = shrunk_statistics([len(r) for r in groups], [x[r].mean(0) for r in groups],
+                                    [x[r].var(0) for r in groups])
+    out, centre, spread = np.empty_like(x), x.mean(0), x.std(0)
+    for rows, m, sd in zip(groups, means, stds):
+        out[rows] = (x[rows] - m) / sd * spread + centre if scale else x[rows] - m + centre
+    return out
 
 
 def from_column(dataset: Dataset, column: str) -> pd.DataFrame:

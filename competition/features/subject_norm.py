@@ -4,19 +4,18 @@ The person is the largest source of variance in affect data (voice, face, room, 
 feature column of a unit is standardised by the mean and std of that column over all the subject's units
 of every split (Train, Val and Test; rows that are real, for sequences), so a model sees how a clip
 differs from the person's own usual, not who the person is. Only features and subject ids are read,
-never labels. A subject with fewer than MIN_CLIPS stored clips has no usable statistics of its own and
-takes the global ones (all units of all subjects). Whether this helps is left to cross-validation."""
+never labels. A subject's statistics are shrunk towards all subjects' by its number of clips, the one rule
+of competition.data.subjects (`shrunk_statistics`), so a person with a single clip is standardised mostly
+by the global statistics. Whether this helps is left to cross-validation."""
 from __future__ import annotations
 
 from typing import Mapping
 
 import numpy as np
 
+from competition.data.subjects import STD_FLOOR, shrunk_statistics
 from competition.features.registry import FeatureOutput
 from competition.features.store import FeatureStore
-
-MIN_CLIPS = 2
-GLOBAL = object()  # key of the all-subjects statistics
 
 
 def _moments(x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
@@ -26,14 +25,13 @@ def _moments(x: np.ndarray) -> tuple[int, np.ndarray, np.ndarray]:
     return len(x), mean, ((x - mean) ** 2).sum(0)
 
 
-def _pool(parts: list[tuple[int, np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and std of the union of row sets from their moments (Chan et al.'s parallel update)."""
+def _pool(parts: list[tuple[int, np.ndarray, np.ndarray]]) -> tuple[int, np.ndarray, np.ndarray]:
+    """(clips, mean, variance) of the union of row sets from their moments (Chan et al.'s parallel update)."""
     n = np.array([p[0] for p in parts], np.float64)
     means = np.stack([p[1] for p in parts])
     mean = (n[:, None] * means).sum(0) / n.sum()
     ss = sum(p[2] for p in parts) + (n[:, None] * (means - mean) ** 2).sum(0)
-    std = np.sqrt(ss / n.sum())
-    return mean, np.where(std > 1e-6, std, 1.0)  # a constant column is centred, not blown up
+    return len(parts), mean, ss / n.sum()
 
 
 class SubjectNorm:
@@ -42,7 +40,7 @@ class SubjectNorm:
 
     def __init__(self, subject_of: Mapping[str, str]):
         self.subject_of = dict(subject_of)
-        self.stats: dict[str, dict] = {}  # store key -> subject (or GLOBAL) -> (mean, std)
+        self.stats: dict[str, dict] = {}  # store key -> subject (None: all subjects) -> (mean, std)
 
     def _fit(self, store: FeatureStore) -> dict:
         per: dict[object, list] = {}
@@ -57,9 +55,13 @@ class SubjectNorm:
         dims = {p[1].shape for parts in per.values() for p in parts}
         if len(dims) > 1:
             raise ValueError(f"feature {store.key}: units of different widths {sorted(dims)}; re-extract it")
-        stats = {GLOBAL: _pool([p for parts in per.values() for p in parts])} if per else {}
-        stats.update({s: _pool(parts) for s, parts in per.items() if len(parts) >= MIN_CLIPS})
-        return stats
+        if not per:
+            return {}
+        n, mean, var = zip(*(_pool(parts) for parts in per.values()))
+        means, stds = shrunk_statistics(n, mean, var)
+        _, g_mean, g_var = _pool([p for parts in per.values() for p in parts])
+        g_std = np.sqrt(g_var)
+        return {None: (g_mean, np.where(g_std > STD_FLOOR, g_std, 1.0)), **dict(zip(per, zip(means, stds)))}
 
     def apply(self, store: FeatureStore, unit: str, out: FeatureOutput | None) -> FeatureOutput | None:
         if out is None:
@@ -69,5 +71,5 @@ class SubjectNorm:
         if store.key not in self.stats:
             self.stats[store.key] = self._fit(store)
         stats = self.stats[store.key]
-        mean, std = stats.get(self.subject_of[unit], stats[GLOBAL])
+        mean, std = stats.get(self.subject_of[unit], stats[None])
         return FeatureOutput(((out.x - mean) / std).astype(np.float32), out.t, out.mask, out.info)

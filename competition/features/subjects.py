@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import time
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -375,21 +376,52 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
             warnings.warn(f"modality {name!r}: no clip could be embedded (see {store.dir / 'failures.csv'})")
             continue
         out[name] = np.stack([r.x if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
-        print(f"{name}: {len(rows) - report.failed} of {len(rows)} clips embedded -> {store.dir}")
+        if progress:
+            print(f"{name}: {len(rows) - report.failed} of {len(rows)} clips embedded -> {store.dir}")
     return out
 
 
-def _given_sources(path: Path) -> list[str]:
-    """Sources of an existing subjects file that are not estimates (which a new estimate may replace)."""
-    if not path.exists():
-        return []
-    sources = pd.read_csv(path, dtype=str, keep_default_na=False).get("source", pd.Series(dtype=str))
-    return sorted({s for s in sources if not s.startswith("estimated:")})
+def unusable_reason(diag: dict[str, Any]) -> str | None:
+    """Why an estimate must not be used (its diagnostics' `usable` / `reason`; for diagnostics without
+    them, clusters that follow the labels), or None."""
+    if "usable" in diag:
+        return None if diag["usable"] else str(diag.get("reason") or "the estimator says it is unusable")
+    la = diag.get("label_association")
+    if la and la["follows_labels"]:
+        return f"the clusters follow the emotion labels (AMI {la['ami_dominant_emotion']}), not people"
+    return None
+
+
+def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshold: str | float = "auto",
+                  jobs: int = 1, progress: bool = True) -> tuple[Estimate, str | None, float]:
+    """Estimate the subjects of every clip of `dataset` (Test too; labels only for the diagnostics) from
+    identity features cached in `wd.features`, write `wd.subjects` when the estimate is usable and the
+    diagnostics beside it always; `modalities` default: MODALITIES. Returns (estimate, why it is unusable or
+    None, seconds)."""
+    from competition.core.io import write_json
+    from competition.data.subjects import write_subjects
+    t0 = time.perf_counter()
+    modalities = list(modalities or MODALITIES)
+    emb = load_embeddings(dataset, modalities, wd.features, jobs, progress)
+    if not emb:
+        raise ValueError(f"no modality of {list(modalities)} could be embedded for any clip of {dataset.root}")
+    labels = None
+    if hasattr(dataset, "emotions") and dataset.labelled_ids:
+        labels = np.full((len(dataset.ids), len(dataset.emotions)), np.nan)
+        pos = {c: i for i, c in enumerate(dataset.ids)}
+        labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
+    est = estimate_subjects(dataset.ids, emb, threshold, labels)
+    why = unusable_reason(est.diagnostics)
+    wd.subjects.parent.mkdir(parents=True, exist_ok=True)
+    if why is None:
+        write_subjects(wd.subjects, est.table, "estimated:" + "+".join(est.diagnostics["modalities"]), dataset)
+    write_json(wd.subjects.with_name(DIAGNOSTICS), {**est.diagnostics, "written": why is None,
+                                                    "unusable_reason": why})
+    return est, why, time.perf_counter() - t0
 
 
 def main(argv: list[str] | None = None) -> int:
-    from competition.data.subjects import write_subjects
-    from competition.core.io import write_json
+    from competition.data.subjects import given_sources
     from competition.data.task import add_task_argument, get_task
 
     ap = argparse.ArgumentParser(prog="python -m competition.features.subjects", description=__doc__,
@@ -412,28 +444,20 @@ def main(argv: list[str] | None = None) -> int:
             ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
     task = get_task(a.task)
     wd = task.workdir(a.workdir)
-    given = _given_sources(wd.subjects)
+    given = given_sources(wd.subjects)
     if given and not a.force:
         ap.error(f"{wd.subjects} holds given subjects ({', '.join(given)}); estimating would replace them. "
                  "Use --force, or another --workdir")
     dataset = task.load(a.data or wd.embedded_data, check_media=False).units
-    emb = load_embeddings(dataset, modalities, wd.features, a.jobs, not a.no_progress)
-    if not emb:
-        print("no modality could be embedded for any clip: no subjects estimated", file=sys.stderr)
+    try:
+        est, why, _ = estimate_into(dataset, wd, modalities, a.threshold, a.jobs, not a.no_progress)
+    except ValueError as exc:
+        print(f"{exc}: no subjects estimated", file=sys.stderr)
         return 1
-    labels = None
-    if hasattr(dataset, "emotions") and dataset.labelled_ids:
-        labels = np.full((len(dataset.ids), len(dataset.emotions)), np.nan)
-        pos = {c: i for i, c in enumerate(dataset.ids)}
-        labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
-    est = estimate_subjects(dataset.ids, emb, a.threshold, labels)
-    source = "estimated:" + "+".join(est.diagnostics["modalities"])
-    write_subjects(wd.subjects, est.table, source, dataset)
-    write_json(wd.subjects.with_name(DIAGNOSTICS), est.diagnostics)
     d = est.diagnostics
-    print(f"wrote {wd.subjects}: {d['n_clusters']} estimated subjects over {d['n_clips']} clips "
-          f"(threshold {d['threshold']:.4f}, mean confidence {d['mean_confidence']}) from {'+'.join(d['modalities'])}; "
-          f"diagnostics {wd.subjects.with_name(DIAGNOSTICS)}")
+    print(f"{'wrote ' + str(wd.subjects) if why is None else 'NOT written (' + why + ')'}: {d['n_clusters']} "
+          f"estimated subjects over {d['n_clips']} clips (threshold {d['threshold']:.4f}, mean confidence "
+          f"{d['mean_confidence']}) from {'+'.join(d['modalities'])}; diagnostics {wd.subjects.with_name(DIAGNOSTICS)}")
     la = d.get("label_association")
     if la:
         print(f"label association: AMI with the dominant emotion {la['ami_dominant_emotion']} "
@@ -441,7 +465,7 @@ def main(argv: list[str] | None = None) -> int:
               f"(permutations {la['eta2_permutation_mean']})")
     for w in warnings_of(d):
         print(f"WARNING: {w}", file=sys.stderr)
-    return 0
+    return 0 if why is None else 1
 
 
 if __name__ == "__main__":

@@ -1,6 +1,10 @@
 """Experiment configs: one YAML per experiment in configs/, command-line overrides `key.sub=value`,
 and the resolved config dumped into the experiment directory. `${VAR}` in a feature parameter is
-replaced by the environment variable VAR (empty when unset), e.g. a local speech-model folder."""
+replaced by the environment variable VAR (empty when unset), e.g. a local speech-model folder.
+
+`base: NAME` makes a config a variant of configs/NAME.yaml: the base's keys, with the variant's own on
+top (nested mappings such as `params` merged key by key; `description` and `default` are not inherited),
+e.g. a subject-normalised twin is `base: ridge_audio` plus `subject_norm: true`."""
 from __future__ import annotations
 
 import copy
@@ -45,15 +49,33 @@ def config_path(name_or_path: str | Path) -> Path:
     raise ConfigError(f"no config {name_or_path!r} (looked for {p} and {cand}); known: {known}")
 
 
-def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    path = config_path(name_or_path)
+def _merged(base: dict, over: dict) -> dict:
+    out = copy.deepcopy(base)
+    for k, v in over.items():
+        out[k] = _merged(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else copy.deepcopy(v)
+    return out
+
+
+def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """The config file as written, with its `base` (if any) resolved."""
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path}: invalid YAML ({exc})") from exc
     if not isinstance(cfg, dict):
         raise ConfigError(f"{path}: top level must be a mapping")
-    cfg = copy.deepcopy(cfg)
+    if "base" not in cfg:
+        return cfg
+    base = config_path(cfg.pop("base"))
+    if base in seen + (path,):
+        raise ConfigError(f"{path}: `base` chain loops back to {base}")
+    own = ("description", "default")  # a variant says itself what it is and whether it runs by default
+    return _merged({k: v for k, v in read_yaml(base, seen + (path,)).items() if k not in own}, cfg)
+
+
+def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    path = config_path(name_or_path)
+    cfg = read_yaml(path)
     cfg.setdefault("name", path.stem)
     cfg.setdefault("features", [])
     cfg.setdefault("params", {})
@@ -89,7 +111,7 @@ def default_experiments(task: str = "eri") -> list[str]:
     """The task's configs flagged `default: true` run when run_fold is given no experiment."""
     names = []
     for p in sorted(CONFIG_DIR.glob("*.yaml")):
-        cfg = yaml.safe_load(p.read_text()) or {}
+        cfg = read_yaml(p)
         if cfg.get("default") and cfg.get("task", "eri") == task:
             names.append(p.stem)
     return names

@@ -41,7 +41,7 @@ import pandas as pd
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
-from competition.data.subjects import read_subjects
+from competition.data.subjects import known_subjects
 from competition.pipeline import tracking
 from competition.pipeline.config import ConfigError, default_experiments, load_config
 from competition.pipeline.experiment import Experiment
@@ -94,8 +94,9 @@ def task_of(cfg: dict) -> Task:
 
 def subjects_for(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
     """The subject of every unit (all splits) from the work directory's subjects file when the config
-    asks for within-subject feature standardisation (`subject_norm: true`), else None."""
-    return read_subjects(wd.subjects, ds.units).groups if cfg.get("subject_norm") else None
+    asks for within-subject feature standardisation (`subject_norm: true`) and there is one, else None."""
+    subjects = known_subjects(wd.subjects, ds.units) if cfg.get("subject_norm") else None
+    return None if subjects is None else subjects.groups
 
 
 def feature_bank(cfg: dict, ds, features_root: Path, subjects: pd.Series | None = None) -> FeatureBank:
@@ -185,8 +186,13 @@ def presence(ds, features_root: Path, modality: str, face_params: dict, jobs: in
     return _PRESENCE[key]
 
 
-def skip_reason(cfg: dict, ds, features_root: Path, jobs: int = 1) -> tuple[str, list[str]] | None:
-    """(why, modalities) when the experiment cannot learn anything on this dataset, else None."""
+def skip_reason(cfg: dict, ds, features_root: Path, jobs: int = 1, subjects: pd.Series | None = None
+                ) -> tuple[str, list[str]] | None:
+    """(why, modalities) when the experiment cannot learn anything on this dataset, else None. `subjects`:
+    what subjects_for gives."""
+    if cfg.get("subject_norm") and subjects is None:
+        return ("subject_norm needs the subjects of every clip and the work directory has no subjects file "
+                "(folds made with --groups none, or an unusable estimate: see competition.folds)", [])
     unset = [name for name, params in map(parse_feature_spec, cfg["features"])
              if get_extractor(name).resolve(params).get("model") == ""]
     if unset:
@@ -218,7 +224,8 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     if main:
         exp.bind(ds, fold, force=force)
     barrier()
-    skip = skip_reason(cfg, ds, wd.features, jobs)
+    subjects = subjects_for(cfg, ds, wd)
+    skip = skip_reason(cfg, ds, wd.features, jobs, subjects)
     if skip:
         if main:
             exp.record_skip(*skip)
@@ -236,7 +243,6 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
         fits = []
         try:
-            subjects = subjects_for(cfg, ds, wd)
             for s in seeds_of(cfg):
                 fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
                                      seed=s, subjects=subjects))

@@ -109,4 +109,4 @@ class DirectNestedCV:
             held[test] = self.fit(method, np.flatnonzero(~test)).apply(self.lib.oof[:, test])
         nested = self.score(held, y)
         per_fold = {int(k): self.score(held[self.blocks == k], y[self.blocks == k]) for k in np.unique(self.blocks)}
-        return Evaluation(method, full, inside, nested, per_fold, {"none": (inside, nested)})
+        return Evaluation(method, full, inside, nested, per_fold, {"none": (inside, nested)}, {"none": held})

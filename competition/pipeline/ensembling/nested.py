@@ -7,6 +7,8 @@ a blend's gain comes from selecting on the very clips it is scored on.
 
 Post-processing is parameter-free, so it is judged on the same held-out predictions: it is kept only
 where it raises the nested score. The per-subject kinds are candidates only when the library has subjects.
+Choosing among candidates (methods x post-processing) by their nested scores is itself fitted to the
+folds: blend.choice_score scores the whole choice on folds that did not make it.
 """
 from __future__ import annotations
 
@@ -32,10 +34,20 @@ class Evaluation:
     nested: float                             # pooled held-out score (see the module docstring)
     nested_per_fold: dict[int, float]
     by_post: dict[str, tuple[float, float]]   # post-processing -> (in-sample, nested)
+    held: dict[str, np.ndarray]               # post-processing -> held-out predictions (N, E)
 
     @property
     def post(self) -> str:
         return self.blender.post
+
+
+def pick_post(nested: dict[str, float]) -> str:
+    """'none' unless a post-processing beats it by more than MIN_POST_GAIN (in order, the best so far)."""
+    post = "none"
+    for p in list(nested)[1:]:
+        if nested[p] > nested[post] + MIN_POST_GAIN:
+            post = p
+    return post
 
 
 def split_for_nested(fold: np.ndarray, n_splits: int = 5, seed: int = 0) -> tuple[np.ndarray, str]:
@@ -52,6 +64,7 @@ class NestedCV:
     """Fold statistics computed once (O(M^2 N E)), then any method is fitted per fold in O(M^2 E)."""
 
     methods = METHODS
+    score = staticmethod(mean_pcc)
 
     def __init__(self, lib: Library, blocks: np.ndarray | None = None, opts: CaruanaOptions = CaruanaOptions()):
         self.lib = lib
@@ -84,12 +97,9 @@ class NestedCV:
         inside, held = full.apply(self.lib.oof), self.held_out(method)
         subjects = self.lib.subjects
         kinds = POSTPROCESS + (SUBJECT_POSTPROCESS if subjects is not None else ())
-        by_post = {p: (mean_pcc(postprocess(inside, p, subjects=subjects), y),
-                       mean_pcc(postprocess(held, p, subjects=subjects), y)) for p in kinds}
-        post = "none"
-        for p in kinds[1:]:
-            if by_post[p][1] > by_post[post][1] + MIN_POST_GAIN:
-                post = p
-        held = postprocess(held, post, subjects=subjects)
-        per_fold = {k: mean_pcc(held[self.blocks == k], y[self.blocks == k]) for k in self.parts}
-        return Evaluation(method, full.with_post(post), by_post[post][0], by_post[post][1], per_fold, by_post)
+        helds = {p: postprocess(held, p, subjects=subjects) for p in kinds}
+        by_post = {p: (mean_pcc(postprocess(inside, p, subjects=subjects), y), mean_pcc(helds[p], y)) for p in kinds}
+        post = pick_post({p: s[1] for p, s in by_post.items()})
+        per_fold = {k: mean_pcc(helds[post][self.blocks == k], y[self.blocks == k]) for k in self.parts}
+        return Evaluation(method, full.with_post(post), by_post[post][0], by_post[post][1], per_fold, by_post,
+                          helds)

@@ -7,11 +7,13 @@ labels), two per-subject kinds are judged the same way: "subject_centre" moves e
 prediction to the mean over all clips (a person who reports everything higher or lower, or whose face or
 voice shifts every prediction, no longer moves the emotion's PCC), "subject_z" also scales each subject's
 spread to the overall one. Statistics are over the clips being post-processed (the OOF clips in nested
-CV, the Test clips in a submission); a subject with a single clip keeps its prediction."""
+CV, the Test clips in a submission), shrunk towards the overall ones for subjects with few clips (the
+rule of competition.data.subjects.within_subject, shared with feature normalisation)."""
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
+
+from competition.data.subjects import within_subject
 
 POSTPROCESS: tuple[str, ...] = ("none", "clip", "max_norm")
 SUBJECT_POSTPROCESS: tuple[str, ...] = ("subject_centre", "subject_z")
@@ -36,19 +38,3 @@ def postprocess(pred: np.ndarray, kind: str, lo: float = 0.0, hi: float = 1.0,
         top = x.max(axis=1, keepdims=True)
         return np.where(top > 0, x / np.where(top > 0, top, 1.0) * hi, x)
     raise ValueError(f"unknown post-processing {kind!r}; known: {list(POSTPROCESS + SUBJECT_POSTPROCESS)}")
-
-
-def within_subject(pred: np.ndarray, subjects: np.ndarray, scale: bool) -> np.ndarray:
-    """Each subject's rows moved to the overall mean (and with `scale`, to the overall std) per column."""
-    out = np.asarray(pred, np.float64).copy()
-    mean, std = out.mean(0), out.std(0)
-    for rows in pd.Series(np.arange(len(out))).groupby(subjects).indices.values():
-        if len(rows) < 2:
-            continue
-        x = out[rows]
-        z = x - x.mean(0)
-        if scale:
-            sd = x.std(0)
-            z = np.where(sd > 1e-9, z / np.where(sd > 1e-9, sd, 1.0) * std, z)
-        out[rows] = z + mean
-    return out
