@@ -144,11 +144,13 @@ def degenerate(labels: np.ndarray, min_groups: int = MIN_GROUPS) -> str:
 
 
 def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: int = 200) -> tuple[float, list]:
-    """(threshold, [(threshold, n_clusters, silhouette), ...]): among the cuts between consecutive merge
-    heights where no group holds most clips and most clips are not alone, the one with the highest mean
-    silhouette (ties: the lowest cut); when there is none, the highest silhouette of all. The number of
-    groups is not constrained (a cut is not made finer for the folds' sake). At most `max_candidates`
-    cuts, evenly spaced over the merge order."""
+    """(threshold, [(threshold, n_clusters, silhouette), ...]): of the cuts between consecutive merge
+    heights, the one with the highest mean silhouette (ties: the lowest cut). The number of groups is not
+    constrained, and a cut is not made finer for the folds' sake: when the best cut is degenerate (one
+    group holding most clips, say), the data has no better grouping and the estimate is unusable (on every
+    corpus measured, docs/RESULTS_REAL.md, the best cut was not degenerate; searching for the best
+    non-degenerate one instead turned one person's noise into groups). At most `max_candidates` cuts,
+    evenly spaced over the merge order."""
     from sklearn.metrics import silhouette_score
     n = len(d)
     if n < 3:
@@ -159,17 +161,15 @@ def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: i
     keep = np.flatnonzero(h[1:] > h[:-1])  # equal heights cannot be separated
     if len(keep) > max_candidates:
         keep = keep[np.unique(np.linspace(0, len(keep) - 1, max_candidates).round().astype(int))]
-    curve, ok = [], []
+    curve = []
     for i in keep:
         labels = cut(z, float(mids[i]))
         k = int(labels.max()) + 1
         if 2 <= k <= n - 1:
             curve.append((float(mids[i]), k, float(silhouette_score(d, labels, metric="precomputed"))))
-            ok.append(not degenerate(labels, min_groups=2))
     if not curve:
         return float(h[-1]) + 1e-9, []
-    pool = [j for j in range(len(curve)) if ok[j]] or range(len(curve))
-    best = max(pool, key=lambda j: (round(curve[j][2], 12), -curve[j][0]))
+    best = max(range(len(curve)), key=lambda j: (round(curve[j][2], 12), -curve[j][0]))
     return curve[best][0], curve
 
 
@@ -324,8 +324,8 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     conf = confidence(d, clusters, coverage)
     report = _cluster_report(clusters, y, labelled, seed, min_groups)
     why = report.pop("degenerate")
-    if not why and all_bad:
-        why = "; ".join(f"{name}: {why_alone[name]}" for name in bad)
+    if all_bad:  # the modalities' own reasons come first: they say why the groups are what they are
+        why = "; ".join([f"{name}: {why_alone[name]}" for name in bad] + ([why] if why else []))
     width = max(3, len(str(int(clusters.max()) + 1))) if n else 3
     table = pd.DataFrame({"File_ID": ids, "subject": [f"E{c + 1:0{width}d}" for c in clusters],
                           "confidence": np.round(conf, 4)})
@@ -333,7 +333,7 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
         "usable": not why, "reason": why,
         "modalities": list(dists), "primary": PRIMARY if primary is not None else None,
         "threshold": round(float(t), 6),
-        "threshold_rule": "auto: max mean silhouette over the cuts that can group folds" if threshold == "auto"
+        "threshold_rule": "auto: the cut with the highest mean silhouette" if threshold == "auto"
         else "given", "n_clips": n,
         "coverage": {name: round(float(np.isfinite(x).all(1).mean()), 4) for name, x in embeddings.items()},
         "dropped": dropped,
