@@ -15,7 +15,7 @@ from competition.data.contract import HUME_EMOTIONS, media_path  # noqa: E402
 # (video generation, face detection, feature extraction), `-m "not e2e"` the ones that run whole commands.
 MEDIA_MODULES = {"test_features_faces", "test_features_media", "test_features_appearance", "test_features_extract",
                  "test_features_models", "test_determinism", "test_synth", "test_synth_affwild2", "test_predict",
-                 "test_store_cache", "test_subjects_estimate"}
+                 "test_store_cache", "test_subjects_estimate", "test_store_media"}
 E2E_MODULES = {"test_end_to_end", "test_frame_tasks", "test_all_configs", "test_blend_submission", "test_report"}
 
 

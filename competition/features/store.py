@@ -1,8 +1,13 @@
 """The feature store: one folder per (extractor, parameters), one .npz per clip, a manifest and a
 failures.csv. Extraction is parallel over clips, skips clips already stored and never leaves a
-half-written file (each clip is written to a temporary name and renamed)."""
+half-written file (each clip is written to a temporary name and renamed).
+
+A stored clip is reused only if it was computed from the same media: each clip records its media's
+signature (media_signatures), and a clip whose media differ (another dataset with the same ids in the
+same work directory, a re-encoded file) is extracted again, with a warning that says how many."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -30,6 +35,8 @@ log = logging.getLogger(__name__)
 
 FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
+MEDIA_INDEX = "media_signatures.csv"  # in the feature root: file signatures by path, size and mtime
+SIGNATURE_BYTES = 1 << 16
 
 _ROOT: Path | None = None
 
@@ -92,17 +99,19 @@ class FeatureStore:
     def path(self, clip_id: str) -> Path:
         return self.dir / f"{clip_id}.npz"
 
-    def has(self, clip_id: str) -> bool:
-        return self.path(clip_id).exists()
+    def has(self, clip_id: str, media: str | None = None) -> bool:
+        """Stored, and (given the signature `media`) computed from those media."""
+        return self.path(clip_id).exists() and (media is None or
+                                                json.loads(self.stored_info(clip_id)).get("media") == media)
 
-    def save(self, clip_id: str, out: FeatureOutput) -> None:
+    def save(self, clip_id: str, out: FeatureOutput, media: str | None = None) -> None:
         arrays = {"x": np.asarray(out.x, dtype=self.extractor.dtype)}
         if out.t is not None:
             arrays["t"] = np.asarray(out.t, dtype=np.float32)
         if out.mask is not None:
             arrays["mask"] = np.asarray(out.mask, dtype=bool)
         # the manifest facts travel with the clip, so a manifest lost to a kill can be rebuilt
-        arrays["info"] = np.array(manifest_info(out))
+        arrays["info"] = np.array(manifest_info(out, media))
         with atomic_path(self.path(clip_id)) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -142,8 +151,56 @@ class FeatureStore:
         return pd.read_csv(p, dtype={"clip": str}, keep_default_na=False)
 
 
-def manifest_info(out: FeatureOutput) -> str:
-    return json.dumps({"shape": list(out.x.shape), **out.info}, default=str)
+def manifest_info(out: FeatureOutput, media: str | None = None) -> str:
+    return json.dumps({"shape": list(out.x.shape), **out.info, **({"media": media} if media else {})}, default=str)
+
+
+_SIGNATURES: dict[tuple[str, str], str] = {}  # (path, "size:mtime_ns") -> file signature, this process
+_INDEXES_READ: set[Path] = set()
+
+
+def _file_signature(path: str, st: os.stat_result) -> str:
+    """A file's size and a hash of its first and last 64 KiB (the same for a copied or moved file, another
+    for a different file); a folder (aligned face crops) by the names in it."""
+    if os.path.isdir(path):
+        return hashlib.sha1("\n".join(sorted(os.listdir(path))).encode()).hexdigest()[:16]
+    with open(path, "rb") as fh:
+        h = hashlib.sha1(fh.read(SIGNATURE_BYTES))
+        if st.st_size > SIGNATURE_BYTES:
+            fh.seek(max(SIGNATURE_BYTES, st.st_size - SIGNATURE_BYTES))
+            h.update(fh.read())
+    return f"{st.st_size}-{h.hexdigest()[:16]}"
+
+
+def media_signatures(dataset: Dataset, ids: list[str], root: Path | str) -> dict[str, str]:
+    """Per clip, a signature of its media (mp4, wav, aligned crops). File signatures are cached by path,
+    size and mtime in <root>/media_signatures.csv, so a Hume-size dataset is read once, then only stat'ed."""
+    index = Path(root) / MEDIA_INDEX
+    if index not in _INDEXES_READ and index.exists():
+        df = pd.read_csv(index, dtype=str, keep_default_na=False)
+        _SIGNATURES.update(zip(zip(df["path"], df["stat"]), df["signature"]))
+    _INDEXES_READ.add(index)
+    new, out = {}, {}
+    for c in ids:
+        m = clip_media(dataset, c)
+        parts = []
+        for p in (m.mp4, m.wav, m.frames_dir):
+            path = os.path.abspath(p) if p is not None else ""
+            try:
+                st = os.stat(path)
+            except (FileNotFoundError, NotADirectoryError):
+                parts.append("-")
+                continue
+            key = (path, f"{st.st_size}:{st.st_mtime_ns}")
+            if key not in _SIGNATURES:
+                _SIGNATURES[key] = new[key] = _file_signature(path, st)
+            parts.append(_SIGNATURES[key])
+        out[c] = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+    if new:
+        index.parent.mkdir(parents=True, exist_ok=True)
+        rows = [(p, st, sig) for (p, st), sig in _SIGNATURES.items()]
+        write_csv(index, pd.DataFrame(rows, columns=["path", "stat", "signature"]), float_format=None)
+    return out
 
 
 @dataclass
@@ -155,9 +212,9 @@ class ExtractReport:
     seconds: float
 
 
-def clip_media(dataset: Dataset, clip_id: str) -> ClipMedia:
+def clip_media(dataset: Dataset, clip_id: str, media: str | None = None) -> ClipMedia:
     return ClipMedia(clip_id, dataset.split_of(clip_id), dataset.media(clip_id, "mp4"),
-                     dataset.media(clip_id, "wav"), *dataset.aligned_frames(clip_id))
+                     dataset.media(clip_id, "wav"), *dataset.aligned_frames(clip_id), media=media)
 
 
 @contextmanager
@@ -187,8 +244,8 @@ def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float
             out = store.extractor.run(clip, store.params)
         if not np.isfinite(out.x).all():
             raise FeatureError("non-finite values in output")
-        store.save(clip.clip_id, out)
-        return clip.clip_id, "ok", "", time.perf_counter() - t0, manifest_info(out)
+        store.save(clip.clip_id, out, clip.media)
+        return clip.clip_id, "ok", "", time.perf_counter() - t0, manifest_info(out, clip.media)
     except Exception as exc:  # one broken clip never kills the batch
         reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
         return clip.clip_id, "failed", reason, time.perf_counter() - t0, ""
@@ -200,7 +257,29 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     store.dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(store.dir)  # temporary files of a killed run
     ids = list(dataset.ids if ids is None else ids)
-    todo = [c for c in ids if not store.has(c)]
+    media = media_signatures(dataset, ids, root)
+    manifest = store.manifest().set_index("clip")
+    stored_media = {c: json.loads(i or "{}").get("media") for c, i in manifest["info"].items()}
+    todo, changed, recovered = [], [], []  # recovered: stored by a run killed before it wrote the manifest
+    for c in ids:
+        if not store.path(c).exists():
+            todo.append(c)
+        elif stored_media.get(c) != media[c]:  # not in the manifest, or stored again since it was written
+            info = store.stored_info(c)
+            stored_media[c] = json.loads(info).get("media")
+            if stored_media[c] != media[c]:
+                changed.append(c)
+            else:
+                recovered.append({"clip": c, "shape": json.loads(info)["shape"], "seconds": "", "info": info})
+    if changed:
+        old = sum(stored_media[c] is None for c in changed)
+        log.warning("features %s: %d clip(s) re-extracted: their media changed since they were stored%s (%s)",
+                    store.key, len(changed), f" ({old} stored by an older version, without a media signature)"
+                    if old else "", store.dir)
+        for c in changed:
+            store.path(c).unlink()
+        todo += changed
+        manifest = manifest[~manifest.index.isin(changed)]
     previous = read_json(store.dir / "params.json") if (store.dir / "params.json").exists() else {}
     # float features are machine-specific (competition.core.provenance): say where clips were computed
     machines = previous.get("computed_on", [])
@@ -210,20 +289,13 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
                                            "version": store.extractor.version, "params": store.params,
                                            "computed_on": machines})
     t0 = time.perf_counter()
-    manifest = store.manifest().set_index("clip")
-    todo_set = set(todo)
-    recovered = []  # clips stored by a run that was killed before it wrote the manifest
-    for c in ids:
-        if c not in todo_set and c not in manifest.index:
-            info = store.stored_info(c)
-            recovered.append({"clip": c, "shape": json.loads(info)["shape"], "seconds": "", "info": info})
     failures = store.failures()
     failures = failures[~failures["clip"].isin(todo)]  # retried now
     new_fail, rows = [], []
     if todo:
-        tasks = (delayed(_compute)(store, clip_media(dataset, c)) for c in todo)
+        tasks = (delayed(_compute)(store, clip_media(dataset, c, media[c])) for c in todo)
         results = Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks) if jobs != 1 else \
-            (_compute(store, clip_media(dataset, c)) for c in todo)
+            (_compute(store, clip_media(dataset, c, media[c])) for c in todo)
         bar = tqdm(results, total=len(todo), desc=store.key, disable=progress_disabled(progress), unit="clip")
         for clip_id, status, reason, secs, info in bar:
             if status == "ok":
