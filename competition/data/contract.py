@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -115,7 +116,11 @@ class Dataset(SplitSamples):
         return self.table
 
     def split_of(self, clip_id: str) -> str:
-        return str(self.table.at[normalise_id(clip_id), SPLIT_COL])
+        return self._splits[normalise_id(clip_id)]
+    @cached_property
+    def _splits(self) -> dict[str, str]:  # split_of runs per clip and per media file: no pandas lookup each time
+        return {str(k): str(v) for k, v in self.table[SPLIT_COL].items()}
+
 
     def media(self, clip_id: str, kind: str) -> Path:
         return media_path(self.root, self.split_of(clip_id), clip_id, kind)

@@ -252,12 +252,14 @@ def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float
 
 
 def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Iterable[str] | None = None,
-                jobs: int = 1, progress: bool = True) -> ExtractReport:
+                jobs: int = 1, progress: bool = True, media: dict[str, str] | None = None) -> ExtractReport:
+    """Extract the clips not stored yet (or stored from other media) into the store of `spec`; `media`
+    (media_signatures of the ids) when the caller has them already."""
     store = FeatureStore.for_spec(root, spec)
     store.dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(store.dir)  # temporary files of a killed run
     ids = list(dataset.ids if ids is None else ids)
-    media = media_signatures(dataset, ids, root)
+    media = media or media_signatures(dataset, ids, root)
     manifest = store.manifest().set_index("clip")
     stored_media = {c: json.loads(i or "{}").get("media") for c, i in manifest["info"].items()}
     todo, changed, recovered = [], [], []  # recovered: stored by a run killed before it wrote the manifest
@@ -320,10 +322,12 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     return report
 
 
-def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str,
-            ids: Iterable[str] | None = None, jobs: int = 1, progress: bool = True) -> list[ExtractReport]:
-    ids = None if ids is None else list(ids)
-    return [extract_one(dataset, s, root, ids, jobs, progress) for s in specs]
+def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str, ids: Iterable[str] | None = None,
+            jobs: int = 1, progress: bool = True) -> list[ExtractReport]:
+    """extract_one for each feature spec (the media signatures computed once)."""
+    ids = list(dataset.ids if ids is None else ids)
+    media = media_signatures(dataset, ids, root)
+    return [extract_one(dataset, s, root, ids, jobs, progress, media) for s in specs]
 
 
 def load_outputs(spec: str | dict, root: Path | str, ids: list[str]) -> list[FeatureOutput | None]:
