@@ -70,30 +70,55 @@ def make_folds(ds: Dataset, n_folds: int = 5, seed: int = 42, groups: pd.Series 
         fold[ds.ids_in("Train")] = ALWAYS_TRAIN
         fold[ds.ids_in("Val")] = 0
     elif scheme == "kfold":
-        if len(labelled) < n_folds:
-            raise FoldsError(f"{len(labelled)} labelled clips cannot make {n_folds} folds")
-        key = stratification_key(ds, labelled, min_count=n_folds)
-        x = np.zeros(len(labelled))
-        if groups is not None:
-            g = groups.reindex(labelled)
-            if g.isna().any():
-                missing = list(g[g.isna()].index[:5])
-                raise FoldsError(f"group value missing for {int(g.isna().sum())} clip(s), e.g. {missing}")
-            if g.nunique() < n_folds:
-                raise FoldsError(f"{g.nunique()} groups cannot make {n_folds} folds: every fold needs its own "
-                                 f"subjects; use --n-folds {g.nunique()} or fewer")
-            splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-            splits = splitter.split(x, key, groups=g.to_numpy())
-        else:
-            splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, key)
-        with warnings.catch_warnings():  # strata smaller than K are expected on small data
-            warnings.filterwarnings("ignore", message="The least populated class")
-            splits = list(splits)
-        for k, (_, val_idx) in enumerate(splits):
+        for k, val_idx in enumerate(kfold_splits(ds, labelled, n_folds, seed, groups)):
             fold[[labelled[i] for i in val_idx]] = k
     else:
         raise FoldsError(f"unknown scheme {scheme!r}; use 'kfold' or 'official'")
     return pd.DataFrame({ID_COL: fold.index, "fold": fold.to_numpy()})
+
+
+def kfold_splits(ds: Dataset, ids: list[str], n_folds: int, seed: int, groups: pd.Series | None = None
+                 ) -> list[np.ndarray]:
+    """Held-out positions in `ids` of each of n_folds splits, stratified (stratification_key) and, with
+    groups (a value per id), grouped: no group on both sides of a split."""
+    if len(ids) < n_folds:
+        raise FoldsError(f"{len(ids)} labelled clips cannot make {n_folds} folds")
+    key = stratification_key(ds, ids, min_count=n_folds)
+    x = np.zeros(len(ids))
+    if groups is not None:
+        g = groups.reindex(ids)
+        if g.isna().any():
+            missing = list(g[g.isna()].index[:5])
+            raise FoldsError(f"group value missing for {int(g.isna().sum())} clip(s), e.g. {missing}")
+        if g.nunique() < n_folds:
+            raise FoldsError(f"{g.nunique()} groups cannot make {n_folds} folds: every fold needs its own "
+                             f"subjects; use --n-folds {g.nunique()} or fewer")
+        splits = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
+            x, key, groups=g.to_numpy())
+    else:
+        splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, key)
+    with warnings.catch_warnings():  # strata smaller than K are expected on small data
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return [val for _, val in splits]
+
+
+INNER_SPLITS = 4  # the inner validation split is a quarter of the training fold
+
+
+def inner_split(ds, train_ids: list[str], groups: pd.Series | None, seed: int) -> tuple[list[str], list[str]]:
+    """(fit ids, selection ids): a training fold split again, stratified and grouped like the folds (by unit,
+    so a frame task's video stays on one side), for what a model chooses on validation data (early stopping,
+    best epochs, LR plateaus), so that no choice reads the labels of the fold whose predictions become OOF."""
+    units = ds.unit_of(train_ids)
+    unit_ids = list(dict.fromkeys(units))
+    n_groups = len(unit_ids) if groups is None else groups.reindex(unit_ids).nunique()
+    if n_groups < 2:
+        log.warning("the training fold has %d group(s): its selection split is not grouped", n_groups)
+        groups, n_groups = None, len(unit_ids)
+    held = kfold_splits(ds.units, unit_ids, min(INNER_SPLITS, n_groups), seed, groups)[0]
+    held_units = {unit_ids[i] for i in held}
+    return ([i for i, u in zip(train_ids, units) if u not in held_units],
+            [i for i, u in zip(train_ids, units) if u in held_units])
 
 
 def _components(*labels: pd.Series) -> pd.Series:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from competition.data.contract import load_dataset
-from competition.folds import (ALWAYS_TRAIN, TEST_FOLD, FoldsError, fold_ids, main, make_folds,
+from competition.folds import (ALWAYS_TRAIN, TEST_FOLD, FoldsError, fold_ids, inner_split, main, make_folds,
                                read_folds)
 from competition.core.io import read_json
 from competition.core.paths import Workdir
@@ -53,6 +53,19 @@ def test_groups_kept_together(ds):
     f = make_folds(ds, n_folds=5, groups=groups).set_index("File_ID").fold
     lab = f[ds.labelled_ids]
     assert (lab.groupby(groups[ds.labelled_ids]).nunique() == 1).all()
+
+
+def test_inner_split_of_a_training_fold_is_a_grouped_quarter_of_it(ds):
+    groups = pd.Series([f"s{i // 6}" for i in range(len(ds.ids))], index=ds.ids)
+    train, held = fold_ids(make_folds(ds, n_folds=5, groups=groups).set_index("File_ID").fold, 0)
+    splits = {name: inner_split(ds, train, g, seed=3) for name, g in (("grouped", groups), ("plain", None))}
+    for fit, select in splits.values():
+        assert sorted(fit + select) == sorted(train) and not set(held) & set(fit + select)
+        assert 0.2 < len(select) / len(train) < 0.3
+    fit, select = splits["grouped"]
+    assert not set(groups[fit]) & set(groups[select])  # no subject on both sides
+    assert set(groups[splits["plain"][0]]) & set(groups[splits["plain"][1]])
+    assert inner_split(ds, train, groups, seed=3) == (fit, select) != inner_split(ds, train, groups, seed=4)
 
 
 def test_official_scheme(ds):

@@ -12,8 +12,10 @@ from competition.features.bank import FeatureBank
 
 
 class Model(ABC):
-    """Trained once per fold: fit on the training clips (the validation clips are given for early
-    stopping and model selection only), then predict any clips, returning (N, n_targets) in [0, 1].
+    """Trained once per fold: fit on the training clips, then predict any clips, returning (N, n_targets)
+    in [0, 1]. A model that chooses on validation data (early stopping, best epochs) says so with
+    `selects_on_validation`: fit is then given a split of the training fold as its validation clips
+    (folds.inner_split), never the held-out fold; other models are given none.
 
     `default_params` declares every parameter the model reads, with its default; the registry rejects
     other keys and values whose type differs from the default's (`param_types` widens a key's types,
@@ -21,6 +23,7 @@ class Model(ABC):
 
     default_params: dict[str, Any] = {}
     param_types: dict[str, tuple[type, ...]] = {}
+    selects_on_validation: bool = False
 
     @classmethod
     def param_defaults(cls) -> dict[str, Any]:

@@ -146,6 +146,7 @@ class TorchSequenceModel(Model):
     requires_shared_grid: bool = False
     # Clips not in train/val that the fold may pseudo-label (run_fold sets the Test clips).
     unlabelled_ids: list[str] = []
+    selects_on_validation = True  # early stopping, best state / top-k epochs and LR plateaus
 
     def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42, task: Any = None):
         super().__init__(params, n_targets, seed, task)

@@ -22,6 +22,10 @@ when it cannot learn anything on this dataset: every modality it reads (face, au
 every clip (competition.features.presence), or it reads a model folder that was not given (`model: ""`,
 e.g. the wav2vec2 configs without ERI_SPEECH_MODEL). The blend then works on the experiments that ran.
 
+Models that choose on validation data (early stopping, best epochs, LR plateaus: the neural models)
+choose on a quarter of the training fold, split off by subject when the work directory has subjects
+(folds.inner_split), and train on the rest; the held-out fold's labels reach no model.
+
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
 """
@@ -48,13 +52,13 @@ from competition.pipeline.experiment import Experiment
 from competition.features.presence import Presence, check_presence, face_params_of, feature_modalities
 from competition.features.registry import get_extractor, parse_feature_spec
 from competition.features.store import extract
-from competition.folds import fold_ids, n_folds_of, read_folds
+from competition.folds import fold_ids, inner_split, load_groups, n_folds_of, read_folds
 from competition.core.io import atomic_files
 from competition.core.log import add_log_arguments, progress_disabled, setup_logging
 from competition.features.bank import FeatureBank, Windows
 from competition.models.base import Model
 from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
-from competition.models.registry import build_model
+from competition.models.registry import build_model, model_class
 from competition.core.paths import Workdir
 from competition.data.task import Task, add_task_argument, get_task
 
@@ -98,6 +102,14 @@ def subjects_for(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
     return read_subjects(wd.subjects, ds.units).groups if cfg.get("subject_norm") else None
 
 
+def selection_groups(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
+    """The groups (subjects when the work directory has them, source videos of frame tasks) by which a
+    model that chooses on validation data splits its training fold (None for other models)."""
+    if not model_class(cfg["model"]).selects_on_validation:
+        return None
+    return load_groups(ds.units, task_of(cfg), wd.subjects)[0]
+
+
 def feature_bank(cfg: dict, ds, features_root: Path, subjects: pd.Series | None = None) -> FeatureBank:
     """The experiment's features, read per sample (clips, or frames in their context window); with
     `subjects`, standardised within subject."""
@@ -114,12 +126,13 @@ def seeds_of(cfg: dict) -> list[int]:
 def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
              progress: bool = True, reporter: Reporter | None = None,
              extract_features: bool = True, seed: int | None = None,
-             subjects: pd.Series | None = None) -> FoldFit:
+             subjects: pd.Series | None = None, groups: pd.Series | None = None) -> FoldFit:
     """Extract the config's features (cached), train fold k's model and predict its held-out and Test
     samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
     e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
     dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit).
-    Configs with `subject_norm: true` need `subjects` (see subjects_for)."""
+    Configs with `subject_norm: true` need `subjects` (see subjects_for); `groups` group the split
+    a model choosing on validation data makes of the training fold (see selection_groups)."""
     task = task_of(cfg)
     t0 = time.perf_counter()
     if extract_features:
@@ -144,7 +157,8 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     # count, so a fold gives the same numbers alone or beside other folds (run_all.sh runs them in parallel).
     with threadpool_limits(limits=1):
         t1 = time.perf_counter()
-        model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), val_ids, task.to_unit(ds.labels(val_ids)))
+        fit_ids, select_ids = inner_split(ds, fit_ids, groups, seed) if model.selects_on_validation else (fit_ids, [])
+        model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), select_ids, task.to_unit(ds.labels(select_ids)))
         t_fit = time.perf_counter() - t1
         t2 = time.perf_counter()
         val_pred = task.from_unit(model.predict(bank, val_ids))
@@ -236,10 +250,10 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
         fits = []
         try:
-            subjects = subjects_for(cfg, ds, wd)
+            subjects, groups = subjects_for(cfg, ds, wd), selection_groups(cfg, ds, wd)
             for s in seeds_of(cfg):
                 fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
-                                     seed=s, subjects=subjects))
+                                     seed=s, subjects=subjects, groups=groups))
         finally:
             logger.close()
         if not main:

@@ -42,7 +42,7 @@ from competition.folds import n_folds_of, read_folds
 from competition.pipeline import tracking
 from competition.pipeline.config import ConfigError, apply_override, config_hash, dump_config, load_config
 from competition.pipeline.experiment import folds_fingerprint
-from competition.pipeline.run_fold import fit_fold, subjects_for
+from competition.pipeline.run_fold import fit_fold, selection_groups, subjects_for
 from competition.pipeline.study_storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, StorageError, open_storage
 
 # Intermediate values of fold k live at steps k*STEP_STRIDE + epoch; the running CV mean after fold k at
@@ -122,7 +122,8 @@ def cv_objective(cfg: dict, space: dict[str, dict], ds: Dataset, fold: pd.Series
                         raise optuna.TrialPruned(f"fold {folds[i]} epoch {epoch}: {row[epoch_key]:.4f}")
 
             fit = fit_fold(tcfg, k, ds, fold, wd.features, jobs=jobs, progress=False, reporter=reporter,
-                           extract_features=False, subjects=subjects_for(tcfg, ds, wd))
+                           extract_features=False, subjects=subjects_for(tcfg, ds, wd),
+                           groups=selection_groups(tcfg, ds, wd))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConstantPredictionWarning)
                 scores.append(task.score(fit.val_pred, ds.labels(fit.val_ids)))
