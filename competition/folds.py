@@ -232,7 +232,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     setup_logging(a)
     task = get_task(a.task)
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     ds = task.load(a.data or wd.embedded_data).units
     path = wd.folds
     groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)

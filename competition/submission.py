@@ -64,7 +64,7 @@ def make(argv: list[str] | None = None) -> int:
         ap.error(f"--blend must be best or one of {list(known)} for task {task.name}, not {a.blend!r}")
     opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
     metric = task.metric_name
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     remove_orphans(wd.submissions)  # temporary files of a killed run
     ds = task.load(a.data or wd.embedded_data, check_media=False)
     use_subjects = wd.subjects.exists() and task.moment_blends and not a.no_subjects  # clip tasks only

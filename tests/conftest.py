@@ -19,6 +19,15 @@ MEDIA_MODULES = {"test_features_faces", "test_features_media", "test_features_ap
 E2E_MODULES = {"test_end_to_end", "test_frame_tasks", "test_all_configs", "test_blend_submission", "test_report"}
 
 
+@pytest.fixture(autouse=True, scope="session")
+def default_workdir_outside_the_repo(tmp_path_factory):
+    """Commands run without --workdir write to the dataset's default work directory (runs/<dataset>-<hash>/ in
+    the repo, e.g. the importer's subjects file): in tests, a temporary folder ($ERI_WORKDIR) instead."""
+    if "ERI_WORKDIR" not in os.environ:
+        os.environ["ERI_WORKDIR"] = str(tmp_path_factory.mktemp("default_workdir"))
+    yield
+
+
 def pytest_collection_modifyitems(config, items):
     for item in items:
         module = item.module.__name__.rsplit(".", 1)[-1]

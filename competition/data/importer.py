@@ -357,7 +357,8 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--val-speakers", default=None, help="count or names among the rest; default 20 %%")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--workdir", type=Path, default=None, help="also write the speakers to W/subjects.csv")
+    ap.add_argument("--workdir", type=Path, default=None, help="write the speakers to W/subjects.csv (default: "
+                    "the work directory of the imported dataset, as every command finds it)")
     ap.add_argument("--skip-bad", action="store_true", help="import the good clips, list the bad ones")
     ap.add_argument("--force", action="store_true", help="replace an import made with other parameters")
     a = ap.parse_args(argv)
@@ -379,15 +380,14 @@ def main(argv: list[str] | None = None) -> None:
           f"in {rec['seconds']:.1f} s: " + ", ".join(f"{k} {v}" for k, v in rec["splits"].items()))
     if isinstance(rec["speakers"], dict):
         print("  speakers: " + "; ".join(f"{k} {' '.join(v)}" for k, v in rec["speakers"].items()))
-        if a.workdir is not None:
-            from competition.data.subjects import from_column, write_subjects
-            from competition.core.paths import Workdir
-            ds = load_dataset(a.out, check_media=False)
-            path = Workdir.of(a.workdir).subjects
-            write_subjects(path, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
-            print(f"  wrote {path} (speakers as subjects)")
-    elif a.workdir is not None:
-        print(f"  no speakers in the source: no subjects file written to {a.workdir}")
+        from competition.data.subjects import from_column, write_subjects
+        from competition.core.paths import Workdir
+        ds = load_dataset(a.out, check_media=False)
+        path = Workdir.of(a.workdir, a.out).subjects
+        write_subjects(path, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
+        print(f"  wrote {path} (speakers as subjects)")
+    else:
+        print("  no speakers in the source: no subjects file written")
 
 
 if __name__ == "__main__":

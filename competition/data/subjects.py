@@ -196,7 +196,7 @@ def main(argv: list[str] | None = None) -> None:
     a = ap.parse_args(argv)
     setup_logging(a)
     task = get_task(a.task)
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     ds = task.load(a.data or wd.embedded_data, check_media=False).units
     if a.column:
         frame, source = from_column(ds, a.column), f"column:{a.column}"

@@ -54,13 +54,14 @@ class Task:
     window: dict[str, float] = field(default_factory=dict)  # frame tasks: seconds of context per frame
     group_col: str | None = None                       # folds keep units with one value together
 
-    def workdir(self, root: Path | str | None = None) -> Workdir:
-        """ERI artifacts sit at the top of the work directory; another task keeps its folds, OOF and
-        submissions under tasks/<task>/, and tasks of one dataset family share its features and
-        embedded data (tasks/<family>/features/, data/<family>/)."""
+    def workdir(self, root: Path | str | None = None, data: Path | str | None = None) -> Workdir:
+        """The work directory `root` (default: the one of dataset `data`, paths.default_workdir). ERI
+        artifacts sit at its top; another task keeps its folds, OOF and submissions under tasks/<task>/,
+        and tasks of one dataset family share its features and embedded data (tasks/<family>/features/,
+        data/<family>/)."""
         if self.family == "hume":
-            return Workdir.of(root)
-        return Workdir.of(root, artifacts=f"tasks/{self.name}", features_dir=f"tasks/{self.family}/features",
+            return Workdir.of(root, data)
+        return Workdir.of(root, data, artifacts=f"tasks/{self.name}", features_dir=f"tasks/{self.family}/features",
                           data_dir=f"data/{self.family}")
 
     def oracle_ceiling(self, root: Path | str) -> dict | None:

@@ -26,7 +26,6 @@ from competition.core.paths import Workdir
 from competition.data.task import add_task_argument, get_task
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("faces", "pose", "egemaps", "mfcc")
 _FIRST = ("faces",)  # producers of caches that other extractors read
@@ -62,7 +61,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--extractors", nargs="+", default=[], metavar="NAME",
                     help=f"extractor names, or 'default' for {' '.join(DEFAULT_EXTRACTORS)}")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips (joblib)")
-    ap.add_argument("--workdir", type=Path, default=REPO_ROOT, help="features go to WORKDIR/features (ERI)")
+    ap.add_argument("--workdir", type=Path, default=None,
+                    help="features go to WORKDIR/features (ERI; default: the dataset's work directory)")
     ap.add_argument("--ids", nargs="+", default=None, help="only these clip ids")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="EXTRACTOR.PARAM=VALUE")
     ap.add_argument("--list", action="store_true", help="list the extractors and exit")
@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         missing = [i for i in ids if i not in dataset.table.index]
         if missing:
             ap.error(f"ids not in the dataset {args.data}: {missing}")
-    root = task.workdir(args.workdir).features
+    root = task.workdir(args.workdir, args.data).features
     for r in extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not (args.no_progress or args.quiet)):
         if not r.done + r.failed:  # extraction logs the stores it worked on
             log.info("features %s: all %d clips already stored -> %s", r.key, r.skipped, root / r.key)

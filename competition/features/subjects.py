@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
         except ValueError:
             ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
     task = get_task(a.task)
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     given = _given_sources(wd.subjects)
     if given and not a.force:
         ap.error(f"{wd.subjects} holds given subjects ({', '.join(given)}); estimating would replace them. "

@@ -48,7 +48,7 @@ class JobResult:
 
 def _load(task_name: str, data: str | None, workdir: str | None):
     task = get_task(task_name)
-    wd = task.workdir(workdir)
+    wd = task.workdir(workdir, data)
     return task, wd, task.load(data or wd.embedded_data, check_media=False)
 
 

@@ -432,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    wd = Workdir.of(a.workdir)
+    wd = Workdir.of(a.workdir, a.data)
     ds = load_dataset(a.data or wd.embedded_data, check_media=False)
     page = build_report(ds, wd.oof, wd.submissions, a.out or wd.root / "reports", a.storage)
     print(f"wrote {page} ({len(list(page.parent.glob('*.png')))} figures); open it in a browser")

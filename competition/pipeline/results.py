@@ -130,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(a)
     task = get_task(a.task)
     out = a.out or REPO_ROOT / "docs" / ("RESULTS.md" if task.name == "eri" else f"RESULTS_{task.name.upper()}.md")
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     data = a.data or wd.embedded_data
     try:
         ds = task.load(data, check_media=False)

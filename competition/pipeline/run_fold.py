@@ -306,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(a)
     init_from_env()  # under torchrun: join the process group
     task = get_task(a.task)
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     ds = task.load(a.data or wd.embedded_data)
     for w in ds.warnings:
         log.warning("%s", w)

@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
     cfg = load_config(a.exp, a.overrides)
     if cfg["task"] != task.name:
         ap.error(f"config {cfg['name']!r} is for task {cfg['task']!r}, not {task.name!r}; pass --task {cfg['task']}")
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     ds = task.load(a.data or wd.embedded_data)
     # SIGTERM (kill, SLURM pre-emption) as Ctrl-C: Optuna then marks the running trial FAIL, freeing its place
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
