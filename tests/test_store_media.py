@@ -36,11 +36,12 @@ def test_two_datasets_with_the_same_ids_in_one_workdir_get_their_own_features(tm
     assert np.array_equal(feats_b, _stored(fresh, "mfcc_stats", ids))  # B's own features, as in a fresh workdir
     assert not np.allclose(feats_a, feats_b)
 
-    moved = tmp_path / "moved_b"  # a copy elsewhere (new paths and mtimes): same media, nothing recomputed
-    shutil.copytree(b, moved, copy_function=shutil.copy)
+    moved = tmp_path / "moved_b"  # a copy elsewhere with its modification times (cp -a): nothing recomputed
+    shutil.copytree(b, moved)
     [report] = extract(load_dataset(moved), ["mfcc_stats"], work / "features", progress=False)
     assert (report.done, report.skipped) == (0, len(ids))
     (moved / "train" / "wav" / f"{ids[0]}.wav").write_bytes((a / "train" / "wav" / f"{ids[0]}.wav").read_bytes())
+    # (the same size as B's wav: its new modification time tells it apart)
     [report] = extract(load_dataset(moved), ["mfcc_stats"], work / "features", progress=False)
     assert (report.done, report.skipped) == (1, len(ids) - 1)
     assert np.array_equal(_stored(work, "mfcc_stats", ids[:1]), feats_a[:1])

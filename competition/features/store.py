@@ -35,8 +35,6 @@ log = logging.getLogger(__name__)
 
 FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
-MEDIA_INDEX = "media_signatures.csv"  # in the feature root: file signatures by path, size and mtime
-SIGNATURE_BYTES = 1 << 16
 
 _ROOT: Path | None = None
 
@@ -155,51 +153,20 @@ def manifest_info(out: FeatureOutput, media: str | None = None) -> str:
     return json.dumps({"shape": list(out.x.shape), **out.info, **({"media": media} if media else {})}, default=str)
 
 
-_SIGNATURES: dict[tuple[str, str], str] = {}  # (path, "size:mtime_ns") -> file signature, this process
-_INDEXES_READ: set[Path] = set()
-
-
-def _file_signature(path: str, st: os.stat_result) -> str:
-    """A file's size and a hash of its first and last 64 KiB (the same for a copied or moved file, another
-    for a different file); a folder (aligned face crops) by the names in it."""
-    if os.path.isdir(path):
-        return hashlib.sha1("\n".join(sorted(os.listdir(path))).encode()).hexdigest()[:16]
-    with open(path, "rb") as fh:
-        h = hashlib.sha1(fh.read(SIGNATURE_BYTES))
-        if st.st_size > SIGNATURE_BYTES:
-            fh.seek(max(SIGNATURE_BYTES, st.st_size - SIGNATURE_BYTES))
-            h.update(fh.read())
-    return f"{st.st_size}-{h.hexdigest()[:16]}"
-
-
-def media_signatures(dataset: Dataset, ids: list[str], root: Path | str) -> dict[str, str]:
-    """Per clip, a signature of its media (mp4, wav, aligned crops). File signatures are cached by path,
-    size and mtime in <root>/media_signatures.csv, so a Hume-size dataset is read once, then only stat'ed."""
-    index = Path(root) / MEDIA_INDEX
-    if index not in _INDEXES_READ and index.exists():
-        df = pd.read_csv(index, dtype=str, keep_default_na=False)
-        _SIGNATURES.update(zip(zip(df["path"], df["stat"]), df["signature"]))
-    _INDEXES_READ.add(index)
-    new, out = {}, {}
+def media_signatures(dataset: Dataset, ids: list[str]) -> dict[str, str]:
+    """Per clip, a signature of its media (mp4, wav, aligned crops): their sizes and modification times.
+    Moving a dataset, or copying it with its times (cp -a, rsync -a, unzip), keeps it; other media under the
+    same ids (another dataset, a re-encoded file) change it. One stat per file, no read."""
+    out = {}
     for c in ids:
-        m = clip_media(dataset, c)
-        parts = []
+        m, parts = clip_media(dataset, c), []
         for p in (m.mp4, m.wav, m.frames_dir):
-            path = os.path.abspath(p) if p is not None else ""
             try:
-                st = os.stat(path)
-            except (FileNotFoundError, NotADirectoryError):
-                parts.append("-")
-                continue
-            key = (path, f"{st.st_size}:{st.st_mtime_ns}")
-            if key not in _SIGNATURES:
-                _SIGNATURES[key] = new[key] = _file_signature(path, st)
-            parts.append(_SIGNATURES[key])
+                st = os.stat(p) if p is not None else None
+            except OSError:
+                st = None
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "-")
         out[c] = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
-    if new:
-        index.parent.mkdir(parents=True, exist_ok=True)
-        rows = [(p, st, sig) for (p, st), sig in _SIGNATURES.items()]
-        write_csv(index, pd.DataFrame(rows, columns=["path", "stat", "signature"]), float_format=None)
     return out
 
 
@@ -259,7 +226,7 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     store.dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(store.dir)  # temporary files of a killed run
     ids = list(dataset.ids if ids is None else ids)
-    media = media or media_signatures(dataset, ids, root)
+    media = media or media_signatures(dataset, ids)
     manifest = store.manifest().set_index("clip")
     stored_media = {c: json.loads(i or "{}").get("media") for c, i in manifest["info"].items()}
     todo, changed, recovered = [], [], []  # recovered: stored by a run killed before it wrote the manifest
@@ -326,7 +293,7 @@ def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str, ids
             jobs: int = 1, progress: bool = True) -> list[ExtractReport]:
     """extract_one for each feature spec (the media signatures computed once)."""
     ids = list(dataset.ids if ids is None else ids)
-    media = media_signatures(dataset, ids, root)
+    media = media_signatures(dataset, ids)
     return [extract_one(dataset, s, root, ids, jobs, progress, media) for s in specs]
 
 
