@@ -27,10 +27,10 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import UserError, add_log_arguments, command, setup_logging
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
 from competition.data.subjects import read_subjects
-from competition.data.task import add_task_argument, get_task
+from competition.data.task import add_dataset_arguments, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -38,7 +38,7 @@ TEST_FOLD = -1
 ALWAYS_TRAIN = -2
 
 
-class FoldsError(ValueError):
+class FoldsError(UserError, ValueError):
     pass
 
 
@@ -79,8 +79,7 @@ def make_folds(ds: Dataset, n_folds: int = 5, seed: int = 42, groups: pd.Series 
 
 def kfold_splits(ds: Dataset, ids: list[str], n_folds: int, seed: int, groups: pd.Series | None = None
                  ) -> list[np.ndarray]:
-    """Held-out positions in `ids` of each of n_folds splits, stratified (stratification_key) and, with
-    groups (a value per id), grouped: no group on both sides of a split."""
+    """Held-out positions in `ids` of n_folds splits, stratified and (with groups) grouped: a group on one side."""
     if len(ids) < n_folds:
         raise FoldsError(f"{len(ids)} labelled clips cannot make {n_folds} folds")
     key = stratification_key(ds, ids, min_count=n_folds)
@@ -106,9 +105,8 @@ INNER_SPLITS = 4  # the inner validation split is a quarter of the training fold
 
 
 def inner_split(ds, train_ids: list[str], groups: pd.Series | None, seed: int) -> tuple[list[str], list[str]]:
-    """(fit ids, selection ids): a training fold split again, stratified and grouped like the folds (by unit,
-    so a frame task's video stays on one side), for what a model chooses on validation data (early stopping,
-    best epochs, LR plateaus), so that no choice reads the labels of the fold whose predictions become OOF."""
+    """(fit ids, selection ids): a training fold split again by unit, stratified and grouped like the folds, for
+    what a model chooses on validation data, so that no choice reads the labels of the fold that becomes OOF."""
     units = ds.unit_of(train_ids)
     unit_ids = list(dict.fromkeys(units))
     n_groups = len(unit_ids) if groups is None else groups.reindex(unit_ids).nunique()
@@ -216,10 +214,9 @@ def n_folds_of(fold: pd.Series) -> int:
     return int(fold.max()) + 1
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--n-folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--groups", choices=["subjects", "none"], default=None,
@@ -227,13 +224,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--subjects", type=Path, default=None, help="subjects file (default: the work directory's)")
     ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    task = get_task(a.task)
-    wd = task.workdir(a.workdir, a.data)
-    ds = task.load(a.data or wd.embedded_data).units
+    task, wd, ds = open_dataset(a)
+    ds = ds.units
     path = wd.folds
     groups, record = load_groups(ds, task, a.subjects or wd.subjects, a.groups)
     where = (f"subjects from {record['file']} ({record['subject_source']}, {record['n_groups']} groups)"
@@ -254,4 +250,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -1,6 +1,5 @@
-"""Where things live. Every artifact directory hangs off one work directory (`--workdir`, else
-$ERI_WORKDIR, else one per dataset: default_workdir), so tests and benchmarks can run a whole pipeline in a
-temporary folder and a demo and a real run in one checkout never share folds, OOF, features or submissions.
+"""Where things live. Every artifact directory hangs off one work directory (`--workdir`, else one per
+dataset: default_workdir), so a demo and a real run never share folds, OOF, features or submissions.
 
 A `Workdir` is a root plus a layout: where the folds, OOF and submissions of one task go (`artifacts`,
 relative to the root; '' is the root itself), where the features of its dataset family go (shared by
@@ -22,8 +21,7 @@ _ANNOUNCED: set[Path] = set()
 
 def default_workdir(data: Path | str | None = None, embedded: str = "data/embedded") -> Path:
     """$ERI_WORKDIR when set; else the repo root for the embedded dataset (no `data`, or the repo's own
-    `embedded` folder), and for any other dataset a folder of its own under the repo,
-    runs/<its folder name>-<hash of its absolute path>."""
+    `embedded` folder), and runs/<folder name>-<hash of its absolute path>/ under the repo for another."""
     if os.environ.get("ERI_WORKDIR"):
         return Path(os.environ["ERI_WORKDIR"])
     if data is None or Path(data).resolve() == (REPO_ROOT / embedded).resolve():
@@ -73,6 +71,11 @@ class Workdir:
     @property
     def submissions(self) -> Path:
         return self.base / "submissions"
+
+    @property
+    def tuned(self) -> Path:
+        """Tuned configs (competition.pipeline.tune), found by name like those in configs/."""
+        return self.base / "tuned"
 
     @property
     def features(self) -> Path:

@@ -50,6 +50,7 @@ from competition.data.contract import (
     split_dir,
 )
 from competition.core.io import atomic_path, read_json, write_csv, write_json
+from competition.core.log import add_log_arguments, command, setup_logging
 
 TRUTH_CSV = "import_truth.csv"
 IMPORT_JSON = "import.json"
@@ -266,10 +267,6 @@ def _labels(clips: list[SourceClip], emotions: list[str]) -> np.ndarray:
     return np.array([[c.values[e] for e in emotions] for c in clips], np.float64)
 
 
-def _params_hash(params: dict) -> str:
-    return hashlib.sha256(repr(sorted(params.items())).encode()).hexdigest()[:16]
-
-
 def import_corpus(out: Path, clips: list[SourceClip], emotions: list[str], source: dict, seed: int = 0,
                   test: str | None = None, val: str | None = None, jobs: int = 2, force: bool = False) -> dict:
     """Write `clips` into `out` in the Hume layout (resumable); return the import record (import.json)."""
@@ -346,6 +343,7 @@ def _report(problems: list[str], skip_bad: bool) -> None:
     print(f"skipping {len(problems)} bad source file(s):\n  " + "\n  ".join(problems[:20]))
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     src = ap.add_mutually_exclusive_group(required=True)
@@ -361,7 +359,9 @@ def main(argv: list[str] | None = None) -> None:
                     "the work directory of the imported dataset, as every command finds it)")
     ap.add_argument("--skip-bad", action="store_true", help="import the good clips, list the bad ones")
     ap.add_argument("--force", action="store_true", help="replace an import made with other parameters")
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     if a.preset:
         if a.src is None:
             ap.error("--preset needs --src")
@@ -391,4 +391,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

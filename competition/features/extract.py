@@ -17,8 +17,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from competition.core.log import add_log_arguments, setup_logging
-from competition.core.overrides import apply_override
+from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.overrides import ConfigError, apply_override
 from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
@@ -37,7 +37,7 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         if "." not in item.partition("=")[0]:
-            raise ValueError(f"--set expects EXTRACTOR.PARAM=VALUE, got {item!r}")
+            raise ConfigError(f"--set expects EXTRACTOR.PARAM=VALUE, got {item!r}")
         apply_override(out, item)
     return out
 
@@ -46,14 +46,15 @@ def build_specs(names: list[str], sets: dict[str, dict[str, Any]]) -> list[str |
     names = [n for name in names for n in (DEFAULT_EXTRACTORS if name == "default" else (name,))]
     unknown = [n for n in [*names, *sets] if n not in list_extractors()]
     if unknown:
-        raise ValueError(f"unknown extractor(s) {unknown}; known: {list_extractors()}")
+        raise ConfigError(f"unknown extractor(s) {unknown}; known: {list_extractors()}")
     stray = [n for n in sets if n not in names]
     if stray:
-        raise ValueError(f"--set for extractor(s) {stray} that are not in --extractors")
+        raise ConfigError(f"--set for extractor(s) {stray} that are not in --extractors")
     ordered = sorted(dict.fromkeys(names), key=lambda n: 0 if n in _FIRST else 1)
     return [{"name": n, "params": sets[n]} if n in sets else n for n in ordered]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m competition.features.extract", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -79,10 +80,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.data is None or not args.extractors:
         ap.error("--data and --extractors are required (or --list)")
-    try:
-        specs = build_specs(args.extractors, parse_sets(args.sets))
-    except ValueError as exc:
-        ap.error(str(exc))
+    specs = build_specs(args.extractors, parse_sets(args.sets))
     task = get_task(args.task)
     dataset = task.load(args.data, check_media=False).units  # missing media become failure rows
     ids = None

@@ -70,7 +70,7 @@ def face_presence(ds, root: Path | str, face_params: dict[str, Any] | None = Non
     from competition.features.store import FeatureStore, extract_one
     spec = {"name": "faces", "params": dict(face_params or {})}
     units = ds.units
-    extract_one(units, spec, root, jobs=jobs, progress=progress)
+    extract_one(units, spec, root, jobs=jobs, progress=progress, require=True)  # all failed: an error
     store = FeatureStore.for_spec(root, spec)
     manifest = store.manifest().set_index("clip")
     rates = np.array([json.loads(manifest.at[c, "info"]).get("detection_rate", 0.0)

@@ -1,10 +1,7 @@
 """The feature store: one folder per (extractor, parameters), one .npz per clip, a manifest and a
 failures.csv. Extraction is parallel over clips, skips clips already stored and never leaves a
-half-written file (each clip is written to a temporary name and renamed).
-
-A stored clip is reused only if it was computed from the same media: each clip records its media's
-signature (media_signatures), and a clip whose media differ (another dataset with the same ids in the
-same work directory, a re-encoded file) is extracted again, with a warning that says how many."""
+half-written file (each clip is written to a temporary name and renamed). A stored clip is reused only
+for the same media (media_signatures): another dataset's clip with the same id is extracted again."""
 from __future__ import annotations
 
 import hashlib
@@ -28,7 +25,7 @@ from competition.data.contract import Dataset
 from competition.features.registry import (ClipMedia, Extractor, FeatureError, FeatureOutput,
                                            get_extractor, parse_feature_spec)
 from competition.core.io import atomic_path, read_json, remove_orphans, write_csv, write_json
-from competition.core.log import progress_disabled
+from competition.core.log import UserError, progress_disabled
 from competition.core.provenance import machine_info
 
 log = logging.getLogger(__name__)
@@ -37,6 +34,10 @@ FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
 
 _ROOT: Path | None = None
+
+
+class ExtractionError(UserError, RuntimeError):
+    """A feature that failed on every clip: a broken extractor, weights or decoder, never missing data."""
 
 
 def current_root() -> Path | None:
@@ -154,9 +155,8 @@ def manifest_info(out: FeatureOutput, media: str | None = None) -> str:
 
 
 def media_signatures(dataset: Dataset, ids: list[str]) -> dict[str, str]:
-    """Per clip, a signature of its media (mp4, wav, aligned crops): their sizes and modification times.
-    Moving a dataset, or copying it with its times (cp -a, rsync -a, unzip), keeps it; other media under the
-    same ids (another dataset, a re-encoded file) change it. One stat per file, no read."""
+    """Per clip, its media files' (mp4, wav, aligned crops) sizes and modification times: kept by moving a
+    dataset or copying it with its times (cp -a, unzip), changed by other media under the same ids."""
     out = {}
     for c in ids:
         m, parts = clip_media(dataset, c), []
@@ -219,9 +219,10 @@ def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float
 
 
 def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Iterable[str] | None = None,
-                jobs: int = 1, progress: bool = True, media: dict[str, str] | None = None) -> ExtractReport:
-    """Extract the clips not stored yet (or stored from other media) into the store of `spec`; `media`
-    (media_signatures of the ids) when the caller has them already."""
+                jobs: int = 1, progress: bool = True, media: dict[str, str] | None = None,
+                require: bool = False) -> ExtractReport:
+    """Extract the clips not stored yet, or stored from other `media` (media_signatures), into the store of
+    `spec`; with `require`, a feature that failed on every clip raises ExtractionError."""
     store = FeatureStore.for_spec(root, spec)
     store.dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(store.dir)  # temporary files of a killed run
@@ -240,11 +241,9 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
                 changed.append(c)
             else:
                 recovered.append({"clip": c, "shape": json.loads(info)["shape"], "seconds": "", "info": info})
-    if changed:
-        old = sum(stored_media[c] is None for c in changed)
-        log.warning("features %s: %d clip(s) re-extracted: their media changed since they were stored%s (%s)",
-                    store.key, len(changed), f" ({old} stored by an older version, without a media signature)"
-                    if old else "", store.dir)
+    if changed:  # (or were stored by a version that recorded no media)
+        log.warning("features %s: %d clip(s) re-extracted: their media changed since they were stored (%s)",
+                    store.key, len(changed), store.dir)
         for c in changed:
             store.path(c).unlink()
         todo += changed
@@ -278,9 +277,13 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     write_csv(store.dir / MANIFEST, manifest.reset_index().sort_values("clip"), float_format=None)
     failures = pd.concat([failures, pd.DataFrame(new_fail, columns=["clip", "stage", "reason"])])
     write_csv(store.dir / FAILURES, failures.sort_values("clip"), float_format=None)
+    first = f"(first: {new_fail[0]['clip']}: {new_fail[0]['reason']})" if new_fail else ""
+    if require and ids and len(new_fail) == len(ids):
+        raise ExtractionError(f"feature {store.key} failed on every one of the {len(ids)} clip(s), an extraction "
+                              f"failure, not missing data: see {store.dir / FAILURES} {first}")
     if new_fail:
-        warnings.warn(f"{store.key}: {len(new_fail)} clip(s) failed, see {store.dir / FAILURES} "
-                      f"(first: {new_fail[0]['clip']}: {new_fail[0]['reason']})", stacklevel=2)
+        warnings.warn(f"{store.key}: {len(new_fail)} clip(s) failed, see {store.dir / FAILURES} {first}",
+                      stacklevel=2)
     report = ExtractReport(store.key, len(rows), len(ids) - len(todo), len(new_fail), time.perf_counter() - t0)
     if todo:
         log.log(logging.INFO if progress else logging.DEBUG, "features %s: %d extracted, %d already stored, "
@@ -290,11 +293,11 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
 
 
 def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str, ids: Iterable[str] | None = None,
-            jobs: int = 1, progress: bool = True) -> list[ExtractReport]:
+            jobs: int = 1, progress: bool = True, require: bool = False) -> list[ExtractReport]:
     """extract_one for each feature spec (the media signatures computed once)."""
     ids = list(dataset.ids if ids is None else ids)
     media = media_signatures(dataset, ids)
-    return [extract_one(dataset, s, root, ids, jobs, progress, media) for s in specs]
+    return [extract_one(dataset, s, root, ids, jobs, progress, media, require) for s in specs]
 
 
 def load_outputs(spec: str | dict, root: Path | str, ids: list[str]) -> list[FeatureOutput | None]:

@@ -41,6 +41,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from competition.core.log import add_log_arguments, command, setup_logging
+
 MODALITIES: tuple[str, ...] = ("speaker", "face_identity", "scene")
 N_PERMUTATIONS = 200
 # Clusters "follow the label" when their AMI with the dominant emotion is above every permutation's
@@ -316,36 +318,36 @@ def _given_sources(path: Path) -> list[str]:
     return sorted({s for s in sources if not s.startswith("estimated:")})
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     from competition.data.subjects import write_subjects
     from competition.core.io import write_json
-    from competition.data.task import add_task_argument, get_task
+    from competition.data.task import add_dataset_arguments, open_dataset
 
     ap = argparse.ArgumentParser(prog="python -m competition.features.subjects", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--modalities", default=",".join(MODALITIES),
                     help=f"comma-separated identity extractors (default {','.join(MODALITIES)})")
     ap.add_argument("--threshold", default="auto", help="'auto' or a fused distance (about 1 = unrelated clips)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--force", action="store_true", help="replace a subjects file of given (not estimated) subjects")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     modalities = [m.strip() for m in a.modalities.split(",") if m.strip()]
     if a.threshold != "auto":
         try:
             a.threshold = float(a.threshold)
         except ValueError:
             ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
-    task = get_task(a.task)
-    wd = task.workdir(a.workdir, a.data)
+    _, wd, dataset = open_dataset(a, check_media=False)
+    dataset = dataset.units
     given = _given_sources(wd.subjects)
     if given and not a.force:
         ap.error(f"{wd.subjects} holds given subjects ({', '.join(given)}); estimating would replace them. "
                  "Use --force, or another --workdir")
-    dataset = task.load(a.data or wd.embedded_data, check_media=False).units
     emb = load_embeddings(dataset, modalities, wd.features, a.jobs, not a.no_progress)
     if not emb:
         print("no modality could be embedded for any clip: no subjects estimated", file=sys.stderr)

@@ -13,9 +13,8 @@ from competition.features.bank import FeatureBank
 
 class Model(ABC):
     """Trained once per fold: fit on the training clips, then predict any clips, returning (N, n_targets)
-    in [0, 1]. A model that chooses on validation data (early stopping, best epochs) says so with
-    `selects_on_validation`: fit is then given a split of the training fold as its validation clips
-    (folds.inner_split), never the held-out fold; other models are given none.
+    in [0, 1]. Only a model that chooses on validation data (`selects_on_validation`: early stopping, best
+    epochs) is given validation clips: a split of the training fold (folds.inner_split), never the held-out fold.
 
     `default_params` declares every parameter the model reads, with its default; the registry rejects
     other keys and values whose type differs from the default's (`param_types` widens a key's types,

@@ -13,11 +13,14 @@ from typing import Any
 
 import yaml
 
-from competition.core.overrides import ConfigError, apply_override  # noqa: F401  (re-exported)
+from competition.core.overrides import ConfigError, apply_override, did_you_mean  # noqa: F401  (re-exported)
 from competition.core.paths import CONFIG_DIR
 from competition.models.registry import ParamError, check_params
 
 REQUIRED = ("model",)
+# Every top-level key a config may have (read by run_fold and tune): another key is a typo, refused like a param's.
+KEYS = ("name", "description", "default", "task", "model", "features", "params", "seed", "seeds", "search_space",
+        "subject_norm", "window", "train_stride")
 
 
 _ENV_VAR = re.compile(r"\$\{(\w+)\}")
@@ -34,19 +37,26 @@ def expand_env(node: Any) -> Any:
     return node
 
 
-def config_path(name_or_path: str | Path) -> Path:
+def config_path(name_or_path: str | Path, tuned: Path | None = None) -> Path:
+    """A config file given by path, or by name in configs/ or in the work directory's `tuned` folder
+    (where competition.pipeline.tune writes <exp>_tuned.yaml)."""
     p = Path(name_or_path)
     if p.suffix in (".yaml", ".yml") and p.exists():
         return p
-    cand = CONFIG_DIR / f"{name_or_path}.yaml"
-    if cand.exists():
-        return cand
-    known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
-    raise ConfigError(f"no config {name_or_path!r} (looked for {p} and {cand}); known: {known}")
+    folders = [CONFIG_DIR, *([tuned] if tuned else [])]
+    for folder in folders:
+        if (folder / f"{name_or_path}.yaml").exists():
+            return folder / f"{name_or_path}.yaml"
+    known = sorted(x.stem for folder in folders for x in folder.glob("*.yaml"))
+    raise ConfigError(f"no config {str(name_or_path)!r}{did_you_mean(str(name_or_path), known)} (looked for {p} and "
+                      f"NAME.yaml in {', '.join(map(str, folders))}); known: {known}")
 
 
-def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    path = config_path(name_or_path)
+def load_config(name_or_path: str | Path, overrides: list[str] | None = None, tuned: Path | None = None,
+                task: str | None = None) -> dict[str, Any]:
+    """The config (a path, or a name in configs/ or `tuned`: config_path) with the overrides applied,
+    validated: its top-level keys (KEYS), its task (and that it is `task`), its model and the model's params."""
+    path = config_path(name_or_path, tuned)
     try:
         cfg = yaml.safe_load(path.read_text()) or {}
     except yaml.YAMLError as exc:
@@ -65,9 +75,14 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
+    for key in cfg:
+        if key not in KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r}{did_you_mean(key, KEYS)}; known: {', '.join(KEYS)}")
     from competition.data.task import TASKS
     if cfg["task"] not in TASKS:
         raise ConfigError(f"{path}: task {cfg['task']!r} is not one of {sorted(TASKS)}")
+    if task and cfg["task"] != task:
+        raise ConfigError(f"{path}: config for task {cfg['task']!r}, not {task!r}; pass --task {cfg['task']}")
     try:
         check_params(cfg["model"], cfg["params"], source=str(path))
     except (KeyError, ParamError) as exc:  # an unknown model, or an unknown / mistyped parameter

@@ -21,10 +21,9 @@ Before training, an experiment is skipped, with a message and a `skipped` record
 when it cannot learn anything on this dataset: every modality it reads (face, audio) is absent from
 every clip (competition.features.presence), or it reads a model folder that was not given (`model: ""`,
 e.g. the wav2vec2 configs without ERI_SPEECH_MODEL). The blend then works on the experiments that ran.
-
-Models that choose on validation data (early stopping, best epochs, LR plateaus: the neural models)
-choose on a quarter of the training fold, split off by subject when the work directory has subjects
-(folds.inner_split), and train on the rest; the held-out fold's labels reach no model.
+One named with --exp is then an error (exit code 2), once the others have run. Models that choose on
+validation data (the neural models' early stopping, best epochs, LR plateaus) choose on a quarter of the
+training fold (folds.inner_split, grouped by subject), never on the held-out fold.
 
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
@@ -47,20 +46,20 @@ from tqdm.auto import tqdm
 
 from competition.data.subjects import read_subjects
 from competition.pipeline import tracking
-from competition.pipeline.config import ConfigError, default_experiments, load_config
-from competition.pipeline.experiment import Experiment
+from competition.pipeline.config import default_experiments, load_config
+from competition.pipeline.experiment import Experiment, ExperimentError, skipped_experiments
 from competition.features.presence import Presence, check_presence, face_params_of, feature_modalities
 from competition.features.registry import get_extractor, parse_feature_spec
 from competition.features.store import extract
-from competition.folds import fold_ids, inner_split, load_groups, n_folds_of, read_folds
+from competition.folds import FoldsError, fold_ids, inner_split, load_groups, n_folds_of, read_folds
 from competition.core.io import atomic_files
-from competition.core.log import add_log_arguments, progress_disabled, setup_logging
+from competition.core.log import add_log_arguments, command, progress_disabled, setup_logging
 from competition.features.bank import FeatureBank, Windows
 from competition.models.base import Model
 from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
 from competition.models.registry import build_model, model_class
 from competition.core.paths import Workdir
-from competition.data.task import Task, add_task_argument, get_task
+from competition.data.task import Task, add_dataset_arguments, get_task, open_dataset
 
 log = logging.getLogger(__name__)
 Reporter = Callable[[int, dict[str, float]], None]
@@ -103,11 +102,9 @@ def subjects_for(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
 
 
 def selection_groups(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
-    """The groups (subjects when the work directory has them, source videos of frame tasks) by which a
-    model that chooses on validation data splits its training fold (None for other models)."""
-    if not model_class(cfg["model"]).selects_on_validation:
-        return None
-    return load_groups(ds.units, task_of(cfg), wd.subjects)[0]
+    """What a model choosing on validation data groups its split of the training fold by (folds.load_groups)."""
+    return load_groups(ds.units, task_of(cfg), wd.subjects)[0] if model_class(cfg["model"]).selects_on_validation \
+        else None
 
 
 def feature_bank(cfg: dict, ds, features_root: Path, subjects: pd.Series | None = None) -> FeatureBank:
@@ -137,7 +134,7 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
     t0 = time.perf_counter()
     if extract_features:
         if is_main():  # under torchrun the other ranks wait for rank 0's features
-            extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
+            extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress, require=True)
         barrier()
     t_feat = time.perf_counter() - t0
 
@@ -226,7 +223,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     also when the experiment is skipped on this dataset: see skip_reason)."""
     fold = read_folds(wd.folds, ds)
     if not 0 <= k < n_folds_of(fold):
-        raise ValueError(f"fold {k} does not exist; folds.csv has {n_folds_of(fold)} fold(s)")
+        raise FoldsError(f"fold {k} does not exist; {wd.folds} has {n_folds_of(fold)} fold(s)")
     exp = Experiment(wd.oof, cfg)
     main = is_main()  # under torchrun only rank 0 writes
     if main:
@@ -289,25 +286,22 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     return metrics
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fold", type=int, action="append", default=None, help="fold index (repeatable)")
     ap.add_argument("--all-folds", action="store_true")
     ap.add_argument("--exp", nargs="*", default=None, help="config names or paths (default: default configs)")
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
     init_from_env()  # under torchrun: join the process group
-    task = get_task(a.task)
-    wd = task.workdir(a.workdir, a.data)
-    ds = task.load(a.data or wd.embedded_data)
+    task, wd, ds = open_dataset(a)
     for w in ds.warnings:
         log.warning("%s", w)
     names = a.exp or default_experiments(task.name)
@@ -316,16 +310,15 @@ def main(argv: list[str] | None = None) -> int:
     folds = list(range(n_folds_of(read_folds(wd.folds, ds)))) if a.all_folds else (a.fold or [])
     if not folds:
         ap.error("give --fold K (repeatable) or --all-folds")
-    try:
-        jobs = [(load_config(name, a.overrides), k) for name in names for k in folds]
-    except ConfigError as exc:
-        ap.error(str(exc))
-    wrong = sorted({c["name"] for c, _ in jobs if c["task"] != task.name})
-    if wrong:
-        ap.error(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key); pass --task to match")
+    jobs = [(load_config(name, a.overrides, wd.tuned, task.name), k) for name in names for k in folds]
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=progress_disabled(len(jobs) > 1 and not a.quiet)):
         run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
     shutdown()
+    named = {c["name"] for c, _ in jobs} if a.exp else set()  # the default set may skip; a named one may not
+    cannot = {n: why for n, why in skipped_experiments(wd.oof, ds.fingerprint).items() if n in named}
+    if cannot:
+        raise ExperimentError("named with --exp but cannot run on this dataset: " +
+                              "; ".join(f"{n}: {why['reason']}" for n, why in cannot.items()))
     return 0
 
 
