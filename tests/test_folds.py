@@ -85,14 +85,14 @@ def test_cli_writes_bracketed_file_and_refuses_other_dataset(tmp_path):
     with pytest.raises(FoldsError, match="was made for dataset"):
         read_folds(Workdir.of(wd).folds, load_dataset(d2))
     with pytest.raises(FoldsError, match="was made for dataset"):
-        main(["--data", str(d2), "--workdir", str(wd)])
+        main.__wrapped__(["--data", str(d2), "--workdir", str(wd)])  # without the one-line error printer
     main(["--data", str(d2), "--workdir", str(wd), "--force"])
     assert len(read_folds(Workdir.of(wd).folds, load_dataset(d2))) == 62
 
 
 def test_groups_subjects_needs_the_file(ds, tmp_path):
     with pytest.raises(SubjectsError, match="subjects.csv: subjects file not found"):
-        main(["--data", str(ds.root), "--workdir", str(tmp_path / "w"), "--groups", "subjects"])
+        main.__wrapped__(["--data", str(ds.root), "--workdir", str(tmp_path / "w"), "--groups", "subjects"])
 
 
 def _write_subjects(ds, wd: Path, n_per: int = 6) -> pd.Series:
@@ -129,12 +129,12 @@ def test_existing_folds_made_without_the_subjects_are_not_reused(ds, tmp_path):
     main(["--data", str(ds.root), "--workdir", str(wd)])
     _write_subjects(ds, wd)
     with pytest.raises(FoldsError, match="was made with groups none .* now are subjects"):
-        main(["--data", str(ds.root), "--workdir", str(wd)])
+        main.__wrapped__(["--data", str(ds.root), "--workdir", str(wd)])
     _write_subjects(ds, wd, n_per=5)  # other subjects: other file hash
     main(["--data", str(ds.root), "--workdir", str(wd), "--force"])
     _write_subjects(ds, wd, n_per=4)
     with pytest.raises(FoldsError, match="was made with groups subjects"):
-        main(["--data", str(ds.root), "--workdir", str(wd)])
+        main.__wrapped__(["--data", str(ds.root), "--workdir", str(wd)])
 
 
 def test_frame_task_units_stay_with_their_video_and_their_subject(ds, tmp_path):
