@@ -14,7 +14,8 @@ from competition.features.bank import FeatureBank
 class Model(ABC):
     """Trained once per fold: fit on the training clips, then predict any clips, returning (N, n_targets)
     in [0, 1]. Only a model that chooses on validation data (`selects_on_validation`: early stopping, best
-    epochs) is given validation clips: a split of the training fold (folds.inner_split), never the held-out fold.
+    epochs) is given validation clips: a split of the training fold (folds.inner_split), never the held-out
+    fold; it is then refitted on the whole training fold with its `chosen_params()` (e.g. the epoch count).
 
     `default_params` declares every parameter the model reads, with its default; the registry rejects
     other keys and values whose type differs from the default's (`param_types` widens a key's types,
@@ -38,6 +39,10 @@ class Model(ABC):
         # Called as reporter(epoch, metrics) after every epoch; set by run_fold for W&B logging and by
         # the tuner for pruning (it may raise optuna.TrialPruned, which must propagate).
         self.reporter: Callable[[int, dict[str, float]], None] | None = None
+
+    def chosen_params(self) -> dict[str, Any]:
+        """Params that repeat, without validation data, what the last fit chose on it (selects_on_validation)."""
+        return {}
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         """Iterative models call this once per epoch (e.g. with train_loss, val_mean_pcc, lr)."""

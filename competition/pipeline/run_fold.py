@@ -23,7 +23,8 @@ every clip (competition.features.presence), or it reads a model folder that was 
 e.g. the wav2vec2 configs without ERI_SPEECH_MODEL). The blend then works on the experiments that ran.
 One named with --exp is then an error (exit code 2), once the others have run. Models that choose on
 validation data (the neural models' early stopping, best epochs, LR plateaus) choose on a quarter of the
-training fold (folds.inner_split, grouped by subject), never on the held-out fold.
+training fold (folds.inner_split, grouped by subject), never on the held-out fold, and are then refitted on
+the whole training fold with those choices (the epoch count).
 
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
@@ -145,17 +146,27 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
         raise ValueError(f"{cfg['name']}: subject_norm is set but no subjects were given")
     bank = feature_bank(cfg, ds, features_root, subjects)
     seed = (seeds_of(cfg)[0] if seed is None else int(seed)) + k
-    seed_everything(seed)
-    model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
-    model.reporter = reporter
-    if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
-        model.unlabelled_ids = list(test_ids)
+
+    def new_model(chosen: dict) -> Model:
+        seed_everything(seed)
+        model = build_model(cfg["model"], {**cfg.get("params", {}), **chosen}, len(ds.targets), seed=seed, task=task)
+        model.reporter = reporter
+        if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
+            model.unlabelled_ids = list(test_ids)
+        return model
+
+    model = new_model({})
     # One BLAS/OpenMP thread: scikit-learn's results (e.g. gradient-boosting histograms) depend on the thread
     # count, so a fold gives the same numbers alone or beside other folds (run_all.sh runs them in parallel).
     with threadpool_limits(limits=1):
         t1 = time.perf_counter()
-        fit_ids, select_ids = inner_split(ds, fit_ids, groups, seed) if model.selects_on_validation else (fit_ids, [])
-        model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), select_ids, task.to_unit(ds.labels(select_ids)))
+        if model.selects_on_validation:  # choose (e.g. the epoch count) on a split of the training fold, then
+            part, select_ids = inner_split(ds, fit_ids, groups, seed)  # refit on all of it with those choices
+            model.fit(bank, part, task.to_unit(ds.labels(part)), select_ids, task.to_unit(ds.labels(select_ids)))
+            chose, model = model, new_model(model.chosen_params())
+        model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), [], task.to_unit(ds.labels([])))
+        if model.selects_on_validation:
+            model.history = chose.history + model.history  # the choosing fit's epochs, then the refit's
         t_fit = time.perf_counter() - t1
         t2 = time.perf_counter()
         val_pred = task.from_unit(model.predict(bank, val_ids))
