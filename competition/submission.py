@@ -23,7 +23,7 @@ from pathlib import Path
 from competition.core.io import remove_orphans, write_json
 from competition.core.log import add_log_arguments, command, setup_logging
 from competition.data.subjects import read_subjects
-from competition.data.task import add_dataset_arguments, add_task_argument, get_task, open_dataset
+from competition.data.task import add_dataset_arguments, open_dataset
 from competition.pipeline.ensembling.blend import build_card, choose, comparison_table, evaluate, nested_cv
 from competition.pipeline.ensembling.caruana import CaruanaOptions
 from competition.pipeline.ensembling.direct import DIRECT_METHODS
@@ -115,13 +115,11 @@ def check(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m competition.submission check",
                                  description="validate a submission against a dataset's Test split")
     ap.add_argument("file", type=Path)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    task = get_task(a.task)
-    ds = task.load(a.data or task.workdir(None).embedded_data, check_media=False)
+    task, _, ds = open_dataset(a, check_media=False)
     problems = task.check_submission(a.file, ds)
     for p in problems:
         print(p)

@@ -23,7 +23,7 @@ from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
 from competition.core.paths import Workdir
-from competition.data.task import add_task_argument, get_task
+from competition.data.task import add_dataset_arguments, open_dataset
 
 log = logging.getLogger(__name__)
 # `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
@@ -58,17 +58,14 @@ def build_specs(names: list[str], sets: dict[str, dict[str, Any]]) -> list[str |
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m competition.features.extract", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, help="dataset root (ERI: holding data_info.csv)")
     ap.add_argument("--extractors", nargs="+", default=[], metavar="NAME",
                     help=f"extractor names, or 'default' for {' '.join(DEFAULT_EXTRACTORS)}")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips (joblib)")
-    ap.add_argument("--workdir", type=Path, default=None,
-                    help="features go to WORKDIR/features (ERI; default: the dataset's work directory)")
     ap.add_argument("--ids", nargs="+", default=None, help="only these clip ids")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="EXTRACTOR.PARAM=VALUE")
     ap.add_argument("--list", action="store_true", help="list the extractors and exit")
     ap.add_argument("--no-progress", action="store_true")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)  # features go to WORKDIR/features (frame tasks: WORKDIR/tasks/<family>/features)
     add_log_arguments(ap)
     args = ap.parse_args(argv)
     setup_logging(args)
@@ -81,15 +78,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.data is None or not args.extractors:
         ap.error("--data and --extractors are required (or --list)")
     specs = build_specs(args.extractors, parse_sets(args.sets))
-    task = get_task(args.task)
-    dataset = task.load(args.data, check_media=False).units  # missing media become failure rows
+    _, wd, dataset = open_dataset(args, check_media=False)  # missing media become failure rows
+    dataset, root = dataset.units, wd.features
     ids = None
     if args.ids:
         ids = [normalise_id(i) for i in args.ids]
         missing = [i for i in ids if i not in dataset.table.index]
         if missing:
             ap.error(f"ids not in the dataset {args.data}: {missing}")
-    root = task.workdir(args.workdir, args.data).features
     for r in extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not (args.no_progress or args.quiet)):
         if not r.done + r.failed:  # extraction logs the stores it worked on
             log.info("features %s: all %d clips already stored -> %s", r.key, r.skipped, root / r.key)

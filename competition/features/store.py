@@ -1,7 +1,7 @@
 """The feature store: one folder per (extractor, parameters), one .npz per clip, a manifest and a
 failures.csv. Extraction is parallel over clips, skips clips already stored and never leaves a
-half-written file (each clip is written to a temporary name and renamed). A stored clip is reused only
-for the same media (media_signatures): another dataset's clip with the same id is extracted again."""
+half-written file (each clip is written to a temporary name and renamed), and reuses a clip only for the
+same media (media_signatures): another dataset's clip with the same id is extracted again."""
 from __future__ import annotations
 
 import hashlib
@@ -98,10 +98,8 @@ class FeatureStore:
     def path(self, clip_id: str) -> Path:
         return self.dir / f"{clip_id}.npz"
 
-    def has(self, clip_id: str, media: str | None = None) -> bool:
-        """Stored, and (given the signature `media`) computed from those media."""
-        return self.path(clip_id).exists() and (media is None or
-                                                json.loads(self.stored_info(clip_id)).get("media") == media)
+    def has(self, clip_id: str, media: str | None = None) -> bool:  # `media`: computed from those media
+        return self.path(clip_id).exists() and media in (None, json.loads(self.stored_info(clip_id)).get("media"))
 
     def save(self, clip_id: str, out: FeatureOutput, media: str | None = None) -> None:
         arrays = {"x": np.asarray(out.x, dtype=self.extractor.dtype)}

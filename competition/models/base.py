@@ -14,8 +14,7 @@ from competition.features.bank import FeatureBank
 class Model(ABC):
     """Trained once per fold: fit on the training clips, then predict any clips, returning (N, n_targets)
     in [0, 1]. Only a model that chooses on validation data (`selects_on_validation`: early stopping, best
-    epochs) is given validation clips: a split of the training fold (folds.inner_split), never the held-out
-    fold; it is then refitted on the whole training fold with its `chosen_params()` (e.g. the epoch count).
+    epochs) is given validation clips: a split of the training fold (folds.inner_split), never the held-out fold.
 
     `default_params` declares every parameter the model reads, with its default; the registry rejects
     other keys and values whose type differs from the default's (`param_types` widens a key's types,
@@ -41,7 +40,8 @@ class Model(ABC):
         self.reporter: Callable[[int, dict[str, float]], None] | None = None
 
     def chosen_params(self) -> dict[str, Any]:
-        """Params that repeat, without validation data, what the last fit chose on it (selects_on_validation)."""
+        """Params that repeat without validation data what the last fit chose on it (e.g. the epoch count), for
+        the refit on the whole training fold (selects_on_validation)."""
         return {}
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:

@@ -38,15 +38,12 @@ def expand_env(node: Any) -> Any:
 
 
 def config_path(name_or_path: str | Path, tuned: Path | None = None) -> Path:
-    """A config file given by path, or by name in configs/ or in the work directory's `tuned` folder
-    (where competition.pipeline.tune writes <exp>_tuned.yaml)."""
+    """A config file by path, or by name in configs/ or `tuned` (the work directory's tuned configs)."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
     folders = [CONFIG_DIR, *([tuned] if tuned else [])]
-    for folder in folders:
-        if (folder / f"{name_or_path}.yaml").exists():
-            return folder / f"{name_or_path}.yaml"
+    found = [p] if p.suffix in (".yaml", ".yml") and p.exists() else [f / f"{p}.yaml" for f in folders]
+    if any(f.exists() for f in found):
+        return next(f for f in found if f.exists())
     known = sorted(x.stem for folder in folders for x in folder.glob("*.yaml"))
     raise ConfigError(f"no config {str(name_or_path)!r}{did_you_mean(str(name_or_path), known)} (looked for {p} and "
                       f"NAME.yaml in {', '.join(map(str, folders))}); known: {known}")

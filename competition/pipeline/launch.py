@@ -112,10 +112,7 @@ def launch(names: list[str | dict], task_name: str = "eri", data: Path | None = 
     task, wd, ds = _load(task_name, str(data) if data else None, str(workdir) if workdir else None)
     fold_table = read_folds(wd.folds, ds)
     folds = list(range(n_folds_of(fold_table))) if folds is None else folds
-    cfgs = [n if isinstance(n, dict) else load_config(n, overrides, wd.tuned) for n in names]
-    wrong = sorted({c["name"] for c in cfgs if c["task"] != task.name})
-    if wrong:
-        raise ValueError(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key)")
+    cfgs = [n if isinstance(n, dict) else load_config(n, overrides, wd.tuned, task.name) for n in names]
     specs = [s for c in cfgs for s in c["features"]]
     specs = [s for i, s in enumerate(specs) if s not in specs[:i]]
 

@@ -49,7 +49,8 @@ from competition.data.subjects import read_subjects
 from competition.pipeline import tracking
 from competition.pipeline.config import default_experiments, load_config
 from competition.pipeline.experiment import Experiment, ExperimentError, skipped_experiments
-from competition.features.presence import Presence, check_presence, face_params_of, feature_modalities
+from competition.features.presence import (Presence, audio_presence, face_params_of, face_presence,
+                                           feature_modalities)
 from competition.features.registry import get_extractor, parse_feature_spec
 from competition.features.store import extract
 from competition.folds import FoldsError, fold_ids, inner_split, load_groups, n_folds_of, read_folds
@@ -203,7 +204,8 @@ _PRESENCE: dict[tuple, Presence] = {}  # per process: every fold and experiment 
 def presence(ds, features_root: Path, modality: str, face_params: dict, jobs: int) -> Presence:
     key = (ds.fingerprint, str(features_root), modality, repr(sorted(face_params.items())))
     if key not in _PRESENCE:
-        _PRESENCE[key] = check_presence(ds, features_root, {modality}, [face_params], jobs)[modality]
+        _PRESENCE[key] = (face_presence(ds, features_root, face_params, jobs) if modality == "face"
+                          else audio_presence(ds))
     return _PRESENCE[key]
 
 
