@@ -113,10 +113,8 @@ def inner_split(ds, train_ids: list[str], groups: pd.Series | None, seed: int) -
     if n_groups < 2:
         log.warning("the training fold has %d group(s): its selection split is not grouped", n_groups)
         groups, n_groups = None, len(unit_ids)
-    held = kfold_splits(ds.units, unit_ids, min(INNER_SPLITS, n_groups), seed, groups)[0]
-    held_units = {unit_ids[i] for i in held}
-    return ([i for i, u in zip(train_ids, units) if u not in held_units],
-            [i for i, u in zip(train_ids, units) if u in held_units])
+    held = {unit_ids[i] for i in kfold_splits(ds.units, unit_ids, min(INNER_SPLITS, n_groups), seed, groups)[0]}
+    return [i for i, u in zip(train_ids, units) if u not in held], [i for i, u in zip(train_ids, units) if u in held]
 
 
 def _components(*labels: pd.Series) -> pd.Series:

@@ -15,7 +15,7 @@ import yaml
 
 from competition.core.overrides import ConfigError, apply_override, did_you_mean  # noqa: F401  (re-exported)
 from competition.core.paths import CONFIG_DIR
-from competition.models.registry import ParamError, check_params
+from competition.models.registry import ParamError, check_params, list_models, model_class
 
 REQUIRED = ("model",)
 # Every top-level key a config may have (read by run_fold and tune): another key is a typo, refused like a param's.
@@ -88,8 +88,10 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None, tu
 
 
 def config_hash(cfg: dict) -> str:
-    """Identity of what an experiment computes (its name, tuning ranges and flags excluded)."""
+    """Identity of what an experiment computes (name, tuning ranges, flags excluded; issue 24's selection in)."""
     core = {k: v for k, v in cfg.items() if k not in ("name", "search_space", "default", "description")}
+    if cfg["model"] in list_models() and model_class(cfg["model"]).selects_on_validation:
+        core["selection"] = "inner split + refit"
     return hashlib.sha1(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

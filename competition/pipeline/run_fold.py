@@ -152,8 +152,7 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
         seed_everything(seed)
         model = build_model(cfg["model"], {**cfg.get("params", {}), **chosen}, len(ds.targets), seed=seed, task=task)
         model.reporter = reporter
-        if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
-            model.unlabelled_ids = list(test_ids)
+        model.unlabelled_ids = list(test_ids)  # for models that can pseudo-label them
         return model
 
     model = new_model({})
