@@ -27,11 +27,11 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import UserError, add_log_arguments, command, setup_logging
 from competition.data.contract import ID_COL, SUBJECT_COL, Dataset, bracket_id, normalise_id
 from competition.data.subjects import (from_column, given_sources, known_subjects, read_subjects,
                                        write_subjects)
-from competition.data.task import add_task_argument, get_task
+from competition.data.task import add_dataset_arguments, open_dataset
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ MAX_FOLD_RATIO = 1.5   # a fold larger than this times the mean fold size is unb
 GROUP_MODES = ("auto", "subjects", "estimate", "none")
 
 
-class FoldsError(ValueError):
+class FoldsError(UserError, ValueError):
     pass
 
 
@@ -74,30 +74,51 @@ def make_folds(ds: Dataset, n_folds: int = 5, seed: int = 42, groups: pd.Series 
         fold[ds.ids_in("Train")] = ALWAYS_TRAIN
         fold[ds.ids_in("Val")] = 0
     elif scheme == "kfold":
-        if len(labelled) < n_folds:
-            raise FoldsError(f"{len(labelled)} labelled clips cannot make {n_folds} folds")
-        key = stratification_key(ds, labelled, min_count=n_folds)
-        x = np.zeros(len(labelled))
-        if groups is not None:
-            g = groups.reindex(labelled)
-            if g.isna().any():
-                missing = list(g[g.isna()].index[:5])
-                raise FoldsError(f"group value missing for {int(g.isna().sum())} clip(s), e.g. {missing}")
-            if g.nunique() < n_folds:
-                raise FoldsError(f"{g.nunique()} groups cannot make {n_folds} folds: every fold needs its own "
-                                 f"subjects; use --n-folds {g.nunique()} or fewer")
-            splitter = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed)
-            splits = splitter.split(x, key, groups=g.to_numpy())
-        else:
-            splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, key)
-        with warnings.catch_warnings():  # strata smaller than K are expected on small data
-            warnings.filterwarnings("ignore", message="The least populated class")
-            splits = list(splits)
-        for k, (_, val_idx) in enumerate(splits):
+        for k, val_idx in enumerate(kfold_splits(ds, labelled, n_folds, seed, groups)):
             fold[[labelled[i] for i in val_idx]] = k
     else:
         raise FoldsError(f"unknown scheme {scheme!r}; use 'kfold' or 'official'")
     return pd.DataFrame({ID_COL: fold.index, "fold": fold.to_numpy()})
+
+
+def kfold_splits(ds: Dataset, ids: list[str], n_folds: int, seed: int, groups: pd.Series | None = None
+                 ) -> list[np.ndarray]:
+    """Held-out positions in `ids` of n_folds splits, stratified and (with groups) grouped: a group on one side."""
+    if len(ids) < n_folds:
+        raise FoldsError(f"{len(ids)} labelled clips cannot make {n_folds} folds")
+    key = stratification_key(ds, ids, min_count=n_folds)
+    x = np.zeros(len(ids))
+    if groups is not None:
+        g = groups.reindex(ids)
+        if g.isna().any():
+            missing = list(g[g.isna()].index[:5])
+            raise FoldsError(f"group value missing for {int(g.isna().sum())} clip(s), e.g. {missing}")
+        if g.nunique() < n_folds:
+            raise FoldsError(f"{g.nunique()} groups cannot make {n_folds} folds: every fold needs its own "
+                             f"subjects; use --n-folds {g.nunique()} or fewer")
+        splits = StratifiedGroupKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(
+            x, key, groups=g.to_numpy())
+    else:
+        splits = StratifiedKFold(n_splits=n_folds, shuffle=True, random_state=seed).split(x, key)
+    with warnings.catch_warnings():  # strata smaller than K are expected on small data
+        warnings.filterwarnings("ignore", message="The least populated class")
+        return [val for _, val in splits]
+
+
+INNER_SPLITS = 4  # the inner validation split is a quarter of the training fold
+
+
+def inner_split(ds, train_ids: list[str], groups: pd.Series | None, seed: int) -> tuple[list[str], list[str]]:
+    """(fit ids, selection ids): a training fold split again by unit, stratified and grouped like the folds, for
+    what a model chooses on validation data, so that no choice reads the labels of the fold that becomes OOF."""
+    units = ds.unit_of(train_ids)
+    unit_ids = list(dict.fromkeys(units))
+    n_groups = len(unit_ids) if groups is None else groups.reindex(unit_ids).nunique()
+    if n_groups < 2:
+        log.warning("the training fold has %d group(s): its selection split is not grouped", n_groups)
+        groups, n_groups = None, len(unit_ids)
+    held = {unit_ids[i] for i in kfold_splits(ds.units, unit_ids, min(INNER_SPLITS, n_groups), seed, groups)[0]}
+    return [i for i, u in zip(train_ids, units) if u not in held], [i for i, u in zip(train_ids, units) if u in held]
 
 
 def _components(*labels: pd.Series) -> pd.Series:
@@ -273,10 +294,9 @@ def n_folds_of(fold: pd.Series) -> int:
     return int(fold.max()) + 1
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--n-folds", type=int, default=5)
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--groups", choices=GROUP_MODES, default="auto",
@@ -286,13 +306,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--scheme", choices=["kfold", "official"], default="kfold")
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips when estimating subjects")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    task = get_task(a.task)
-    wd = task.workdir(a.workdir)
-    ds = task.load(a.data or wd.embedded_data).units
+    task, wd, ds = open_dataset(a)
+    ds = ds.units
     path = wd.folds
     if a.force or not path.exists():
         note = None if a.subjects else ensure_subjects(ds, task, wd, a.groups, a.jobs)
@@ -326,4 +345,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

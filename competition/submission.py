@@ -18,10 +18,10 @@ from dataclasses import asdict
 from pathlib import Path
 
 from competition.core.io import remove_orphans, write_json
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import add_log_arguments, command, setup_logging
 from competition.data.subjects import known_subjects
 from competition.folds import grouping
-from competition.data.task import add_task_argument, get_task
+from competition.data.task import add_dataset_arguments, open_dataset
 from competition.pipeline.ensembling.blend import build_card, choose, comparison_table, evaluate, nested_cv
 from competition.pipeline.ensembling.caruana import CaruanaOptions
 from competition.pipeline.ensembling.direct import DIRECT_METHODS
@@ -34,14 +34,13 @@ from competition.pipeline.tracking import start_run
 log = logging.getLogger(__name__)
 
 
+@command
 def make(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--blend", default="best",
                     help=f"best or one of {list(METHODS)} (mean PCC tasks), {list(DIRECT_METHODS)} (others)")
     ap.add_argument("--name", default=None, help="submission name (default: blend-<method>)")
     ap.add_argument("--exp", nargs="*", default=None, help="experiments to consider (default: all finished)")
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     d = CaruanaOptions()
     ap.add_argument("--init", type=int, default=d.init, help="Caruana: start from the n best members")
     ap.add_argument("--max-steps", type=int, default=d.max_steps)
@@ -52,19 +51,17 @@ def make(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
     ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
                     "subjects file")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    task = get_task(a.task)
+    task, wd, ds = open_dataset(a, check_media=False)
     known = METHODS if task.moment_blends else DIRECT_METHODS
     if a.blend != "best" and a.blend not in known:
         ap.error(f"--blend must be best or one of {list(known)} for task {task.name}, not {a.blend!r}")
     opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
     metric = task.metric_name
-    wd = task.workdir(a.workdir)
     remove_orphans(wd.submissions)  # temporary files of a killed run
-    ds = task.load(a.data or wd.embedded_data, check_media=False)
     known = known_subjects(wd.subjects, ds.units) if task.moment_blends and not a.no_subjects else None
     subjects = None if known is None else known.groups  # per-subject post-processing: clip tasks only
     lib = load_library(wd.oof, ds, a.exp, task, subjects)
@@ -118,17 +115,16 @@ def make(argv: list[str] | None = None) -> int:
     return 1 if problems else 0
 
 
+@command
 def check(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m competition.submission check",
                                  description="validate a submission against a dataset's Test split")
     ap.add_argument("file", type=Path)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    task = get_task(a.task)
-    ds = task.load(a.data or task.workdir(None).embedded_data, check_media=False)
+    task, _, ds = open_dataset(a, check_media=False)
     problems = task.check_submission(a.file, ds)
     for p in problems:
         print(p)
@@ -136,6 +132,7 @@ def check(argv: list[str] | None = None) -> int:
     return 1 if problems else 0
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["check"]:

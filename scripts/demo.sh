@@ -7,8 +7,8 @@ start=$(date +%s)
 DATA=$(bash scripts/prepare.sh | tail -n 1)
 export DATA PREPARED=1
 bash scripts/run_all.sh "$@"
-python make_submission.py --task "$TASK" --blend best --data "$DATA" --workdir "$WORKDIR"
-if [ -f ../shared/tools/check_artifacts.py ] && [ "$WORKDIR" = "$PWD" ] && [ "$TASK" = eri ]; then
+python make_submission.py --task "$TASK" --blend best --data "$DATA" ${WORKDIR:+--workdir "$WORKDIR"}
+if [ -f ../shared/tools/check_artifacts.py ] && [ -z "${WORKDIR:-}" ] && [ "$TASK" = eri ]; then
   python ../shared/tools/check_artifacts.py .
 fi
 echo "demo finished in $(( $(date +%s) - start )) s"

@@ -8,7 +8,8 @@ source "$(dirname "$0")/env.sh"
 [ -n "${PREPARED:-}" ] || DATA=$(bash scripts/prepare.sh | tail -n 1)
 export DATA PREPARED=1  # checked once: the fold runs below skip prepare.sh
 n=$(python -c "import json,sys; from competition.data.task import get_task
-print(json.load(open(get_task(sys.argv[2]).workdir(sys.argv[1]).folds.with_suffix('.json')))['n_folds'])" "$WORKDIR" "$TASK")
+wd = get_task(sys.argv[2]).workdir(sys.argv[1] or None, sys.argv[3])
+print(json.load(open(wd.folds.with_suffix('.json')))['n_folds'])" "${WORKDIR:-}" "$TASK" "$DATA")
 bash scripts/run_fold.sh 0 "$@"
 p=${FOLD_JOBS:-$JOBS}
 for ((j = 1; j <= p && j < n; j++)); do seq -s, "$j" "$p" $((n - 1)); done |

@@ -15,8 +15,17 @@ from competition.data.contract import HUME_EMOTIONS, media_path  # noqa: E402
 # (video generation, face detection, feature extraction), `-m "not e2e"` the ones that run whole commands.
 MEDIA_MODULES = {"test_features_faces", "test_features_media", "test_features_appearance", "test_features_extract",
                  "test_features_models", "test_determinism", "test_synth", "test_synth_affwild2", "test_predict",
-                 "test_store_cache", "test_subjects_estimate", "test_face_landmarks"}
+                 "test_store_cache", "test_subjects_estimate", "test_face_landmarks", "test_store_media"}
 E2E_MODULES = {"test_end_to_end", "test_frame_tasks", "test_all_configs", "test_blend_submission", "test_report"}
+
+
+@pytest.fixture(autouse=True, scope="session")
+def default_workdir_outside_the_repo(tmp_path_factory):
+    """Commands run without --workdir write to the dataset's default work directory (runs/<dataset>-<hash>/ in
+    the repo, e.g. the importer's subjects file): in tests, a temporary folder ($ERI_WORKDIR) instead."""
+    if "ERI_WORKDIR" not in os.environ:
+        os.environ["ERI_WORKDIR"] = str(tmp_path_factory.mktemp("default_workdir"))
+    yield
 
 
 def pytest_collection_modifyitems(config, items):

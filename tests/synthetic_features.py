@@ -51,16 +51,18 @@ def clip_features(y: np.ndarray, rng: np.random.Generator, no_face: bool = False
     }
 
 
-def write_features(root: Path, ids: list[str], labels: np.ndarray, seed: int = 0) -> list[str]:
-    """Store every synthetic feature for `ids` (labels: (N, 7), rows of NaN for unlabelled clips).
-    Every 7th clip has no face, every 9th clip's audio failed. Returns the feature specs."""
+def write_features(root: Path, ids: list[str], labels: np.ndarray, seed: int = 0,
+                   media: dict[str, str] | None = None) -> list[str]:
+    """Store every synthetic feature for `ids` (labels: (N, 7), rows of NaN for unlabelled clips), as
+    computed from `media` (store.media_signatures; run_fold then reuses them). Every 7th clip has no face,
+    every 9th clip's audio failed. Returns the feature specs."""
     rng = np.random.default_rng(seed)
     stores = {n: FeatureStore(root, get_extractor(n)) for n in SPECS}
     for i, (cid, y) in enumerate(zip(ids, labels)):
         y = np.nan_to_num(y, nan=float(rng.random()))
         for name, out in clip_features(y, rng, no_face=i % 7 == 3, no_audio=i % 9 == 4).items():
             if out is not None:
-                stores[name].save(cid, out)
+                stores[name].save(cid, out, (media or {}).get(cid))
     return list(SPECS)
 
 

@@ -56,9 +56,10 @@ def test_faceless_dataset_skips_face_only_and_still_submits(faceless, capsys):
     data, wd, cfgs = faceless
     argv = ["--all-folds", "--exp", *map(str, cfgs.values()), "--data", str(data), "--workdir", str(wd.root),
             "--jobs", "1", "--no-wandb"]
-    assert run_fold.main(argv) == 0
+    assert run_fold.main(argv) == 2  # face_only was named with --exp: an error, once the others have run
     err = capsys.readouterr().err
     assert "[face_only] skipped" in err and "no face in any clip" in err
+    assert "error: named with --exp but cannot run on this dataset: face_only: reads only face" in err
     assert "[audio_only] skipped" not in err and "[both] skipped" not in err
 
     ds = load_dataset(data)
@@ -92,7 +93,7 @@ def test_faceless_dataset_skips_face_only_and_still_submits(faceless, capsys):
         assert res.returncode == 0, res.stdout + res.stderr
 
     # a rerun skips again (from the cached face store) and leaves the finished experiments alone
-    assert run_fold.main(argv) == 0
+    assert run_fold.main(argv) == 2
     again = capsys.readouterr()
     assert "[face_only] skipped" in again.err and "[audio_only] fold 0 already done" in again.err
 

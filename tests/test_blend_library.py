@@ -65,3 +65,28 @@ def test_oof_with_missing_rows_is_refused(tmp_path):
     p.write_text("".join(p.read_text().splitlines(keepends=True)[:-3]))
     with pytest.raises(ExperimentError, match="covers .* clips"):
         load_library(wd.oof, ds)
+
+
+
+def test_a_neural_experiment_finished_before_honest_oof_is_refused(tmp_path, monkeypatch):
+    """Models that choose on validation data chose on their OOF fold before issue 24; their config hash now
+    carries the inner-split selection, so a result whose recorded hash lacks it is refused, not blended."""
+    import json
+
+    import yaml
+
+    from competition.models.registry import model_class
+    from competition.pipeline.config import config_hash
+    ds, wd = make_library(tmp_path, {"good": 0.3, "te_old": 0.5})
+    exp = wd.oof / "te_old"
+    cfg = {**yaml.safe_load((exp / "config.yaml").read_text()), "model": "te"}
+    (exp / "config.yaml").write_text(yaml.safe_dump(cfg))
+    with monkeypatch.context() as m:  # the hash as the code before issue 24 computed it
+        m.setattr(model_class("te"), "selects_on_validation", False)
+        old = config_hash(cfg)
+    assert old != config_hash(cfg)
+    metrics = json.loads((exp / "metrics.json").read_text())
+    (exp / "metrics.json").write_text(json.dumps({**metrics, "config_hash": old}))
+    with pytest.raises(ExperimentError, match="te_old was computed by an older version .* --force"):
+        load_library(wd.oof, ds)
+    assert load_library(wd.oof, ds, ["good"]).names == ["good"]

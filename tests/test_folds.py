@@ -8,7 +8,7 @@ import pytest
 
 from competition.data.contract import load_dataset
 from competition.folds import (ALWAYS_TRAIN, TEST_FOLD, FoldsError, balanced_folds, fold_ids, grouping,
-                               load_groups, main, make_folds, read_folds)
+                               inner_split, load_groups, main, make_folds, read_folds)
 from competition.core.io import read_json
 from competition.core.paths import Workdir
 from competition.data.subjects import SubjectsError, read_subjects, write_subjects
@@ -57,6 +57,19 @@ def test_groups_kept_together(ds):
     assert (lab.groupby(groups[ds.labelled_ids]).nunique() == 1).all()
 
 
+def test_inner_split_of_a_training_fold_is_a_grouped_quarter_of_it(ds):
+    groups = pd.Series([f"s{i // 6}" for i in range(len(ds.ids))], index=ds.ids)
+    train, held = fold_ids(make_folds(ds, n_folds=5, groups=groups).set_index("File_ID").fold, 0)
+    splits = {name: inner_split(ds, train, g, seed=3) for name, g in (("grouped", groups), ("plain", None))}
+    for fit, select in splits.values():
+        assert sorted(fit + select) == sorted(train) and not set(held) & set(fit + select)
+        assert 0.2 < len(select) / len(train) < 0.3
+    fit, select = splits["grouped"]
+    assert not set(groups[fit]) & set(groups[select])  # no subject on both sides
+    assert set(groups[splits["plain"][0]]) & set(groups[splits["plain"][1]])
+    assert inner_split(ds, train, groups, seed=3) == (fit, select) != inner_split(ds, train, groups, seed=4)
+
+
 def test_official_scheme(ds):
     f = make_folds(ds, scheme="official").set_index("File_ID").fold
     assert (f[ds.ids_in("Val")] == 0).all() and (f[ds.ids_in("Train")] == ALWAYS_TRAIN).all()
@@ -74,14 +87,14 @@ def test_cli_writes_bracketed_file_and_refuses_other_dataset(tmp_path):
     with pytest.raises(FoldsError, match="was made for dataset"):
         read_folds(Workdir.of(wd).folds, load_dataset(d2))
     with pytest.raises(FoldsError, match="was made for dataset"):
-        main(["--data", str(d2), "--workdir", str(wd)])
+        main.__wrapped__(["--data", str(d2), "--workdir", str(wd)])  # without the one-line error printer
     main(["--data", str(d2), "--workdir", str(wd), "--force", "--groups", "none"])
     assert len(read_folds(Workdir.of(wd).folds, load_dataset(d2))) == 62
 
 
 def test_groups_subjects_needs_the_file(ds, tmp_path):
     with pytest.raises(SubjectsError, match="subjects.csv: subjects file not found"):
-        main(["--data", str(ds.root), "--workdir", str(tmp_path / "w"), "--groups", "subjects"])
+        main.__wrapped__(["--data", str(ds.root), "--workdir", str(tmp_path / "w"), "--groups", "subjects"])
 
 
 def _write_subjects(ds, wd: Path, n_per: int = 6) -> pd.Series:
@@ -118,12 +131,12 @@ def test_existing_folds_made_without_the_subjects_are_not_reused(ds, tmp_path):
     main(["--data", str(ds.root), "--workdir", str(wd), "--groups", "none"])
     _write_subjects(ds, wd)
     with pytest.raises(FoldsError, match="was made with groups none .* now are subjects"):
-        main(["--data", str(ds.root), "--workdir", str(wd)])
+        main.__wrapped__(["--data", str(ds.root), "--workdir", str(wd)])
     _write_subjects(ds, wd, n_per=5)  # other subjects: other file hash
     main(["--data", str(ds.root), "--workdir", str(wd), "--force"])
     _write_subjects(ds, wd, n_per=4)
     with pytest.raises(FoldsError, match="was made with groups subjects"):
-        main(["--data", str(ds.root), "--workdir", str(wd)])
+        main.__wrapped__(["--data", str(ds.root), "--workdir", str(wd)])
 
 
 def test_frame_task_units_stay_with_their_video_and_their_subject(ds, tmp_path):
@@ -162,14 +175,15 @@ def _plant_identities(ds, features: Path, person: np.ndarray, noise: float = 0.0
     """Store an identity embedding per clip for every default modality of the estimator (what its
     extractors would cache): one random point per person plus a little noise per clip."""
     from competition.features.registry import FeatureOutput
-    from competition.features.store import FeatureStore
+    from competition.features.store import FeatureStore, media_signatures
     from competition.features.subjects import MODALITIES
     rng = np.random.default_rng(0)
+    media = media_signatures(ds, ds.ids)  # stored from these clips' media, as an extractor would
     for name in MODALITIES:
         centre = rng.normal(0, 1, (person.max() + 1, 16))
         store = FeatureStore.for_spec(features, name)
         for cid, p in zip(ds.ids, person):
-            store.save(cid, FeatureOutput(centre[p] + noise * rng.standard_normal(16)))
+            store.save(cid, FeatureOutput(centre[p] + noise * rng.standard_normal(16)), media[cid])
 
 
 def test_a_subject_column_is_used_without_a_command_and_na_is_a_name(ds, tmp_path):

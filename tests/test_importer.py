@@ -40,9 +40,10 @@ def fake_emodb(root: Path) -> Path:
 
 
 def run(*args: str) -> dict:
-    """The importer command; returns the import record it wrote (import.json)."""
+    """The importer command (without its one-line error printer, so errors raise); returns the import
+    record it wrote (import.json)."""
     argv = [*map(str, args), "--jobs", "1"]
-    main(argv)
+    main.__wrapped__(argv)
     return read_json(Path(argv[argv.index("--out") + 1]) / "import.json")
 
 

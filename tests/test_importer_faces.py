@@ -26,7 +26,7 @@ FACE_BOX = (181, 62, 268, 172)  # the astronaut's face in skimage's photo (x0, y
 
 def run(*args: object) -> dict:
     argv = [*map(str, args), "--jobs", "1"]
-    main(argv)
+    main.__wrapped__(argv)  # errors raise (the command prints them as one line)
     return read_json(Path(argv[argv.index("--out") + 1]) / "import.json")
 
 

@@ -64,7 +64,8 @@ def test_folds_records_training_clips_and_never_trains_on_held_out_or_test(setup
         recorded = (exp_dir / f"fold_{k}" / "train_ids.txt").read_text().split()
         held_out = list(read_predictions(exp_dir / f"fold_{k}" / "val.csv", ds.emotions).index)
         assert recorded == fit_train  # the record is what the model was really given
-        assert set(held_out) == set(fit_val) == set(fold.index[fold == k])
+        assert set(held_out) == set(fold.index[fold == k])
+        assert fit_val == []  # a model that chooses nothing on validation data is given none
         assert not set(recorded) & set(held_out)
         assert not (set(recorded) | set(held_out)) & set(ds.test_ids)
 
@@ -190,3 +191,55 @@ def test_planted_subject_leak_inflates_the_score_and_grouping_removes_it(tmp_pat
             scores[mode].append(read_json(wd.experiment("svr_pose") / "metrics.json")["oof_mean_pcc"])
     print(scores)
     assert min(scores["plain"]) > max(scores["grouped"]), scores
+
+
+@pytest.fixture(scope="module")
+def planted(tmp_path_factory) -> dict:
+    """Synthetic stored features of 36 clips, 3 folds, and the same dataset with fold 1's labels
+    replaced by 1 - y (which reverses every choice made by their PCC)."""
+    from dataclasses import replace
+
+    from synthetic_features import synthetic_bank
+    from conftest import write_fake_dataset
+    tmp = tmp_path_factory.mktemp("planted")
+    bank, ids, _ = synthetic_bank(tmp / "features", n=36, seed=3)
+    ds = load_dataset(write_fake_dataset(tmp / "data", n_train=30, n_val=6, n_test=0, media=False),
+                      check_media=False)
+    fold = pd.Series(make_folds(ds, n_folds=3, seed=0).fold.to_numpy(), index=ds.ids)
+    table = ds.table.copy()
+    held = fold.index[fold == 1]
+    table.loc[held, ds.emotions] = 1.0 - table.loc[held, ds.emotions]
+    return {"root": tmp / "features", "specs": bank.specs, "ds": ds, "other": replace(ds, table=table),
+            "fold": fold, "held": set(held)}
+
+
+def _model_names() -> list[str]:
+    from competition.models.registry import list_models
+    return [n for n in list_models() if n != "leak_spy"]
+
+
+@pytest.mark.parametrize("name", _model_names())
+def test_no_models_held_out_predictions_depend_on_the_held_out_labels(name, planted, monkeypatch):
+    """fit_fold for every registered model: the clips (and so the labels) given to fit never include the
+    held-out fold, and the held-out predictions (its OOF rows) are bit-identical when that fold's labels
+    are replaced: early stopping, best-epoch and top-k selection and LR plateaus read a split of the
+    training fold (folds.inner_split), never the fold whose predictions become the OOF."""
+    from competition.models.registry import model_class
+    from competition.pipeline.run_fold import fit_fold
+    from test_models_zoo import params_for
+    cls = model_class(name)
+    seen: list[set[str]] = []
+    real_fit = cls.fit
+
+    def spy(self, bank, train_ids, y_train, val_ids, y_val):
+        seen.append(set(train_ids) | set(val_ids))
+        return real_fit(self, bank, train_ids, y_train, val_ids, y_val)
+
+    monkeypatch.setattr(cls, "fit", spy)
+    params = params_for(name) if name not in ("ridge", "svr", "gbm") else {"max_iter": 10} if name == "gbm" else {}
+    params = {**params, "epochs": 3} if "epochs" in cls.param_defaults() else params
+    cfg = {"name": f"leak_{name}", "model": name, "features": planted["specs"], "params": params, "seed": 0}
+    preds = [fit_fold(cfg, 1, ds, planted["fold"], planted["root"], extract_features=False).val_pred
+             for ds in (planted["ds"], planted["other"])]
+    assert seen and not any(s & planted["held"] for s in seen)
+    assert np.isfinite(preds[0]).all() and np.array_equal(preds[0], preds[1])

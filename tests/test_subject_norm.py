@@ -29,15 +29,16 @@ def setup(tmp_path):
     ds = load_dataset(write_fake_dataset(tmp_path / "data", N_TRAIN, N_VAL, N_TEST))
     y = np.nan_to_num(ds.labels(ds.ids), nan=0.5)
     offsets = np.arange(6)[:, None] * 2.0   # every subject shifts every feature: what normalisation removes
-    specs = write_features(tmp_path / "features", ds.ids, y)
-    from competition.features.store import FeatureStore
+    from competition.features.store import FeatureStore, media_signatures
+    media = media_signatures(ds, ds.ids)
+    specs = write_features(tmp_path / "features", ds.ids, y, media=media)
     from competition.features.registry import FeatureOutput
     for spec in ("syn_vec", "syn_audio"):  # add a per-subject offset to two features
         store = FeatureStore.for_spec(tmp_path / "features", spec)
         for i, cid in enumerate(ds.ids):
             out = store.load(cid)
             if out is not None:
-                store.save(cid, FeatureOutput(out.x + offsets[i % 6, 0], out.t, out.mask))
+                store.save(cid, FeatureOutput(out.x + offsets[i % 6, 0], out.t, out.mask), media[cid])
     wd = Workdir.of(tmp_path / "work")
     wd.base.mkdir(parents=True)
     write_subjects(wd.subjects, pd.DataFrame({"File_ID": ds.ids, "subject": [subject_of(i) for i in range(N)]}),

@@ -155,3 +155,17 @@ def test_two_worker_processes_share_one_journal_study(tiny, tmp_path):
     assert all(ran) and not ran[0] & ran[1], ran  # both worked, never on the same trial
     assert ran[0] | ran[1] == {t.number for t in trials}
     assert len({t.params["params.alpha"] for t in trials}) == len(trials)
+
+
+def test_the_tuned_config_goes_to_the_work_directory_and_is_found_there_by_name(tiny, tmp_path):
+    from competition.core.paths import CONFIG_DIR
+    from competition.pipeline.run_fold import main as run_fold_main
+    from competition.pipeline.tune import main
+    wd, data, cfg_path = tiny
+    common = ["--data", str(data), "--workdir", str(wd.root), "--no-wandb", "-q"]
+    assert main([str(cfg_path), "--trials", "1", "--fast", "--storage", str(tmp_path / "s.journal"), *common]) == 0
+    assert (wd.tuned / "rtiny_tuned.yaml").exists() and not (CONFIG_DIR / "rtiny_tuned.yaml").exists()
+    assert load_config("rtiny_tuned", tuned=wd.tuned)["name"] == "rtiny_tuned"
+    with pytest.raises(ConfigError, match="no config 'rtiny_tuned'"):
+        load_config("rtiny_tuned")  # not in configs/: only the work directory that tuned it has it
+    assert run_fold_main(["--fold", "0", "--exp", "rtiny_tuned", "--force", *common]) == 0

@@ -2,13 +2,16 @@
 set up once by each command's main(), with the same -q/--quiet and -v/--verbose flags everywhere.
 
 What a command produces (a table, a path) stays on stdout; messages go to stderr, one line each, as
-`LEVEL: text` (with the module's name under -v). Progress bars show on a terminal only."""
+`LEVEL: text` (with the module's name under -v). Progress bars show on a terminal only. Expected errors
+(UserError) print as one line `error: ...` and exit 2 (`command`), tracebacks only under -v."""
 from __future__ import annotations
 
 import argparse
+import functools
 import logging
 import sys
 import warnings
+from typing import Callable
 
 PACKAGE = "competition"
 
@@ -52,6 +55,24 @@ def setup_logging(args: argparse.Namespace | None = None, *, quiet: bool = False
         logger.handlers = [h for h in logger.handlers if h.get_name() != PACKAGE] + [handler]
         logger.setLevel(level)
         logger.propagate = False  # one line per message, even when a library configures the root logger
+
+
+class UserError(Exception):
+    """An error the user can act on, saying what and where (DataError, FoldsError, ConfigError, ... subclass it)."""
+
+
+def command(main: Callable[..., int | None]) -> Callable[..., int]:
+    """Decorator of every command's main(): a UserError prints `error: ...` and returns 2 (a traceback under -v)."""
+    @functools.wraps(main)
+    def run(*args, **kwargs) -> int:
+        try:
+            return main(*args, **kwargs) or 0
+        except UserError as exc:
+            if logging.getLogger(PACKAGE).getEffectiveLevel() <= logging.DEBUG:
+                raise
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+    return run
 
 
 def progress_disabled(progress: bool = True) -> bool | None:

@@ -2,11 +2,22 @@
 extractor parameters and tuning alike."""
 from __future__ import annotations
 
+import difflib
+from typing import Iterable
+
 import yaml
 
+from competition.core.log import UserError
 
-class ConfigError(ValueError):
+
+class ConfigError(UserError, ValueError):
     pass
+
+
+def did_you_mean(key: str, known: Iterable[str]) -> str:
+    """' (did you mean 'alpha'?)' for the closest known name, '' when none is close."""
+    close = difflib.get_close_matches(str(key), list(known), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
 
 
 def apply_override(cfg: dict, item: str) -> None:

@@ -1,5 +1,5 @@
-"""Where things live. Every artifact directory hangs off one work directory (default: the repo root),
-so tests and benchmarks can run a whole pipeline in a temporary folder with `--workdir`.
+"""Where things live. Every artifact directory hangs off one work directory (`--workdir`, else one per
+dataset: default_workdir), so a demo and a real run never share folds, OOF, features or submissions.
 
 A `Workdir` is a root plus a layout: where the folds, OOF and submissions of one task go (`artifacts`,
 relative to the root; '' is the root itself), where the features of its dataset family go (shared by
@@ -7,16 +7,27 @@ tasks of that family) and where its embedded dataset is generated. Tasks give th
 (`Task.workdir`); this module knows nothing about tasks."""
 from __future__ import annotations
 
+import hashlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 CONFIG_DIR = REPO_ROOT / "configs"
+log = logging.getLogger(__name__)
+_ANNOUNCED: set[Path] = set()
 
 
-def default_workdir() -> Path:
-    return Path(os.environ.get("ERI_WORKDIR", REPO_ROOT))
+def default_workdir(data: Path | str | None = None, embedded: str = "data/embedded") -> Path:
+    """$ERI_WORKDIR when set; else the repo root for the embedded dataset (no `data`, or the repo's own
+    `embedded` folder), and runs/<folder name>-<hash of its absolute path>/ under the repo for another."""
+    if os.environ.get("ERI_WORKDIR"):
+        return Path(os.environ["ERI_WORKDIR"])
+    if data is None or Path(data).resolve() == (REPO_ROOT / embedded).resolve():
+        return REPO_ROOT
+    data = Path(data).resolve()
+    return REPO_ROOT / "runs" / f"{data.name}-{hashlib.sha1(str(data).encode()).hexdigest()[:8]}"
 
 
 @dataclass(frozen=True)
@@ -27,8 +38,15 @@ class Workdir:
     data_dir: str = "data/embedded"
 
     @classmethod
-    def of(cls, root: Path | str | None = None, **layout: str) -> "Workdir":
-        return cls(Path(root) if root is not None else default_workdir(), **layout)
+    def of(cls, root: Path | str | None = None, data: Path | str | None = None, **layout: str) -> "Workdir":
+        """The work directory `root`, or the default one of dataset `data` (default_workdir), said once."""
+        wd = cls(Path(root) if root is not None else
+                 default_workdir(data, layout.get("data_dir", cls.data_dir)), **layout)
+        if wd.root not in _ANNOUNCED:
+            _ANNOUNCED.add(wd.root)
+            log.info("work directory: %s%s", wd.root, "" if root is not None else
+                     " (the default for this dataset; --workdir or WORKDIR=... to choose another)")
+        return wd
 
     @property
     def base(self) -> Path:
@@ -53,6 +71,11 @@ class Workdir:
     @property
     def submissions(self) -> Path:
         return self.base / "submissions"
+
+    @property
+    def tuned(self) -> Path:
+        """Tuned configs (competition.pipeline.tune), found by name like those in configs/."""
+        return self.base / "tuned"
 
     @property
     def features(self) -> Path:

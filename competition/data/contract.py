@@ -12,10 +12,13 @@ from __future__ import annotations
 import hashlib
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from competition.core.log import UserError
 
 HUME_EMOTIONS: tuple[str, ...] = (
     "Adoration", "Amusement", "Anxiety", "Disgust", "Empathic-Pain", "Fear", "Surprise",
@@ -34,7 +37,7 @@ DATA_INFO = "data_info.csv"
 _TOKEN = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
-class DataError(ValueError):
+class DataError(UserError, ValueError):
     """A dataset that breaks the contract; the message lists every problem with file and row."""
 
 
@@ -114,8 +117,12 @@ class Dataset(SplitSamples):
     def samples(self) -> pd.DataFrame:
         return self.table
 
+    @cached_property
+    def _splits(self) -> dict[str, str]:  # split_of runs per clip and per media file: no pandas lookup each time
+        return {str(k): str(v) for k, v in self.table[SPLIT_COL].items()}
+
     def split_of(self, clip_id: str) -> str:
-        return str(self.table.at[normalise_id(clip_id), SPLIT_COL])
+        return self._splits[normalise_id(clip_id)]
 
     def media(self, clip_id: str, kind: str) -> Path:
         return media_path(self.root, self.split_of(clip_id), clip_id, kind)

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import add_log_arguments, command, setup_logging
 from competition.data.contract import DataError
 from competition.data.task import Task, add_task_argument, get_task
 
@@ -28,6 +28,7 @@ def ensure_embedded(task: Task, workdir: Path | None = None, jobs: int = 2, size
     return root
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--workdir", type=Path, default=None)

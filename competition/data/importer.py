@@ -27,6 +27,7 @@ from competition.data.contract import (
     DATA_INFO, ID_COL, SPLIT_COL, SPLITS, SUBJECT_COL, bracket_id, load_dataset, media_path, split_dir,
 )
 from competition.core.io import read_json, write_csv, write_json
+from competition.core.log import add_log_arguments, command, setup_logging
 from competition.data.import_media import CLIP_FPS, MIN_SIDE, STILL_SECONDS, write_clip
 from competition.data.import_sources import (
     PRESETS, CorpusError, Labels, SourceClip, clip_ids, probe, scan_csv, scan_folder,
@@ -164,6 +165,7 @@ def _report(problems: list[str], skip_bad: bool) -> None:
     print(f"skipping {len(problems)} bad source item(s):\n  " + "\n  ".join(problems[:20]))
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     how = ap.add_mutually_exclusive_group()
@@ -183,10 +185,13 @@ def main(argv: list[str] | None = None) -> None:
                     help="count or names among the rest; default 20 %%")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
-    ap.add_argument("--workdir", type=Path, default=None, help="also write the people to W/subjects.csv")
+    ap.add_argument("--workdir", type=Path, default=None, help="write the people to W/subjects.csv (default: "
+                    "the work directory of the imported dataset, as every command finds it)")
     ap.add_argument("--skip-bad", action="store_true", help="import the good clips, list the bad ones")
     ap.add_argument("--force", action="store_true", help="replace an import made with other parameters")
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     labels = Labels.parse(a.emotions, a.scale)
     if a.preset:
         if a.src is None:
@@ -216,16 +221,15 @@ def main(argv: list[str] | None = None) -> None:
           f"in {rec['seconds']:.1f} s: " + ", ".join(f"{k} {v}" for k, v in rec["splits"].items()))
     if isinstance(rec["people"], dict):
         print("  people: " + "; ".join(f"{k} {' '.join(v)}" for k, v in rec["people"].items()))
-        if a.workdir is not None:
-            from competition.data.subjects import from_column, write_subjects
-            from competition.core.paths import Workdir
-            ds = load_dataset(a.out, check_media=False)
-            path = Workdir.of(a.workdir).subjects
-            write_subjects(path, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
-            print(f"  wrote {path} (people as subjects)")
-    elif a.workdir is not None:
-        print(f"  no people in the source: no subjects file written to {a.workdir}")
+        from competition.data.subjects import from_column, write_subjects
+        from competition.core.paths import Workdir
+        ds = load_dataset(a.out, check_media=False)
+        path = Workdir.of(a.workdir, a.out).subjects
+        write_subjects(path, from_column(ds, SUBJECT_COL), f"column:{SUBJECT_COL}", ds)
+        print(f"  wrote {path} (people as subjects)")
+    else:
+        print("  no people in the source: no subjects file written")
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -45,7 +45,7 @@ import pandas as pd
 
 from competition.data.contract import DATA_INFO, ID_COL, Dataset, bracket_id, normalise_id
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import UserError, add_log_arguments, command, setup_logging
 
 COLUMNS = (ID_COL, "subject", "source", "confidence")
 _SOURCE = re.compile(r"^(column|file|estimated):.+$")
@@ -53,7 +53,7 @@ SHRINK = 2.0       # clips: the weight of the pooled variance in a subject's (se
 STD_FLOOR = 1e-6   # a (shrunk) std below this is taken as 1: a constant column is centred, not blown up
 
 
-class SubjectsError(ValueError):
+class SubjectsError(UserError, ValueError):
     """A subjects file or input that does not fit the dataset; the message names the file and the problem."""
 
 
@@ -237,23 +237,21 @@ def from_csv(path: Path | str, column: str | None = None) -> pd.DataFrame:
     return pd.DataFrame({ID_COL: df[ID_COL], "subject": df[col]})
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
-    from competition.data.task import add_task_argument, get_task
+    from competition.data.task import add_dataset_arguments, open_dataset
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     src = ap.add_mutually_exclusive_group(required=True)
     src.add_argument("--column", help="a data_info.csv column naming the subject, e.g. Subject")
     src.add_argument("--csv", type=Path, help="a CSV File_ID,subject")
     ap.add_argument("--csv-column", default=None, help="the subject column of --csv (default: 'subject')")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    task = get_task(a.task)
-    wd = task.workdir(a.workdir)
-    ds = task.load(a.data or wd.embedded_data, check_media=False).units
+    task, wd, ds = open_dataset(a, check_media=False)
+    ds = ds.units
     if a.column:
         frame, source = from_column(ds, a.column), f"column:{a.column}"
     else:
@@ -263,4 +261,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

@@ -36,7 +36,7 @@ from competition.data.synth_faces import (
     CANON, COMPONENTS, EMOTION_TO_AU, face_bank, face_box_canon, render_head,
 )
 from competition.core.io import atomic_path, read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import add_log_arguments, command, setup_logging
 from competition.core.metrics import pcc_per_column
 
 log = logging.getLogger(__name__)
@@ -593,6 +593,7 @@ def generate(out: Path, n: int = 240, seed: int = 0, jobs: int = 2,
     return out
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -615,4 +616,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

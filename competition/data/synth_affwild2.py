@@ -37,7 +37,7 @@ from competition.data.synth import (
 from competition.data.synth_audio import SR, plan_events, render_audio
 from competition.data.synth_faces import EMOTION_TO_AU
 from competition.core.io import atomic_files, read_json, write_csv, write_json, write_text
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import add_log_arguments, command, setup_logging
 from competition.core.metrics import ccc_per_column
 
 log = logging.getLogger(__name__)
@@ -473,6 +473,7 @@ def generate_affwild2(out: Path, n_videos: int = 30, seed: int = 0, jobs: int = 
     return out
 
 
+@command
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, required=True)
@@ -499,4 +500,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())

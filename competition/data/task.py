@@ -54,13 +54,13 @@ class Task:
     window: dict[str, float] = field(default_factory=dict)  # frame tasks: seconds of context per frame
     group_col: str | None = None                       # folds keep units with one value together
 
-    def workdir(self, root: Path | str | None = None) -> Workdir:
-        """ERI artifacts sit at the top of the work directory; another task keeps its folds, OOF and
-        submissions under tasks/<task>/, and tasks of one dataset family share its features and
-        embedded data (tasks/<family>/features/, data/<family>/)."""
+    def workdir(self, root: Path | str | None = None, data: Path | str | None = None) -> Workdir:
+        """`root`, or dataset `data`'s work directory (paths.default_workdir). ERI artifacts sit at its top;
+        another task keeps its folds, OOF and submissions under tasks/<task>/, and tasks of one dataset family
+        share its features and embedded data (tasks/<family>/features/, data/<family>/)."""
         if self.family == "hume":
-            return Workdir.of(root)
-        return Workdir.of(root, artifacts=f"tasks/{self.name}", features_dir=f"tasks/{self.family}/features",
+            return Workdir.of(root, data)
+        return Workdir.of(root, data, artifacts=f"tasks/{self.name}", features_dir=f"tasks/{self.family}/features",
                           data_dir=f"data/{self.family}")
 
     def oracle_ceiling(self, root: Path | str) -> dict | None:
@@ -206,3 +206,18 @@ def add_task_argument(parser: Any) -> None:
     """The `--task` option every command has."""
     parser.add_argument("--task", choices=sorted(TASKS), default="eri",
                         help="eri (Hume-Reaction, default), va or expr (Aff-Wild2, docs/AFFWILD2.md)")
+
+
+def add_dataset_arguments(parser: Any) -> None:
+    """--data, --workdir and --task, for every command that reads a dataset."""
+    parser.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="default: the repo for the embedded dataset, runs/<dataset>-<hash>/ for another")
+    add_task_argument(parser)
+
+
+def open_dataset(args: Any, check_media: bool = True) -> tuple[Task, Workdir, Any]:
+    """(task, work directory, dataset) of a command's --task, --workdir and --data (add_dataset_arguments)."""
+    task = get_task(args.task)
+    wd = task.workdir(args.workdir, args.data)
+    return task, wd, task.load(args.data or wd.embedded_data, check_media)

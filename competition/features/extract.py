@@ -14,18 +14,16 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
-from competition.core.log import add_log_arguments, setup_logging
-from competition.core.overrides import apply_override
+from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.overrides import ConfigError, apply_override
 from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
 from competition.features.store import extract
-from competition.data.task import add_task_argument, get_task
+from competition.data.task import add_dataset_arguments, open_dataset
 
 log = logging.getLogger(__name__)
-REPO_ROOT = Path(__file__).resolve().parents[2]
 # `--extractors default`: one decode of each video (faces; pose reuses its cache) plus cheap audio.
 DEFAULT_EXTRACTORS: tuple[str, ...] = ("faces", "pose", "egemaps", "mfcc")
 _FIRST = ("faces",)  # producers of caches that other extractors read
@@ -37,7 +35,7 @@ def parse_sets(items: list[str]) -> dict[str, dict[str, Any]]:
     out: dict[str, dict[str, Any]] = {}
     for item in items:
         if "." not in item.partition("=")[0]:
-            raise ValueError(f"--set expects EXTRACTOR.PARAM=VALUE, got {item!r}")
+            raise ConfigError(f"--set expects EXTRACTOR.PARAM=VALUE, got {item!r}")
         apply_override(out, item)
     return out
 
@@ -46,27 +44,26 @@ def build_specs(names: list[str], sets: dict[str, dict[str, Any]]) -> list[str |
     names = [n for name in names for n in (DEFAULT_EXTRACTORS if name == "default" else (name,))]
     unknown = [n for n in [*names, *sets] if n not in list_extractors()]
     if unknown:
-        raise ValueError(f"unknown extractor(s) {unknown}; known: {list_extractors()}")
+        raise ConfigError(f"unknown extractor(s) {unknown}; known: {list_extractors()}")
     stray = [n for n in sets if n not in names]
     if stray:
-        raise ValueError(f"--set for extractor(s) {stray} that are not in --extractors")
+        raise ConfigError(f"--set for extractor(s) {stray} that are not in --extractors")
     ordered = sorted(dict.fromkeys(names), key=lambda n: 0 if n in _FIRST else 1)
     return [{"name": n, "params": sets[n]} if n in sets else n for n in ordered]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m competition.features.extract", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, help="dataset root (ERI: holding data_info.csv)")
     ap.add_argument("--extractors", nargs="+", default=[], metavar="NAME",
                     help=f"extractor names, or 'default' for {' '.join(DEFAULT_EXTRACTORS)}")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips (joblib)")
-    ap.add_argument("--workdir", type=Path, default=REPO_ROOT, help="features go to WORKDIR/features (ERI)")
     ap.add_argument("--ids", nargs="+", default=None, help="only these clip ids")
     ap.add_argument("--set", dest="sets", action="append", default=[], metavar="EXTRACTOR.PARAM=VALUE")
     ap.add_argument("--list", action="store_true", help="list the extractors and exit")
     ap.add_argument("--no-progress", action="store_true")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)  # features go to WORKDIR/features (frame tasks: WORKDIR/tasks/<family>/features)
     add_log_arguments(ap)
     args = ap.parse_args(argv)
     setup_logging(args)
@@ -78,19 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.data is None or not args.extractors:
         ap.error("--data and --extractors are required (or --list)")
-    try:
-        specs = build_specs(args.extractors, parse_sets(args.sets))
-    except ValueError as exc:
-        ap.error(str(exc))
-    task = get_task(args.task)
-    dataset = task.load(args.data, check_media=False).units  # missing media become failure rows
+    specs = build_specs(args.extractors, parse_sets(args.sets))
+    _, wd, dataset = open_dataset(args, check_media=False)  # missing media become failure rows
+    dataset, root = dataset.units, wd.features
     ids = None
     if args.ids:
         ids = [normalise_id(i) for i in args.ids]
         missing = [i for i in ids if i not in dataset.table.index]
         if missing:
             ap.error(f"ids not in the dataset {args.data}: {missing}")
-    root = task.workdir(args.workdir).features
     for r in extract(dataset, specs, root, ids=ids, jobs=args.jobs, progress=not (args.no_progress or args.quiet)):
         if not r.done + r.failed:  # extraction logs the stores it worked on
             log.info("features %s: all %d clips already stored -> %s", r.key, r.skipped, root / r.key)

@@ -480,10 +480,10 @@ def _face_params(params: dict[str, Any] | None) -> dict[str, Any]:
 
 def face_track(clip: ClipMedia, params: dict[str, Any] | None = None) -> FaceTrack:
     """Crops and geometry of one clip: from the `faces` cache of the store being extracted into when
-    it has them, else computed now (and cached there for the next extractor)."""
+    it has them for these media, else computed now (and cached there for the next extractor)."""
     params = _face_params(params)
     store = _faces_store(params)
-    if store is not None and store.has(clip.clip_id) and _track_path(store.path(clip.clip_id)).exists():
+    if store is not None and store.has(clip.clip_id, clip.media) and _track_path(store.path(clip.clip_id)).exists():
         size = store.params["size"]
         with np.load(store.path(clip.clip_id), allow_pickle=False) as z:
             crops, t, mask = z["x"].reshape(-1, size, size, 3), z["t"], z["mask"]
@@ -494,7 +494,7 @@ def face_track(clip: ClipMedia, params: dict[str, Any] | None = None) -> FaceTra
     if store is not None:
         store.dir.mkdir(parents=True, exist_ok=True)
         _save_track(_track_path(store.path(clip.clip_id)), track)
-        store.save(clip.clip_id, _faces_output(track))
+        store.save(clip.clip_id, _faces_output(track), clip.media)
     return track
 
 

@@ -70,7 +70,7 @@ def face_presence(ds, root: Path | str, face_params: dict[str, Any] | None = Non
     from competition.features.store import FeatureStore, extract_one
     spec = {"name": "faces", "params": dict(face_params or {})}
     units = ds.units
-    extract_one(units, spec, root, jobs=jobs, progress=progress)
+    extract_one(units, spec, root, jobs=jobs, progress=progress, require=True)  # all failed: an error
     store = FeatureStore.for_spec(root, spec)
     manifest = store.manifest().set_index("clip")
     rates = np.array([json.loads(manifest.at[c, "info"]).get("detection_rate", 0.0)
@@ -97,17 +97,3 @@ def audio_presence(ds) -> Presence:
             return Presence("audio", True, f"clip {c} has audible sound")
     return Presence("audio", False, f"none of {len(units.ids)} clip(s) has audible sound (peak below "
                                     f"{SILENT_PEAK:g}; {unreadable} with no readable audio at all)")
-
-
-def check_presence(ds, root: Path | str, modalities: set[str], face_params: list[dict[str, Any]],
-                   jobs: int = 1, progress: bool = False) -> dict[str, Presence]:
-    """Presence of each checked modality ('face', 'audio') among `modalities`. The face is absent only
-    when it is absent for every set of crop parameters the experiments use."""
-    out: dict[str, Presence] = {}
-    if "face" in modalities:
-        checks = [face_presence(ds, root, p, jobs, progress) for p in face_params or [{}]]
-        found = [c for c in checks if c.present]
-        out["face"] = found[0] if found else checks[0]
-    if "audio" in modalities:
-        out["audio"] = audio_presence(ds)
-    return out

@@ -32,6 +32,7 @@ class ClipMedia:
     wav: Path
     frames_dir: Path | None = None   # aligned face crops <k:05d>.jpg, where the dataset has them
     fps: float | None = None         # frame rate those crops were taken at
+    media: str | None = None         # signature of the media (store.media_signatures), kept with the output
 
 
 @dataclass

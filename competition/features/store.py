@@ -1,8 +1,10 @@
 """The feature store: one folder per (extractor, parameters), one .npz per clip, a manifest and a
 failures.csv. Extraction is parallel over clips, skips clips already stored and never leaves a
-half-written file (each clip is written to a temporary name and renamed)."""
+half-written file (each clip is written to a temporary name and renamed), and reuses a clip only for the
+same media (media_signatures): another dataset's clip with the same id is extracted again."""
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -23,7 +25,7 @@ from competition.data.contract import Dataset
 from competition.features.registry import (ClipMedia, Extractor, FeatureError, FeatureOutput,
                                            get_extractor, parse_feature_spec)
 from competition.core.io import atomic_path, read_json, remove_orphans, write_csv, write_json
-from competition.core.log import progress_disabled
+from competition.core.log import UserError, progress_disabled
 from competition.core.provenance import machine_info
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,10 @@ FAILURES = "failures.csv"
 MANIFEST = "manifest.csv"
 
 _ROOT: Path | None = None
+
+
+class ExtractionError(UserError, RuntimeError):
+    """A feature that failed on every clip: a broken extractor, weights or decoder, never missing data."""
 
 
 def current_root() -> Path | None:
@@ -92,17 +98,17 @@ class FeatureStore:
     def path(self, clip_id: str) -> Path:
         return self.dir / f"{clip_id}.npz"
 
-    def has(self, clip_id: str) -> bool:
-        return self.path(clip_id).exists()
+    def has(self, clip_id: str, media: str | None = None) -> bool:  # `media`: computed from those media
+        return self.path(clip_id).exists() and media in (None, json.loads(self.stored_info(clip_id)).get("media"))
 
-    def save(self, clip_id: str, out: FeatureOutput) -> None:
+    def save(self, clip_id: str, out: FeatureOutput, media: str | None = None) -> None:
         arrays = {"x": np.asarray(out.x, dtype=self.extractor.dtype)}
         if out.t is not None:
             arrays["t"] = np.asarray(out.t, dtype=np.float32)
         if out.mask is not None:
             arrays["mask"] = np.asarray(out.mask, dtype=bool)
         # the manifest facts travel with the clip, so a manifest lost to a kill can be rebuilt
-        arrays["info"] = np.array(manifest_info(out))
+        arrays["info"] = np.array(manifest_info(out, media))
         with atomic_path(self.path(clip_id)) as tmp:
             with open(tmp, "wb") as fh:
                 np.savez(fh, **arrays)
@@ -142,8 +148,24 @@ class FeatureStore:
         return pd.read_csv(p, dtype={"clip": str}, keep_default_na=False)
 
 
-def manifest_info(out: FeatureOutput) -> str:
-    return json.dumps({"shape": list(out.x.shape), **out.info}, default=str)
+def manifest_info(out: FeatureOutput, media: str | None = None) -> str:
+    return json.dumps({"shape": list(out.x.shape), **out.info, **({"media": media} if media else {})}, default=str)
+
+
+def media_signatures(dataset: Dataset, ids: list[str]) -> dict[str, str]:
+    """Per clip, its media files' (mp4, wav, aligned crops) sizes and modification times: kept by moving a
+    dataset or copying it with its times (cp -a, unzip), changed by other media under the same ids."""
+    out = {}
+    for c in ids:
+        m, parts = clip_media(dataset, c), []
+        for p in (m.mp4, m.wav, m.frames_dir):
+            try:
+                st = os.stat(p) if p is not None else None
+            except OSError:
+                st = None
+            parts.append(f"{st.st_size}:{st.st_mtime_ns}" if st else "-")
+        out[c] = hashlib.sha1("|".join(parts).encode()).hexdigest()[:16]
+    return out
 
 
 @dataclass
@@ -155,9 +177,9 @@ class ExtractReport:
     seconds: float
 
 
-def clip_media(dataset: Dataset, clip_id: str) -> ClipMedia:
+def clip_media(dataset: Dataset, clip_id: str, media: str | None = None) -> ClipMedia:
     return ClipMedia(clip_id, dataset.split_of(clip_id), dataset.media(clip_id, "mp4"),
-                     dataset.media(clip_id, "wav"), *dataset.aligned_frames(clip_id))
+                     dataset.media(clip_id, "wav"), *dataset.aligned_frames(clip_id), media=media)
 
 
 @contextmanager
@@ -187,20 +209,43 @@ def _compute(store: FeatureStore, clip: ClipMedia) -> tuple[str, str, str, float
             out = store.extractor.run(clip, store.params)
         if not np.isfinite(out.x).all():
             raise FeatureError("non-finite values in output")
-        store.save(clip.clip_id, out)
-        return clip.clip_id, "ok", "", time.perf_counter() - t0, manifest_info(out)
+        store.save(clip.clip_id, out, clip.media)
+        return clip.clip_id, "ok", "", time.perf_counter() - t0, manifest_info(out, clip.media)
     except Exception as exc:  # one broken clip never kills the batch
         reason = f"{type(exc).__name__}: {exc}".replace("\n", " ")[:500]
         return clip.clip_id, "failed", reason, time.perf_counter() - t0, ""
 
 
 def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Iterable[str] | None = None,
-                jobs: int = 1, progress: bool = True) -> ExtractReport:
+                jobs: int = 1, progress: bool = True, media: dict[str, str] | None = None,
+                require: bool = False) -> ExtractReport:
+    """Extract the clips not stored yet, or stored from other `media` (media_signatures), into the store of
+    `spec`; with `require`, a feature that failed on every clip raises ExtractionError."""
     store = FeatureStore.for_spec(root, spec)
     store.dir.mkdir(parents=True, exist_ok=True)
     remove_orphans(store.dir)  # temporary files of a killed run
     ids = list(dataset.ids if ids is None else ids)
-    todo = [c for c in ids if not store.has(c)]
+    media = media or media_signatures(dataset, ids)
+    manifest = store.manifest().set_index("clip")
+    stored_media = {c: json.loads(i or "{}").get("media") for c, i in manifest["info"].items()}
+    todo, changed, recovered = [], [], []  # recovered: stored by a run killed before it wrote the manifest
+    for c in ids:
+        if not store.path(c).exists():
+            todo.append(c)
+        elif stored_media.get(c) != media[c]:  # not in the manifest, or stored again since it was written
+            info = store.stored_info(c)
+            stored_media[c] = json.loads(info).get("media")
+            if stored_media[c] != media[c]:
+                changed.append(c)
+            else:
+                recovered.append({"clip": c, "shape": json.loads(info)["shape"], "seconds": "", "info": info})
+    if changed:  # (or were stored by a version that recorded no media)
+        log.warning("features %s: %d clip(s) re-extracted: their media changed since they were stored (%s)",
+                    store.key, len(changed), store.dir)
+        for c in changed:
+            store.path(c).unlink()
+        todo += changed
+        manifest = manifest[~manifest.index.isin(changed)]
     previous = read_json(store.dir / "params.json") if (store.dir / "params.json").exists() else {}
     # float features are machine-specific (competition.core.provenance): say where clips were computed
     machines = previous.get("computed_on", [])
@@ -210,20 +255,13 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
                                            "version": store.extractor.version, "params": store.params,
                                            "computed_on": machines})
     t0 = time.perf_counter()
-    manifest = store.manifest().set_index("clip")
-    todo_set = set(todo)
-    recovered = []  # clips stored by a run that was killed before it wrote the manifest
-    for c in ids:
-        if c not in todo_set and c not in manifest.index:
-            info = store.stored_info(c)
-            recovered.append({"clip": c, "shape": json.loads(info)["shape"], "seconds": "", "info": info})
     failures = store.failures()
     failures = failures[~failures["clip"].isin(todo)]  # retried now
     new_fail, rows = [], []
     if todo:
-        tasks = (delayed(_compute)(store, clip_media(dataset, c)) for c in todo)
+        tasks = (delayed(_compute)(store, clip_media(dataset, c, media[c])) for c in todo)
         results = Parallel(n_jobs=jobs, return_as="generator_unordered")(tasks) if jobs != 1 else \
-            (_compute(store, clip_media(dataset, c)) for c in todo)
+            (_compute(store, clip_media(dataset, c, media[c])) for c in todo)
         bar = tqdm(results, total=len(todo), desc=store.key, disable=progress_disabled(progress), unit="clip")
         for clip_id, status, reason, secs, info in bar:
             if status == "ok":
@@ -237,9 +275,13 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     write_csv(store.dir / MANIFEST, manifest.reset_index().sort_values("clip"), float_format=None)
     failures = pd.concat([failures, pd.DataFrame(new_fail, columns=["clip", "stage", "reason"])])
     write_csv(store.dir / FAILURES, failures.sort_values("clip"), float_format=None)
+    first = f"(first: {new_fail[0]['clip']}: {new_fail[0]['reason']})" if new_fail else ""
+    if require and ids and len(new_fail) == len(ids):
+        raise ExtractionError(f"feature {store.key} failed on every one of the {len(ids)} clip(s), an extraction "
+                              f"failure, not missing data: see {store.dir / FAILURES} {first}")
     if new_fail:
-        warnings.warn(f"{store.key}: {len(new_fail)} clip(s) failed, see {store.dir / FAILURES} "
-                      f"(first: {new_fail[0]['clip']}: {new_fail[0]['reason']})", stacklevel=2)
+        warnings.warn(f"{store.key}: {len(new_fail)} clip(s) failed, see {store.dir / FAILURES} {first}",
+                      stacklevel=2)
     report = ExtractReport(store.key, len(rows), len(ids) - len(todo), len(new_fail), time.perf_counter() - t0)
     if todo:
         log.log(logging.INFO if progress else logging.DEBUG, "features %s: %d extracted, %d already stored, "
@@ -248,10 +290,12 @@ def extract_one(dataset: Dataset, spec: str | dict, root: Path | str, ids: Itera
     return report
 
 
-def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str,
-            ids: Iterable[str] | None = None, jobs: int = 1, progress: bool = True) -> list[ExtractReport]:
-    ids = None if ids is None else list(ids)
-    return [extract_one(dataset, s, root, ids, jobs, progress) for s in specs]
+def extract(dataset: Dataset, specs: Iterable[str | dict], root: Path | str, ids: Iterable[str] | None = None,
+            jobs: int = 1, progress: bool = True, require: bool = False) -> list[ExtractReport]:
+    """extract_one for each feature spec (the media signatures computed once)."""
+    ids = list(dataset.ids if ids is None else ids)
+    media = media_signatures(dataset, ids)
+    return [extract_one(dataset, s, root, ids, jobs, progress, media, require) for s in specs]
 
 
 def load_outputs(spec: str | dict, root: Path | str, ids: list[str]) -> list[FeatureOutput | None]:

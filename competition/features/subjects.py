@@ -40,6 +40,8 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
+from competition.core.log import add_log_arguments, command, setup_logging
+
 # `speaker` is not a default: on every corpus with known people here its groups followed the emotion or
 # found nobody (EmoDB, the embedded set; acted speech in issue 23). --modalities adds it.
 MODALITIES: tuple[str, ...] = ("face_identity", "scene")
@@ -420,35 +422,35 @@ def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshol
     return est, why, time.perf_counter() - t0
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     from competition.data.subjects import given_sources
-    from competition.data.task import add_task_argument, get_task
+    from competition.data.task import add_dataset_arguments, open_dataset
 
     ap = argparse.ArgumentParser(prog="python -m competition.features.subjects", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--modalities", default=",".join(MODALITIES),
                     help=f"comma-separated identity extractors (default {','.join(MODALITIES)})")
     ap.add_argument("--threshold", default="auto", help="'auto' or a fused distance (about 1 = unrelated clips)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--force", action="store_true", help="replace a subjects file of given (not estimated) subjects")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
+    add_log_arguments(ap)
     a = ap.parse_args(argv)
+    setup_logging(a)
     modalities = [m.strip() for m in a.modalities.split(",") if m.strip()]
     if a.threshold != "auto":
         try:
             a.threshold = float(a.threshold)
         except ValueError:
             ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
-    task = get_task(a.task)
-    wd = task.workdir(a.workdir)
+    _, wd, dataset = open_dataset(a, check_media=False)
+    dataset = dataset.units
     given = given_sources(wd.subjects)
     if given and not a.force:
         ap.error(f"{wd.subjects} holds given subjects ({', '.join(given)}); estimating would replace them. "
                  "Use --force, or another --workdir")
-    dataset = task.load(a.data or wd.embedded_data, check_media=False).units
     try:
         est, why, _ = estimate_into(dataset, wd, modalities, a.threshold, a.jobs, not a.no_progress)
     except ValueError as exc:

@@ -12,8 +12,9 @@ from competition.features.bank import FeatureBank
 
 
 class Model(ABC):
-    """Trained once per fold: fit on the training clips (the validation clips are given for early
-    stopping and model selection only), then predict any clips, returning (N, n_targets) in [0, 1].
+    """Trained once per fold: fit on the training clips, then predict any clips, returning (N, n_targets)
+    in [0, 1]. Only a model that chooses on validation data (`selects_on_validation`: early stopping, best
+    epochs) is given validation clips: a split of the training fold (folds.inner_split), never the held-out fold.
 
     `default_params` declares every parameter the model reads, with its default; the registry rejects
     other keys and values whose type differs from the default's (`param_types` widens a key's types,
@@ -21,6 +22,7 @@ class Model(ABC):
 
     default_params: dict[str, Any] = {}
     param_types: dict[str, tuple[type, ...]] = {}
+    selects_on_validation: bool = False
 
     @classmethod
     def param_defaults(cls) -> dict[str, Any]:
@@ -36,6 +38,11 @@ class Model(ABC):
         # Called as reporter(epoch, metrics) after every epoch; set by run_fold for W&B logging and by
         # the tuner for pruning (it may raise optuna.TrialPruned, which must propagate).
         self.reporter: Callable[[int, dict[str, float]], None] | None = None
+
+    def chosen_params(self) -> dict[str, Any]:
+        """Params that repeat without validation data what the last fit chose on it (e.g. the epoch count), for
+        the refit on the whole training fold (selects_on_validation)."""
+        return {}
 
     def report(self, epoch: int, metrics: dict[str, float]) -> None:
         """Iterative models call this once per epoch (e.g. with train_loss, val_mean_pcc, lr)."""

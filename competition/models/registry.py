@@ -5,16 +5,17 @@ Every model declares its parameters with their defaults (`Model.param_defaults()
 a key the model does not declare (suggesting the closest one) and a value whose type does not fit."""
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
+from competition.core.log import UserError
+from competition.core.overrides import did_you_mean
 from competition.core.plugins import import_submodules
 from competition.models.base import Model
 
 _MODELS: dict[str, type[Model]] = {}
 
 
-class ParamError(ValueError):
+class ParamError(UserError, ValueError):
     """A model parameter the model does not declare, or of the wrong type."""
 
 
@@ -40,9 +41,7 @@ def list_models() -> list[str]:
 def model_class(name: str) -> type[Model]:
     _load_all()
     if name not in _MODELS:
-        close = difflib.get_close_matches(name, _MODELS, n=1)
-        hint = f" (did you mean {close[0]!r}?)" if close else ""
-        raise KeyError(f"unknown model {name!r}{hint}; known: {sorted(_MODELS)}")
+        raise KeyError(f"unknown model {name!r}{did_you_mean(name, _MODELS)}; known: {sorted(_MODELS)}")
     return _MODELS[name]
 
 
@@ -76,9 +75,7 @@ def check_params(name: str, params: dict[str, Any], source: str | None = None) -
     defaults = cls.param_defaults()
     for key, value in params.items():
         if key not in defaults:
-            close = difflib.get_close_matches(str(key), defaults, n=1)
-            hint = f" (did you mean {close[0]!r}?)" if close else ""
-            raise ParamError(f"{where}unknown param {key!r} for model {name!r}{hint}; "
+            raise ParamError(f"{where}unknown param {key!r} for model {name!r}{did_you_mean(key, defaults)}; "
                              f"known: {', '.join(sorted(defaults))}")
         types = cls.param_types.get(key, _expected_types(defaults[key]))
         if types is not None and not _fits(value, types):

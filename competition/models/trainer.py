@@ -146,6 +146,8 @@ class TorchSequenceModel(Model):
     requires_shared_grid: bool = False
     # Clips not in train/val that the fold may pseudo-label (run_fold sets the Test clips).
     unlabelled_ids: list[str] = []
+    selects_on_validation = True  # early stopping, best state / top-k epochs and LR plateaus
+    chosen_epochs = 0             # epochs to the best state (most over stages): what chosen_params returns
 
     def __init__(self, params: dict[str, Any], n_targets: int, seed: int = 42, task: Any = None):
         super().__init__(params, n_targets, seed, task)
@@ -370,7 +372,7 @@ class TorchSequenceModel(Model):
         net = self._distributed(self.module)
         rank, size = world()
         rng = np.random.default_rng(self.seed + epoch0)
-        best_score, best_state, stale = -math.inf, None, 0
+        best_score, best_state, stale, best_epoch = -math.inf, None, 0, epoch0
         epoch = epoch0
         for epoch in range(epoch0, epoch0 + epochs):
             if frozen and epoch - epoch0 == frozen:  # unfreeze, at backbone_lr (its param group's LR)
@@ -431,7 +433,7 @@ class TorchSequenceModel(Model):
                 metrics["stage"] = float(self.training_stages().index(stage))
             top.offer(score, evaluated)
             if score > best_score + float(cfg["min_delta"]):
-                best_score, stale = score, 0
+                best_score, stale, best_epoch = score, 0, epoch
                 best_state = copy.deepcopy(evaluated.state_dict())
             else:
                 stale += 1
@@ -442,6 +444,7 @@ class TorchSequenceModel(Model):
                 break
         for p in backbone.parameters() if frozen else []:
             p.requires_grad_(id(p) in trainable)
+        self.chosen_epochs = max(self.chosen_epochs, best_epoch - epoch0 + 1)
         if len(top.entries) > 1:
             self.module.load_state_dict(top.average())
             if has_batchnorm(self.module):  # averaged weights need their own BatchNorm statistics
@@ -450,6 +453,9 @@ class TorchSequenceModel(Model):
         elif best_state is not None:
             self.module.load_state_dict(best_state)
         return epoch + 1
+
+    def chosen_params(self) -> dict[str, Any]:
+        return {"epochs": self.chosen_epochs}
 
     def _distributed(self, module: nn.Module) -> nn.Module:
         """The module wrapped in DistributedDataParallel under torchrun (gradients averaged over ranks)."""

@@ -17,11 +17,14 @@ from typing import Any
 
 import yaml
 
-from competition.core.overrides import ConfigError, apply_override  # noqa: F401  (re-exported)
+from competition.core.overrides import ConfigError, apply_override, did_you_mean  # noqa: F401  (re-exported)
 from competition.core.paths import CONFIG_DIR
-from competition.models.registry import ParamError, check_params
+from competition.models.registry import ParamError, check_params, list_models, model_class
 
 REQUIRED = ("model",)
+# Every top-level key a config may have (read by run_fold and tune): another key is a typo, refused like a param's.
+KEYS = ("name", "description", "default", "task", "model", "features", "params", "seed", "seeds", "search_space",
+        "subject_norm", "window", "train_stride")
 
 
 _ENV_VAR = re.compile(r"\$\{(\w+)\}")
@@ -38,15 +41,16 @@ def expand_env(node: Any) -> Any:
     return node
 
 
-def config_path(name_or_path: str | Path) -> Path:
+def config_path(name_or_path: str | Path, tuned: Path | None = None) -> Path:
+    """A config file by path, or by name in configs/ or `tuned` (the work directory's tuned configs)."""
     p = Path(name_or_path)
-    if p.suffix in (".yaml", ".yml") and p.exists():
-        return p
-    cand = CONFIG_DIR / f"{name_or_path}.yaml"
-    if cand.exists():
-        return cand
-    known = sorted(x.stem for x in CONFIG_DIR.glob("*.yaml"))
-    raise ConfigError(f"no config {name_or_path!r} (looked for {p} and {cand}); known: {known}")
+    folders = [CONFIG_DIR, *([tuned] if tuned else [])]
+    found = [p] if p.suffix in (".yaml", ".yml") and p.exists() else [f / f"{p}.yaml" for f in folders]
+    if any(f.exists() for f in found):
+        return next(f for f in found if f.exists())
+    known = sorted(x.stem for folder in folders for x in folder.glob("*.yaml"))
+    raise ConfigError(f"no config {str(name_or_path)!r}{did_you_mean(str(name_or_path), known)} (looked for {p} and "
+                      f"NAME.yaml in {', '.join(map(str, folders))}); known: {known}")
 
 
 def _merged(base: dict, over: dict) -> dict:
@@ -73,8 +77,11 @@ def read_yaml(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
     return _merged({k: v for k, v in read_yaml(base, seen + (path,)).items() if k not in own}, cfg)
 
 
-def load_config(name_or_path: str | Path, overrides: list[str] | None = None) -> dict[str, Any]:
-    path = config_path(name_or_path)
+def load_config(name_or_path: str | Path, overrides: list[str] | None = None, tuned: Path | None = None,
+                task: str | None = None) -> dict[str, Any]:
+    """The config (a path, or a name in configs/ or `tuned`: config_path) with the overrides applied,
+    validated: its top-level keys (KEYS), its task (and that it is `task`), its model and the model's params."""
+    path = config_path(name_or_path, tuned)
     cfg = read_yaml(path)
     cfg.setdefault("name", path.stem)
     cfg.setdefault("features", [])
@@ -87,9 +94,14 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
     missing = [k for k in REQUIRED if k not in cfg]
     if missing:
         raise ConfigError(f"{path}: missing key(s) {missing}")
+    for key in cfg:
+        if key not in KEYS:
+            raise ConfigError(f"{path}: unknown key {key!r}{did_you_mean(key, KEYS)}; known: {', '.join(KEYS)}")
     from competition.data.task import TASKS
     if cfg["task"] not in TASKS:
         raise ConfigError(f"{path}: task {cfg['task']!r} is not one of {sorted(TASKS)}")
+    if task and cfg["task"] != task:
+        raise ConfigError(f"{path}: config for task {cfg['task']!r}, not {task!r}; pass --task {cfg['task']}")
     try:
         check_params(cfg["model"], cfg["params"], source=str(path))
     except (KeyError, ParamError) as exc:  # an unknown model, or an unknown / mistyped parameter
@@ -98,8 +110,10 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None) ->
 
 
 def config_hash(cfg: dict) -> str:
-    """Identity of what an experiment computes (its name, tuning ranges and flags excluded)."""
+    """Identity of what an experiment computes (name, tuning ranges, flags excluded; issue 24's selection in)."""
     core = {k: v for k, v in cfg.items() if k not in ("name", "search_space", "default", "description")}
+    if cfg["model"] in list_models() and model_class(cfg["model"]).selects_on_validation:
+        core["selection"] = "inner split + refit"
     return hashlib.sha1(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 

@@ -33,11 +33,12 @@ from competition.data.contract import Dataset, normalise_id
 from competition.features.presence import modality_label
 from competition.folds import n_folds_of
 from competition.core.io import read_json, remove_orphans, write_csv, write_json, write_text
+from competition.core.log import UserError
 from competition.core.provenance import run_card
 from competition.data.task import ERI, Task, get_task
 
 
-class ExperimentError(RuntimeError):
+class ExperimentError(UserError, RuntimeError):
     pass
 
 

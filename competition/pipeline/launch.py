@@ -25,8 +25,8 @@ from pathlib import Path
 from typing import Any, Callable
 
 from competition.core.io import write_json
-from competition.core.log import add_log_arguments, setup_logging
-from competition.data.task import add_task_argument, get_task
+from competition.core.log import add_log_arguments, command, setup_logging
+from competition.data.task import add_dataset_arguments, get_task
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
 from competition.pipeline.config import default_experiments, load_config
@@ -48,7 +48,7 @@ class JobResult:
 
 def _load(task_name: str, data: str | None, workdir: str | None):
     task = get_task(task_name)
-    wd = task.workdir(workdir)
+    wd = task.workdir(workdir, data)
     return task, wd, task.load(data or wd.embedded_data, check_media=False)
 
 
@@ -112,10 +112,7 @@ def launch(names: list[str | dict], task_name: str = "eri", data: Path | None = 
     task, wd, ds = _load(task_name, str(data) if data else None, str(workdir) if workdir else None)
     fold_table = read_folds(wd.folds, ds)
     folds = list(range(n_folds_of(fold_table))) if folds is None else folds
-    cfgs = [n if isinstance(n, dict) else load_config(n, overrides) for n in names]
-    wrong = sorted({c["name"] for c in cfgs if c["task"] != task.name})
-    if wrong:
-        raise ValueError(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key)")
+    cfgs = [n if isinstance(n, dict) else load_config(n, overrides, wd.tuned, task.name) for n in names]
     specs = [s for c in cfgs for s in c["features"]]
     specs = [s for i, s in enumerate(specs) if s not in specs[:i]]
 
@@ -143,12 +140,11 @@ def launch(names: list[str | dict], task_name: str = "eri", data: Path | None = 
     return jobs
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--exp", nargs="*", default=None, help="config names or paths (default: default configs)")
     ap.add_argument("--folds", type=int, nargs="*", default=None, help="fold indices (default: all)")
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--address", default=None, help="Ray cluster address (default: start a local instance)")
     ap.add_argument("--cpus", type=int, default=None, help="CPUs of the local instance (default: all)")
     ap.add_argument("--cpus-per-task", type=float, default=1)
@@ -157,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-retries", type=int, default=2, help="reruns of a task whose process died")
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--no-wandb", action="store_true")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)

@@ -40,7 +40,7 @@ import pandas as pd
 import soundfile as sf
 
 from competition.core.io import read_json
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import UserError, add_log_arguments, command, setup_logging
 from competition.core.paths import Workdir
 from competition.data.contract import SPLIT_COL, Dataset, media_path
 from competition.data.task import add_task_argument, get_task
@@ -61,7 +61,7 @@ LOW_FACE_RATE = 0.2  # below it a video counts as faceless (../shared/data/real_
                      # a face leaving or entering the frame 0.375, single_face.mp4 1.0)
 
 
-class PredictError(RuntimeError):
+class PredictError(UserError, RuntimeError):
     pass
 
 
@@ -319,6 +319,7 @@ def write_output(df: pd.DataFrame, out: Path | None) -> None:
         raise PredictError(f"--out {out}: use a .csv or .json file name")
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("videos", nargs="+", type=Path)
@@ -337,14 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     if a.out is not None and a.out.suffix not in (".csv", ".json"):
         ap.error(f"--out {a.out}: use a .csv or .json file name")
     wd = Workdir.of(a.workdir)
-    try:
-        card = load_card(find_card(wd, a.blend), wd)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # per-clip problems are reported below, once, by video
-            df = predict_videos(a.videos, card, wd, a.device, a.jobs)
-    except PredictError as exc:
-        log.error("%s", exc)
-        return 2
+    card = load_card(find_card(wd, a.blend), wd)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # per-clip problems are reported below, once, by video
+        df = predict_videos(a.videos, card, wd, a.device, a.jobs)
     log.info("blend %s (%s; members: %s)", card.path.stem, card.blender.method, ", ".join(card.blender.members))
     write_output(df, a.out)
     return 0

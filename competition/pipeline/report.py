@@ -30,14 +30,15 @@ import numpy as np  # noqa: E402
 import optuna  # noqa: E402
 from optuna.trial import TrialState  # noqa: E402
 
-from competition.data.contract import Dataset, load_dataset  # noqa: E402
+from competition.data.contract import Dataset  # noqa: E402
 from competition.pipeline.ensembling.caruana import caruana_select  # noqa: E402
 from competition.pipeline.ensembling.library import finished_experiments, load_library  # noqa: E402
 from competition.pipeline.experiment import experiment_modality, read_predictions, skipped_experiments  # noqa: E402
 from competition.core.io import read_json, write_text  # noqa: E402
-from competition.core.log import add_log_arguments, setup_logging  # noqa: E402
+from competition.core.log import add_log_arguments, command, setup_logging  # noqa: E402
 from competition.core.metrics import pcc_per_column  # noqa: E402
 from competition.pipeline.study_storage import DEFAULT_STORAGE, open_storage  # noqa: E402
+from competition.data.task import add_dataset_arguments, open_dataset  # noqa: E402
 
 N_LEVELS = 10  # seed 001 quantises intensities into 10 levels
 TRUTH_JSON = "synth_truth.json"
@@ -419,21 +420,19 @@ def build_report(ds: Dataset, oof_root: Path, submissions: Path, out: Path,
     return page
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
-    from competition.core.paths import Workdir
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--out", type=Path, default=None, help="output folder (default <workdir>/reports)")
     ap.add_argument("--storage", action="append", default=[], help="extra Optuna storage (repeatable)")
-    ap.add_argument("--task", choices=["eri"], default="eri",
-                    help="eri only: the Aff-Wild2 tasks have their tables from `python -m competition.pipeline.results "
-                         "--task va|expr`")
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    wd = Workdir.of(a.workdir)
-    ds = load_dataset(a.data or wd.embedded_data, check_media=False)
+    if a.task != "eri":
+        ap.error("--task eri only: the Aff-Wild2 tasks have their tables from `python -m competition.pipeline.results "
+                 "--task va|expr`")
+    _, wd, ds = open_dataset(a, check_media=False)
     page = build_report(ds, wd.oof, wd.submissions, a.out or wd.root / "reports", a.storage)
     print(f"wrote {page} ({len(list(page.parent.glob('*.png')))} figures); open it in a browser")
     return 0

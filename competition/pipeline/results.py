@@ -22,9 +22,9 @@ import numpy as np
 from competition.data.contract import DataError
 from competition.pipeline.experiment import experiment_modality
 from competition.core.io import read_json, write_text
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import add_log_arguments, command, setup_logging
 from competition.core.paths import REPO_ROOT
-from competition.data.task import ERI, Task, add_task_argument, get_task
+from competition.data.task import ERI, Task, add_dataset_arguments, get_task
 
 
 @dataclass
@@ -118,19 +118,18 @@ def kept_notes(path: Path) -> str:
     return "" if i < 0 else "\n" + text[i:]
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--workdir", type=Path, default=None)
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
     ap.add_argument("--out", type=Path, default=None,
                     help="default: docs/RESULTS.md (eri), docs/RESULTS_<TASK>.md (other tasks)")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
     task = get_task(a.task)
     out = a.out or REPO_ROOT / "docs" / ("RESULTS.md" if task.name == "eri" else f"RESULTS_{task.name.upper()}.md")
-    wd = task.workdir(a.workdir)
+    wd = task.workdir(a.workdir, a.data)
     data = a.data or wd.embedded_data
     try:
         ds = task.load(data, check_media=False)

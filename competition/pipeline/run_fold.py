@@ -21,6 +21,10 @@ Before training, an experiment is skipped, with a message and a `skipped` record
 when it cannot learn anything on this dataset: every modality it reads (face, audio) is absent from
 every clip (competition.features.presence), or it reads a model folder that was not given (`model: ""`,
 e.g. the wav2vec2 configs without ERI_SPEECH_MODEL). The blend then works on the experiments that ran.
+One named with --exp is then an error (exit code 2), once the others have run. Models that choose on
+validation data (the neural models' early stopping, best epochs, LR plateaus) choose on a quarter of the
+training fold (folds.inner_split, grouped by subject), never on the held-out fold, and are then refitted on
+the whole training fold with those choices (the epoch count).
 
 Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
 1) and predict every frame of the held-out and Test videos, each from its context `window`.
@@ -43,20 +47,21 @@ from tqdm.auto import tqdm
 
 from competition.data.subjects import known_subjects
 from competition.pipeline import tracking
-from competition.pipeline.config import ConfigError, default_experiments, load_config
-from competition.pipeline.experiment import Experiment
-from competition.features.presence import Presence, check_presence, face_params_of, feature_modalities
+from competition.pipeline.config import default_experiments, load_config
+from competition.pipeline.experiment import Experiment, ExperimentError, skipped_experiments
+from competition.features.presence import (Presence, audio_presence, face_params_of, face_presence,
+                                           feature_modalities)
 from competition.features.registry import get_extractor, parse_feature_spec
 from competition.features.store import extract
-from competition.folds import fold_ids, n_folds_of, read_folds
+from competition.folds import FoldsError, fold_ids, inner_split, load_groups, n_folds_of, read_folds
 from competition.core.io import atomic_files
-from competition.core.log import add_log_arguments, progress_disabled, setup_logging
+from competition.core.log import add_log_arguments, command, progress_disabled, setup_logging
 from competition.features.bank import FeatureBank, Windows
 from competition.models.base import Model
 from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
-from competition.models.registry import build_model
+from competition.models.registry import build_model, model_class
 from competition.core.paths import Workdir
-from competition.data.task import Task, add_task_argument, get_task
+from competition.data.task import Task, add_dataset_arguments, get_task, open_dataset
 
 log = logging.getLogger(__name__)
 Reporter = Callable[[int, dict[str, float]], None]
@@ -99,6 +104,12 @@ def subjects_for(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
     return None if subjects is None else subjects.groups
 
 
+def selection_groups(cfg: dict, ds, wd: Workdir) -> pd.Series | None:
+    """What a model choosing on validation data groups its split of the training fold by (folds.load_groups)."""
+    return load_groups(ds.units, task_of(cfg), wd.subjects)[0] if model_class(cfg["model"]).selects_on_validation \
+        else None
+
+
 def feature_bank(cfg: dict, ds, features_root: Path, subjects: pd.Series | None = None) -> FeatureBank:
     """The experiment's features, read per sample (clips, or frames in their context window); with
     `subjects`, standardised within subject."""
@@ -115,17 +126,18 @@ def seeds_of(cfg: dict) -> list[int]:
 def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: int = 1,
              progress: bool = True, reporter: Reporter | None = None,
              extract_features: bool = True, seed: int | None = None,
-             subjects: pd.Series | None = None) -> FoldFit:
+             subjects: pd.Series | None = None, groups: pd.Series | None = None) -> FoldFit:
     """Extract the config's features (cached), train fold k's model and predict its held-out and Test
     samples. `reporter(epoch, row)` receives the per-epoch metrics of iterative models (it may raise,
     e.g. optuna.TrialPruned, which propagates). Shared by run_fold and the tuner. `ds` is a clip
     dataset or a frame dataset of the config's task; models see targets in [0, 1] (task.to_unit).
-    Configs with `subject_norm: true` need `subjects` (see subjects_for)."""
+    Configs with `subject_norm: true` need `subjects` (see subjects_for); `groups` group the split
+    a model choosing on validation data makes of the training fold (see selection_groups)."""
     task = task_of(cfg)
     t0 = time.perf_counter()
     if extract_features:
         if is_main():  # under torchrun the other ranks wait for rank 0's features
-            extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress)
+            extract(ds.units, cfg["features"], features_root, jobs=jobs, progress=progress, require=True)
         barrier()
     t_feat = time.perf_counter() - t0
 
@@ -136,16 +148,26 @@ def fit_fold(cfg: dict, k: int, ds, fold: pd.Series, features_root: Path, jobs: 
         raise ValueError(f"{cfg['name']}: subject_norm is set but no subjects were given")
     bank = feature_bank(cfg, ds, features_root, subjects)
     seed = (seeds_of(cfg)[0] if seed is None else int(seed)) + k
-    seed_everything(seed)
-    model = build_model(cfg["model"], cfg.get("params", {}), len(ds.targets), seed=seed, task=task)
-    model.reporter = reporter
-    if hasattr(model, "unlabelled_ids"):  # models that can pseudo-label see which clips are unlabelled
-        model.unlabelled_ids = list(test_ids)
+
+    def new_model(chosen: dict) -> Model:
+        seed_everything(seed)
+        model = build_model(cfg["model"], {**cfg.get("params", {}), **chosen}, len(ds.targets), seed=seed, task=task)
+        model.reporter = reporter
+        model.unlabelled_ids = list(test_ids)  # for models that can pseudo-label them
+        return model
+
+    model = new_model({})
     # One BLAS/OpenMP thread: scikit-learn's results (e.g. gradient-boosting histograms) depend on the thread
     # count, so a fold gives the same numbers alone or beside other folds (run_all.sh runs them in parallel).
     with threadpool_limits(limits=1):
         t1 = time.perf_counter()
-        model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), val_ids, task.to_unit(ds.labels(val_ids)))
+        if model.selects_on_validation:  # choose (e.g. the epoch count) on a split of the training fold, then
+            part, select_ids = inner_split(ds, fit_ids, groups, seed)  # refit on all of it with those choices
+            model.fit(bank, part, task.to_unit(ds.labels(part)), select_ids, task.to_unit(ds.labels(select_ids)))
+            chose, model = model, new_model(model.chosen_params())
+        model.fit(bank, fit_ids, task.to_unit(ds.labels(fit_ids)), [], task.to_unit(ds.labels([])))
+        if model.selects_on_validation:
+            model.history = chose.history + model.history  # the choosing fit's epochs, then the refit's
         t_fit = time.perf_counter() - t1
         t2 = time.perf_counter()
         val_pred = task.from_unit(model.predict(bank, val_ids))
@@ -182,7 +204,8 @@ _PRESENCE: dict[tuple, Presence] = {}  # per process: every fold and experiment 
 def presence(ds, features_root: Path, modality: str, face_params: dict, jobs: int) -> Presence:
     key = (ds.fingerprint, str(features_root), modality, repr(sorted(face_params.items())))
     if key not in _PRESENCE:
-        _PRESENCE[key] = check_presence(ds, features_root, {modality}, [face_params], jobs)[modality]
+        _PRESENCE[key] = (face_presence(ds, features_root, face_params, jobs) if modality == "face"
+                          else audio_presence(ds))
     return _PRESENCE[key]
 
 
@@ -218,7 +241,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     also when the experiment is skipped on this dataset: see skip_reason)."""
     fold = read_folds(wd.folds, ds)
     if not 0 <= k < n_folds_of(fold):
-        raise ValueError(f"fold {k} does not exist; folds.csv has {n_folds_of(fold)} fold(s)")
+        raise FoldsError(f"fold {k} does not exist; {wd.folds} has {n_folds_of(fold)} fold(s)")
     exp = Experiment(wd.oof, cfg)
     main = is_main()  # under torchrun only rank 0 writes
     if main:
@@ -243,9 +266,10 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
         logger = EpochLogger(run, f"{exp.name} f{k}", int(epochs) if epochs else None, progress and main)
         fits = []
         try:
+            groups = selection_groups(cfg, ds, wd)
             for s in seeds_of(cfg):
                 fits.append(fit_fold(cfg, k, ds, fold, wd.features, jobs=jobs, progress=progress, reporter=logger,
-                                     seed=s, subjects=subjects))
+                                     seed=s, subjects=subjects, groups=groups))
         finally:
             logger.close()
         if not main:
@@ -281,25 +305,22 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     return metrics
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--fold", type=int, action="append", default=None, help="fold index (repeatable)")
     ap.add_argument("--all-folds", action="store_true")
     ap.add_argument("--exp", nargs="*", default=None, help="config names or paths (default: default configs)")
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
     init_from_env()  # under torchrun: join the process group
-    task = get_task(a.task)
-    wd = task.workdir(a.workdir)
-    ds = task.load(a.data or wd.embedded_data)
+    task, wd, ds = open_dataset(a)
     for w in ds.warnings:
         log.warning("%s", w)
     names = a.exp or default_experiments(task.name)
@@ -308,16 +329,15 @@ def main(argv: list[str] | None = None) -> int:
     folds = list(range(n_folds_of(read_folds(wd.folds, ds)))) if a.all_folds else (a.fold or [])
     if not folds:
         ap.error("give --fold K (repeatable) or --all-folds")
-    try:
-        jobs = [(load_config(name, a.overrides), k) for name in names for k in folds]
-    except ConfigError as exc:
-        ap.error(str(exc))
-    wrong = sorted({c["name"] for c, _ in jobs if c["task"] != task.name})
-    if wrong:
-        ap.error(f"config(s) {wrong} are not for task {task.name!r} (their `task:` key); pass --task to match")
+    jobs = [(load_config(name, a.overrides, wd.tuned, task.name), k) for name in names for k in folds]
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=progress_disabled(len(jobs) > 1 and not a.quiet)):
         run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
     shutdown()
+    named = {c["name"] for c, _ in jobs} if a.exp else set()  # the default set may skip; a named one may not
+    cannot = {n: why for n, why in skipped_experiments(wd.oof, ds.fingerprint).items() if n in named}
+    if cannot:
+        raise ExperimentError("named with --exp but cannot run on this dataset: " +
+                              "; ".join(f"{n}: {why['reason']}" for n, why in cannot.items()))
     return 0
 
 

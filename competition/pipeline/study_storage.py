@@ -9,12 +9,14 @@ from pathlib import Path
 
 import optuna
 
+from competition.core.log import UserError
+
 DEFAULT_STORAGE = "tune/optuna.journal"  # of an experiment, inside oof/<exp>/
 SQLITE_SUFFIXES = (".db", ".sqlite", ".sqlite3")
 HEARTBEAT_SECONDS = 60  # database storages: a trial is stale after 3 beats without news
 
 
-class StorageError(RuntimeError):
+class StorageError(UserError, RuntimeError):
     """A study storage that cannot be opened: database down, wrong URL, missing driver."""
 
 

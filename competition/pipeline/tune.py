@@ -7,10 +7,11 @@
 Objective: the task's metric averaged over folds of each fold's val score (`--fast`: fold 0 only), from
 run_fold's own fit_fold, in memory (oof/<exp>/ is never touched); pruned per epoch and per fold
 (MedianPruner). Trial 0 of a new study is the config as written. The best trial is written to
-configs/<exp>_tuned.yaml. `--trials N` is the study's total: rerunning resumes it and workers on one
-storage share it (MaxTrialsCallback). Storage: a journal file (default oof/<exp>/tune/optuna.journal), an
-SQLite file (.db) or a database URL (postgresql://...), whose heartbeats fail and retry a dead worker's
-trial (RetryHeartbeatStaleTrialCallback). Guarantees and their limits: docs/TUNING.md.
+<workdir>/tuned/<exp>_tuned.yaml, which every command finds by name. `--trials N` is the study's total:
+rerunning resumes it and workers on one storage share it (MaxTrialsCallback). Storage: a journal file
+(default oof/<exp>/tune/optuna.journal), an SQLite file (.db) or a database URL (postgresql://...), whose
+heartbeats fail and retry a dead worker's trial (RetryHeartbeatStaleTrialCallback). Guarantees and their
+limits: docs/TUNING.md.
 """
 from __future__ import annotations
 
@@ -32,18 +33,18 @@ import yaml
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from competition.core.io import write_text
-from competition.core.log import add_log_arguments, setup_logging
+from competition.core.log import add_log_arguments, command, setup_logging
 from competition.core.metrics import ConstantPredictionWarning
-from competition.core.paths import CONFIG_DIR, Workdir
+from competition.core.paths import Workdir
 from competition.data.contract import Dataset
-from competition.data.task import add_task_argument, get_task
+from competition.data.task import add_dataset_arguments, get_task, open_dataset
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
 from competition.pipeline import tracking
 from competition.pipeline.config import ConfigError, apply_override, config_hash, dump_config, load_config
 from competition.pipeline.experiment import folds_fingerprint
-from competition.pipeline.run_fold import fit_fold, subjects_for
-from competition.pipeline.study_storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, StorageError, open_storage
+from competition.pipeline.run_fold import fit_fold, selection_groups, subjects_for
+from competition.pipeline.study_storage import DEFAULT_STORAGE, HEARTBEAT_SECONDS, open_storage
 
 # Intermediate values of fold k live at steps k*STEP_STRIDE + epoch; the running CV mean after fold k at
 # (k+1)*STEP_STRIDE - 1. The pruner thus always compares the same fold and epoch across trials.
@@ -122,7 +123,8 @@ def cv_objective(cfg: dict, space: dict[str, dict], ds: Dataset, fold: pd.Series
                         raise optuna.TrialPruned(f"fold {folds[i]} epoch {epoch}: {row[epoch_key]:.4f}")
 
             fit = fit_fold(tcfg, k, ds, fold, wd.features, jobs=jobs, progress=False, reporter=reporter,
-                           extract_features=False, subjects=subjects_for(tcfg, ds, wd))
+                           extract_features=False, subjects=subjects_for(tcfg, ds, wd),
+                           groups=selection_groups(tcfg, ds, wd))
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", ConstantPredictionWarning)
                 scores.append(task.score(fit.val_pred, ds.labels(fit.val_ids)))
@@ -179,7 +181,7 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
     baseline = baseline_values(cfg, space)
     if baseline is not None and not s.get_trials(deepcopy=False):
         s.enqueue_trial(baseline, user_attrs={"baseline": True}, skip_if_exists=True)
-    extract(ds.units, cfg["features"], wd.features, jobs=jobs, progress=progress)  # once, not per trial
+    extract(ds.units, cfg["features"], wd.features, jobs=jobs, progress=progress, require=True)  # once
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -203,7 +205,7 @@ def tune(cfg: dict, ds: Dataset, wd: Workdir, n_trials: int, storage: str | None
         run.summary({"best_value": best.value if best else float("nan"),
                      "baseline_value": base.value if base else float("nan")})
     path = None if best is None else write_tuned_config(cfg, best, name, st.url, len(folds),
-                                                        out or CONFIG_DIR / f"{cfg['name']}_tuned.yaml")
+                                                        out or wd.tuned / f"{cfg['name']}_tuned.yaml")
     return TuneResult(s, st.url, best, base, path)
 
 
@@ -216,6 +218,7 @@ def _baseline(study: optuna.Study) -> FrozenTrial | None:
     return next((t for t in done if t.user_attrs.get("baseline")), None)
 
 
+@command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("exp", help="config name or path")
@@ -227,30 +230,21 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seed", type=int, default=None, help="sampler seed (give each worker its own)")
     ap.add_argument("--heartbeat", type=int, default=HEARTBEAT_SECONDS,
                     help="database storages: seconds between heartbeats; a trial silent for 3 is retried")
-    ap.add_argument("--data", type=Path, default=None, help="dataset root (default: the embedded dataset)")
-    ap.add_argument("--workdir", type=Path, default=None)
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
-    ap.add_argument("--out", type=Path, default=None, help="tuned config path (default configs/<exp>_tuned.yaml)")
+    ap.add_argument("--out", type=Path, default=None, help="tuned config path (default WORKDIR/tuned/<exp>_tuned.yaml)")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
-    add_task_argument(ap)
+    add_dataset_arguments(ap)
     add_log_arguments(ap)
     a = ap.parse_args(argv)
     setup_logging(a)
-    task = get_task(a.task)
-    cfg = load_config(a.exp, a.overrides)
-    if cfg["task"] != task.name:
-        ap.error(f"config {cfg['name']!r} is for task {cfg['task']!r}, not {task.name!r}; pass --task {cfg['task']}")
-    wd = task.workdir(a.workdir)
-    ds = task.load(a.data or wd.embedded_data)
+    task, wd, ds = open_dataset(a)
+    cfg = load_config(a.exp, a.overrides, wd.tuned, task.name)
     # SIGTERM (kill, SLURM pre-emption) as Ctrl-C: Optuna then marks the running trial FAIL, freeing its place
     previous = signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         res = tune(cfg, ds, wd, a.trials, a.storage, a.study, a.fast, a.seed, a.jobs, a.out, no_wandb=a.no_wandb,
                    heartbeat=a.heartbeat)
-    except StorageError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
     counts = pd.Series([t.state.name for t in res.study.trials], dtype=object).value_counts().to_dict()
@@ -265,8 +259,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  config as written (trial {res.baseline.number}): CV {task.metric_label} {res.baseline.value:.4f}")
     gain = f" ({res.best.value - res.baseline.value:+.4f} over the config)" if res.baseline else ""
     print(f"  best trial {res.best.number}: CV {task.metric_label} {res.best.value:.4f}{gain}  {res.best.params}")
-    tuned = f"{cfg['name']}_tuned" if res.config_path.parent == CONFIG_DIR else str(res.config_path)
-    prefix = "" if task.name == "eri" else f"TASK={task.name} "
+    tuned = f"{cfg['name']}_tuned" if res.config_path.parent == wd.tuned else str(res.config_path)
+    prefix = "".join(f"{k}={v} " for k, v in (("TASK", task.name if task.name != "eri" else None),
+                                                ("DATA", a.data), ("WORKDIR", a.workdir)) if v)
     print(f"  wrote {res.config_path}; run every fold with: {prefix}bash scripts/run_all.sh {tuned}")
     return 0
 

@@ -8,8 +8,10 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
 from competition.data.contract import normalise_id
+from competition.pipeline.config import config_hash
 from competition.pipeline.experiment import ExperimentError, experiment_modality, read_predictions
 from competition.core.io import read_json
 from competition.data.task import ERI, Task
@@ -77,6 +79,9 @@ def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task 
         if m.get("dataset") != ds.fingerprint:
             raise ExperimentError(f"{d} was computed on dataset {m.get('dataset')}, not on {ds.root} "
                                   f"({ds.fingerprint}); refusing to blend artifacts of two datasets")
+        dumped = d / "config.yaml"  # results of an older version (or an edited config) are another computation
+        if dumped.exists() and m.get("config_hash") != config_hash(yaml.safe_load(dumped.read_text())):
+            raise ExperimentError(f"{d} was computed by an older version or another config: rerun it with --force")
         fps.add(m.get("folds_fingerprint"))
         if m.get("task", "eri") != task.name:
             raise ExperimentError(f"{d} holds {m.get('task', 'eri')} results, not {task.name}")
