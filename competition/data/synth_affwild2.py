@@ -11,9 +11,6 @@ annotator noise: valence/arousal (linear maps + smooth noise) and one of 8 expre
 runs of confused labels). Frames without a visible face, and a few random runs, are invalid (-5 / -1).
 Ground truth the pipeline never reads: synth_affwild2_truth.csv (per frame) and synth_affwild2_truth.json
 (parameters, per-video facts, class counts and the ceilings).
-
-Longer than the ~400-line norm on purpose: the episode model, the per-frame label maps and the ceilings
-they are scored against are one generative story; rendering is reused from synth.py.
 """
 from __future__ import annotations
 
