@@ -18,36 +18,44 @@ from competition.pipeline.run_fold import run_fold
 from competition.models.trainer import TorchSequenceModel
 
 CONFIGS = sorted(p.stem for p in CONFIG_DIR.glob("*.yaml"))
+FRAME_CONFIGS = [c for c in CONFIGS if load_config(c)["task"] != "eri"]
 TINY = ["params.epochs=2", "params.patience=2", "params.progress=false", "params.amp=false",
         "seeds=[0]"]  # one seed: configs that average seeds (dual_branch) train each fold once here
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    """task -> (dataset, work dir), each made on first use."""
+def hume_data(tmp_path_factory):
+    return generate(tmp_path_factory.mktemp("allcfg_hume") / "data", n=20, seed=5, jobs=2, duration=(2.0, 2.5))
+
+
+@pytest.fixture(scope="module")
+def affwild2_data(tmp_path_factory):
+    return generate_affwild2(tmp_path_factory.mktemp("allcfg_aw2") / "data", n_videos=6, seed=1, jobs=2,
+                             duration=(2.5, 3.0))
+
+
+@pytest.fixture(scope="module")
+def tiny(request, tmp_path_factory):
+    """task -> (dataset, work dir); the datasets are module fixtures, made before the first test that
+    needs one (the parametrisation puts the frame tasks' configs last)."""
     made: dict = {}
 
     def get(task_name: str):
         if task_name not in made:
             task = get_task(task_name)
-            root = tmp_path_factory.mktemp(f"allcfg_{task.name}")
-            if task.family == "hume":
-                data = generate(root / "data", n=20, seed=5, jobs=2, duration=(2.0, 2.5))
-            else:
-                data = generate_affwild2(root / "data", n_videos=6, seed=1, jobs=2, duration=(2.5, 3.0))
-            ds = task.load(data)
-            wd = task.workdir(root / "work")
+            ds = task.load(request.getfixturevalue(f"{task.family}_data"))
+            wd = task.workdir(tmp_path_factory.mktemp(f"allcfg_{task.name}") / "work")
             groups = ds.units.table[task.group_col] if task.group_col else None
             write_folds(ds.units, make_folds(ds.units, n_folds=2, seed=0, groups=groups), wd.folds, {"n_folds": 2})
             if task.family == "hume":  # the subject_norm twins need the subjects of every clip
-                write_subjects(wd.subjects, from_csv(data / "synth_truth.csv"), "file:synth_truth.csv", ds.units)
+                write_subjects(wd.subjects, from_csv(ds.units.root / "synth_truth.csv"), "file:synth_truth.csv", ds.units)
             made[task_name] = (ds, wd)
         return made[task_name]
     return get
 
 
-@pytest.mark.parametrize("name", CONFIGS)
-def test_config_runs_every_fold(tiny, name, monkeypatch, tmp_path):
+@pytest.mark.parametrize("name", [c for c in CONFIGS if c not in FRAME_CONFIGS] + FRAME_CONFIGS)
+def test_config_runs_every_fold(tiny, hume_data, name, monkeypatch, tmp_path):
     if "${ERI_SPEECH_MODEL}" in (CONFIG_DIR / f"{name}.yaml").read_text():  # a local speech-model folder
         from tests.test_features_models import _tiny_encoder
         monkeypatch.setenv("ERI_SPEECH_MODEL", str(_tiny_encoder("wavlm", tmp_path / "wavlm")))

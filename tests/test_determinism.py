@@ -16,6 +16,7 @@ from competition.pipeline.config import load_config
 from competition.data.contract import load_dataset
 from competition.data.subjects import from_csv, write_subjects
 from competition.features.store import FeatureStore, extract
+from competition.folds import main as folds_main
 from competition.core.io import read_json
 from competition.core.paths import Workdir
 from competition.pipeline.run_fold import run_fold
@@ -51,9 +52,9 @@ def test_same_seed_same_folds_across_processes(data, tmp_path):
             for x in "abc":
                 write_subjects(Workdir.of(tmp_path / f"{tag}{x}").subjects, from_csv(groups), "file:groups", ds)
         extra = ["--groups", "subjects" if grouped else "none"]
-        run(folds_cmd(data, tmp_path / f"{tag}a", 3, *extra), hash_seed="0")
-        run(folds_cmd(data, tmp_path / f"{tag}b", 3, *extra), hash_seed="12345")
-        run(folds_cmd(data, tmp_path / f"{tag}c", 4, *extra), hash_seed="0")
+        folds_main(folds_cmd(data, tmp_path / f"{tag}a", 3, *extra)[2:])  # in this process
+        run(folds_cmd(data, tmp_path / f"{tag}b", 3, *extra), hash_seed="12345")  # another, other hash seed
+        folds_main(folds_cmd(data, tmp_path / f"{tag}c", 4, *extra)[2:])
         a, b, c = ((tmp_path / f"{tag}{x}" / "folds" / "folds.csv").read_bytes() for x in "abc")
         assert a == b
         assert a != c  # the seed is what decides the split
@@ -113,7 +114,7 @@ def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
     cfgs = _configs(tmp_path)
     ds = load_dataset(data)
     a, b = Workdir(tmp_path / "a"), Workdir(tmp_path / "b")
-    run(folds_cmd(data, a.root, 42, "--n-folds", "3"), hash_seed="0")
+    folds_main(folds_cmd(data, a.root, 42, "--n-folds", "3")[2:])
     (b.root / "folds").mkdir(parents=True)
     for f in ("folds.csv", "folds.json"):
         (b.root / "folds" / f).write_bytes((a.root / "folds" / f).read_bytes())
@@ -137,7 +138,7 @@ def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
 
 def test_run_card_records_seed_versions_and_commit(data, tmp_path):
     w = Workdir(tmp_path)
-    run(folds_cmd(data, w.root, 42), hash_seed="0")
+    folds_main(folds_cmd(data, w.root, 42)[2:])
     cfg = load_config(_configs(tmp_path)[0])
     run_fold(cfg, 1, load_dataset(data), w, jobs=1, progress=False, no_wandb=True)
     card = read_json(w.experiment("ridge_det") / "fold_1" / "fold.json")

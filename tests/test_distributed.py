@@ -14,6 +14,7 @@ from competition.data.contract import load_dataset
 from competition.features.store import extract
 from competition.folds import make_folds, write_folds
 from competition.core.paths import Workdir
+from competition.pipeline.run_fold import main as run_fold_main
 from tiny_data import write_audio_dataset
 
 REPO = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def test_two_processes_train_the_same_fold_as_one(tmp_path):
     config = tmp_path / "te_ddp.yaml"
     config.write_text(yaml.safe_dump(cfg))
     fold = ["--fold", "0", "--exp", str(config), "--data", str(data), "--no-wandb", "--jobs", "1"]
-    run([sys.executable, "-m", "competition.pipeline.run_fold", *fold, "--workdir", str(tmp_path / "one")], tmp_path)
+    run_fold_main([*fold, "--workdir", str(tmp_path / "one")])  # one process: this one
     out = run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "competition.pipeline.run_fold", *fold, "--workdir", str(tmp_path / "ddp")], tmp_path)
     assert (out.stdout + out.stderr).count("fold 0: val") == 1  # rank 0 logs it, rank 1 is silent

@@ -74,8 +74,10 @@ def test_batched_onet_matches_one_frame_calls_and_large_frames_are_searched_down
     mt = detect_mtcnn(big, max_side=320)
     assert full is not None and tracked is not None and mt is not None
     for b in (full, tracked, mt[0]):
-        assert np.abs(centre(b) - 4 * centre(boxes[0])).max() < 0.15 * side
-        assert 0.7 < (b[2] - b[0]) / side < 1.4
+        assert np.abs(centre(b) - 4 * centre(boxes[0])).max() < 0.15 * side  # measured <= 0.05 (EPYC)
+        # MTCNN's box is tighter than Haar's: width 0.80 of it measured (EPYC), Haar's 0.95-0.98; a box left
+        # in the downscaled frame's pixels would be 0.42
+        assert 0.6 < (b[2] - b[0]) / side < 1.4
     assert np.abs(mt[1] - 4 * lm[0]).max() < 0.1 * side  # MTCNN's landmarks agree with O-Net's
 
 
@@ -91,9 +93,15 @@ def test_detecting_every_other_frame_finds_the_same_faces_and_boxes(tmp_path: Pa
     assert np.array_equal(np.isin(two.source, DETECTED_CODES), truth)  # the same frames found
     verified = two.source == DETECTOR_CODES["verified"]
     assert verified.sum() >= 3 and (two.source[~verified & truth] == DETECTOR_CODES["haar"]).all()
+    # O-Net's own box on the face, not the chain's: its refinement moves with the proposal, so centres
+    # differ by up to 0.05 of the face width and widths by 8 % on an AMD EPYC (box edges 0.097 of the width;
+    # 0.118 on another CPU, where the encoded frames differ too); the tolerances are twice that or more
     side = (one.boxes[truth, 2] - one.boxes[truth, 0]).mean()
-    assert np.abs(two.boxes[truth] - one.boxes[truth]).max() < 0.1 * side  # O-Net's own box on the face
-    assert np.abs(two.landmarks[truth] - one.landmarks[truth]).max() < 0.1 * side
+    centre = lambda b: (b[:, :2] + b[:, 2:]) / 2  # noqa: E731
+    width = lambda b: b[:, 2] - b[:, 0]  # noqa: E731
+    assert np.abs(centre(two.boxes[truth]) - centre(one.boxes[truth])).max() < 0.15 * side
+    assert np.all(np.abs(width(two.boxes[truth]) / width(one.boxes[truth]) - 1) < 0.2)
+    assert np.abs(two.landmarks[truth] - one.landmarks[truth]).max() < 0.1 * side  # 0.027 measured
 
 
 def test_frames_without_a_face_are_searched_sparsely_and_the_face_found_where_it_comes(tmp_path: Path, monkeypatch):
@@ -115,7 +123,7 @@ def test_frames_without_a_face_are_searched_sparsely_and_the_face_found_where_it
         assert np.array_equal(np.isin(track.source, DETECTED_CODES), truth)
     assert mtcnn_calls[4] <= mtcnn_calls[1] - 5  # 15 faceless frames: 15 searches against 4 + the way back
     side = (tracks[1].boxes[truth, 2] - tracks[1].boxes[truth, 0]).mean()
-    assert np.abs(tracks[4].boxes[truth] - tracks[1].boxes[truth]).max() < 0.1 * side
+    assert np.abs(tracks[4].boxes[truth] - tracks[1].boxes[truth]).max() < 0.1 * side  # 0.038 measured (EPYC)
 
 
 def test_interpolation_respects_the_window():

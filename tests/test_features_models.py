@@ -142,6 +142,20 @@ def test_audio_features_on_48k_stereo(clip: ClipMedia, tmp_path: Path):
         get_extractor("logmel").run(ClipMedia("e", "Train", clip.mp4, empty))
 
 
+def test_one_opensmile_run_gives_the_llds_and_stores_the_functionals_for_egemaps(tmp_path: Path):
+    from competition.data.contract import load_dataset
+    from competition.features.store import FeatureStore, clip_media, extract
+    from tiny_data import write_audio_dataset
+    ds = load_dataset(write_audio_dataset(tmp_path / "data", n_train=3, n_val=1, n_test=1))
+    root = tmp_path / "features"
+    extract(ds, ["egemaps_lld"], root, progress=False)
+    [report] = extract(ds, ["egemaps"], root, progress=False)
+    assert report.done == 0 and report.skipped == len(ds.ids)  # stored by the LLD pass
+    stored = FeatureStore.for_spec(root, "egemaps")
+    for c in ds.ids[:2]:  # exactly what `egemaps` computes by itself
+        assert np.array_equal(stored.load(c).x, get_extractor("egemaps").run(clip_media(ds, c)).x)
+
+
 def test_body_keypoints_on_the_astronaut():
     from skimage import data
     from competition.features.body import body_keypoints, default_model_path

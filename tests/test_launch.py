@@ -14,6 +14,8 @@ import pytest
 import yaml
 
 pytest.importorskip("ray")
+# A local Ray instance (5-20 s to start) and a fresh process per task: about a minute on 2 cores.
+pytestmark = pytest.mark.slow
 
 from competition.core.paths import Workdir  # noqa: E402
 from competition.data.contract import load_dataset  # noqa: E402

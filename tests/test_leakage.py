@@ -6,8 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +22,8 @@ from competition.models.classical import RidgeModel
 from competition.models.registry import register_model
 from competition.core.paths import Workdir
 from competition.pipeline.run_fold import run_fold
-from tests.tiny_data import REPO, write_audio_dataset, write_config
+from competition.submission import make as make_submission
+from tests.tiny_data import write_audio_dataset, write_config
 
 FITS: list[tuple[list[str], list[str]]] = []  # (train ids, val ids) of every fit of the spy model
 
@@ -122,10 +121,8 @@ def test_tuning_never_fits_on_test_clips(setup, tmp_path):
 
 
 def _blend(data: Path, wd: Path, name: str) -> dict:
-    res = subprocess.run([sys.executable, "make_submission.py", "--blend", "best", "--name", name,
-                          "--data", str(data), "--workdir", str(wd)], cwd=REPO, capture_output=True, text=True,
-                         timeout=300)
-    assert res.returncode == 0, res.stderr
+    assert make_submission(["--blend", "best", "--name", name, "--data", str(data), "--workdir", str(wd),
+                            "--no-wandb"]) == 0
     return read_json(wd / "submissions" / f"{name}.json")
 
 

@@ -23,6 +23,11 @@ import pytest
 
 from tests.tiny_data import REPO, write_audio_dataset, write_config
 
+# Each stage runs 4-5 times in fresh processes (3 kills, a finish, a rerun): 30-60 s of CPU per test.
+# The fast suite keeps the parts: atomic writes and the sweep of a killed writer's temporaries
+# (test_io_orphans), a rerun skipping finished folds (test_end_to_end).
+pytestmark = pytest.mark.slow
+
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "WANDB_MODE": "offline", "PYTHONHASHSEED": "0"}
 # wall-clock facts and provenance (others commit to this tree while the test runs), not results
 VOLATILE_KEYS = {"seconds", "seconds_total", "created", "run", "commit"}

@@ -22,6 +22,10 @@ from competition.pipeline.study_storage import open_storage
 from competition.pipeline.tune import tune
 from tests.tune_workers import in_fit, make_workdir, retried_from, start_workers, tune_argv
 
+# Tuning workers in fresh processes, killed and rerun: 20 s of CPU and more; two workers sharing a journal
+# study stay in the fast suite (test_tune.py).
+pytestmark = pytest.mark.slow
+
 N = 5
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 

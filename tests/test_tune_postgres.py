@@ -26,6 +26,9 @@ from competition.pipeline.study_storage import StorageError, open_storage
 from competition.pipeline.tune import main, tune
 from tests.tune_workers import in_fit, make_workdir, retried_from, start_workers, trials_logged, tune_argv
 
+# Its own PostgreSQL server and two tuning workers, one killed: 25 s of CPU and more.
+pytestmark = pytest.mark.slow
+
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 
 

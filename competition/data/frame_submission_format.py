@@ -1,19 +1,6 @@
-"""Official-format Test submissions of the Aff-Wild2 tracks (VA and EXPR) and their checker.
-
-Format (ABAW 5th/6th/8th editions; sources in docs/AFFWILD2.md, "Submission files (VA and EXPR)"):
-one comma-separated text file for the whole Test set (conventionally `predictions.txt`, uploaded zipped),
-
-    VA:    image_location,valence,arousal
-           <name>/00001.jpg,0.123456,-0.045000                  floats in [-1, 1]
-    EXPR:  image_location,Neutral,Anger,Disgust,Fear,Happiness,Sadness,Surprise,Other
-           <name>/00001.jpg,4                                   one class index 0..7 (two fields per row)
-
-with a row for every frame k = 1..n of every Test annotation name (n = its number of frames).
-
-Inside the toolkit a frame is `<name>/<k:05d>` (`frame_id`, data/affwild2.py, the one place that formats
-and parses those ids). `write_frame_submission` writes the file (sorted by name, then frame) and a zip beside it
-holding only that file; `check_frame_submission` lists every problem of a file or zip.
-"""
+"""Official-format Test submissions of the Aff-Wild2 tracks (VA and EXPR): writer and checker. The format
+and its sources: docs/AFFWILD2.md, "Submission files (VA and EXPR)". Inside the toolkit a frame is
+`<name>/<k:05d>` (data/affwild2.py); its id in the file is `<name>/<k:05d>.jpg`."""
 from __future__ import annotations
 
 import io

@@ -1,16 +1,10 @@
-"""The embedded synthetic dataset: Hume-Reaction layout, a known generative model and a known oracle ceiling.
+"""The embedded synthetic dataset: Hume-Reaction layout, a known generative model and a known oracle ceiling
+(docs/SYNTHETIC.md).
 
     python -m competition.data.synth --out DIR [--n 240] [--seed 0] [--jobs 2]
 
-Per clip: correlated latent emotion intensities -> a face (real photo, expression from displacement fields,
-webcam pose/light/noise/occlusion) and a voice track (room noise, vocal events) -> noisy, max-normalised
-self-reports as labels. Ground truth the pipeline never reads: synth_truth.csv, synth_frames.csv,
-synth_events.csv and synth_truth.json (parameters and the oracle ceiling). See docs/SYNTHETIC.md.
-
-Longer than the ~400-line norm on purpose: the generative model (latents, subjects, camera, labels) and
-the oracle ceiling it is scored against must be read together; faces and audio are already split out
-(synth_faces.py, synth_audio.py).
-"""
+Ground truth the pipeline never reads: synth_truth.csv, synth_frames.csv, synth_events.csv and
+synth_truth.json (parameters and the oracle ceiling)."""
 from __future__ import annotations
 
 import argparse

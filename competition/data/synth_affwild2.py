@@ -1,20 +1,9 @@
-"""A small synthetic dataset in the Aff-Wild2 layout (docs/AFFWILD2.md) with a known generative model.
+"""A small synthetic dataset in the Aff-Wild2 layout with a known generative model (docs/AFFWILD2.md,
+"Synthetic Aff-Wild2-like data"): ERI's subjects, cameras and voices (`synth.plan_clip`) driven by a
+chain of expression episodes, with per-frame VA / EXPR labels and their ceilings.
 
     python -m competition.data.synth_affwild2 --out DIR [--n-videos 30] [--seed 0] [--jobs 2]
-        [--duration 12 20] [--crops]
-
-One subject per video, rendered and voiced by the ERI generator (`synth.py`): its camera, pose, light,
-occlusions and room sound come from `synth.plan_clip`; its emotions are a sequence of *episodes* (one
-expression each, with onset, hold and offset) that drive the face through `EMOTION_TO_AU` and the voice
-through `synth_audio.plan_events`. Per-frame labels are fixed maps of the seven latent intensities plus
-annotator noise: valence/arousal (linear maps + smooth noise) and one of 8 expression classes (rules +
-runs of confused labels). Frames without a visible face, and a few random runs, are invalid (-5 / -1).
-Ground truth the pipeline never reads: synth_affwild2_truth.csv (per frame) and synth_affwild2_truth.json
-(parameters, per-video facts, class counts and the ceilings).
-
-Longer than the ~400-line norm on purpose: the episode model, the per-frame label maps and the ceilings
-they are scored against are one generative story; rendering is reused from synth.py.
-"""
+        [--duration 12 20] [--crops]"""
 from __future__ import annotations
 
 import argparse

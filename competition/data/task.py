@@ -19,7 +19,7 @@ import numpy as np
 from competition.core import metrics
 from competition.core.io import read_json
 from competition.core.paths import Workdir
-from competition.data import affwild2, contract, frame_submission_format, submission_format, synth, synth_affwild2
+from competition.data import affwild2, contract, frame_submission_format, submission_format
 
 Scorer = Callable[[np.ndarray, np.ndarray], float]
 
@@ -109,6 +109,7 @@ def _eri_load(root: Path, check_media: bool):
 
 
 def _eri_generate(out: Path, jobs: int, size: int | None):
+    from competition.data import synth  # the generators import OpenCV and scipy.stats: only when generating
     return synth.generate(out, jobs=jobs, **({"n": size} if size else {}))
 
 
@@ -145,6 +146,7 @@ def _aw2_load(task: str):
 
 
 def _aw2_generate(out: Path, jobs: int, size: int | None):
+    from competition.data import synth_affwild2
     return synth_affwild2.generate_affwild2(out, jobs=jobs, **({"n_videos": size} if size else {}))
 
 

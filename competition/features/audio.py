@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor
+from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, get_extractor, register_extractor
 
 SAMPLE_RATE = 16_000
 
@@ -47,18 +47,48 @@ def _min_length(y: np.ndarray, n: int) -> np.ndarray:
 
 
 @functools.lru_cache(maxsize=4)
-def _smile(feature_set: str, level: str):
+def _smile(feature_set: str):
     import opensmile
-    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set),
-                           feature_level=getattr(opensmile.FeatureLevel, level))
+    return opensmile.Smile(feature_set=getattr(opensmile.FeatureSet, feature_set))
+
+
+def opensmile_levels(y: np.ndarray, feature_set: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(functionals (D,), low-level descriptors (T, L), their start times (T,)) of a 16 kHz signal. One
+    openSMILE run gives both (it computes the LLDs for the functionals anyway); the values are those
+    opensmile.Smile.process_signal gives for each level."""
+    from opensmile.core.config import config
+    from opensmile.core.lib import OpenSMILE
+    smile = _smile(feature_set)
+    shared = Path(smile.default_config_root) / "shared"
+    options = {**smile.options, "source": str(shared.parent / config.EXTERNAL_INPUT_CONFIG),
+               "sink": str(shared.parent / config.EXTERNAL_OUTPUT_MULTI_CONFIG), "sinkLevelLLD": "lld",
+               "sinkLevelFunc": "func", "bufferModeRbConf": str(shared / "BufferModeRb.conf.inc"),
+               "frameModeFunctionalsConf": str(shared / "FrameModeFunctionals.conf.inc"),
+               "sampleRate": SAMPLE_RATE, "nBits": 16}
+    func: list[np.ndarray] = []
+    lld: list[np.ndarray] = []
+    starts: list[float] = []
+    engine = OpenSMILE()
+    engine.initialize(config_file=smile.config_path, options=options, loglevel=smile.loglevel,
+                      log_file=smile.logfile, debug=smile.verbose)
+    try:
+        engine.external_sink_set_callback_ex("extsinkfunc", lambda x, meta: func.append(x.copy()))
+        engine.external_sink_set_callback_ex("extsinklld",
+                                             lambda x, meta: (lld.append(x.copy()), starts.append(meta.time)))
+        engine.external_audio_source_write_data("extsource", bytes((y * 32768).astype(np.int16)))
+        engine.external_audio_source_set_eoi("extsource")
+        engine.run()
+    finally:
+        engine.free()
+    if not func or not lld:
+        raise FeatureError(f"openSMILE gave no {feature_set} output for {len(y) / SAMPLE_RATE:.2f} s of audio")
+    return np.vstack(func)[0].astype(np.float32), np.vstack(lld).astype(np.float32), np.array(starts, np.float32)
 
 
 @register_extractor("egemaps", kind="vector", defaults={"feature_set": "eGeMAPSv02"}, modality="audio")
 def egemaps(clip: ClipMedia, feature_set: str) -> np.ndarray:
     """eGeMAPS (or ComParE_2016) functionals of the whole clip via opensmile."""
-    y = _min_length(load_audio(clip.wav), SAMPLE_RATE // 2)
-    df = _smile(feature_set, "Functionals").process_signal(y, SAMPLE_RATE)
-    return df.to_numpy(np.float32)[0]
+    return opensmile_levels(_min_length(load_audio(clip.wav), SAMPLE_RATE // 2), feature_set)[0]
 
 
 def mfcc_matrix(y: np.ndarray, n_mfcc: int, hop_length: int = 160, n_fft: int = 400) -> np.ndarray:
@@ -150,23 +180,31 @@ def logmel(clip: ClipMedia, n_mels: int, hop_length: int, n_fft: int) -> Feature
     return FeatureOutput(x=m, t=t.astype(np.float32), info={"warnings": warns} if warns else {})
 
 
-def _smile_frame(feature_set: str, level: str, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    df = _smile(feature_set, level).process_signal(y, SAMPLE_RATE)
-    starts = df.index.get_level_values("start").total_seconds().to_numpy()
-    return df.to_numpy(np.float32), starts.astype(np.float32)
-
-
 @register_extractor("egemaps_lld", kind="sequence", defaults={"feature_set": "eGeMAPSv02"}, modality="audio")
 def egemaps_lld(clip: ClipMedia, feature_set: str) -> FeatureOutput:
     """eGeMAPS low-level descriptors per 10 ms frame (T, 25) via opensmile."""
     y, warns = load_clip_audio(clip)
-    x, t = _smile_frame(feature_set, "LowLevelDescriptors", _min_length(y, SAMPLE_RATE // 2))
+    functionals, x, t = opensmile_levels(_min_length(y, SAMPLE_RATE // 2), feature_set)
+    if not warns:  # the wav's, as `egemaps` reads it
+        _keep_functionals(clip, feature_set, functionals)
     return FeatureOutput(x=np.nan_to_num(x), t=t, info={"warnings": warns} if warns else {})
+
+
+def _keep_functionals(clip: ClipMedia, feature_set: str, x: np.ndarray) -> None:
+    """Store the functionals that came with the LLDs as the clip's `egemaps` output (88 numbers), so that
+    extractor, when asked for, finds the clip done: one openSMILE run for both (the demo asks for both).
+    The reverse is not done: LLDs are large and are kept only when asked for."""
+    from competition.features.store import FeatureStore, current_root
+    if current_root() is None or not np.isfinite(x).all():  # a non-finite one fails when `egemaps` runs
+        return
+    store = FeatureStore(current_root(), get_extractor("egemaps"), {"feature_set": feature_set})
+    if not store.has(clip.clip_id):
+        store.dir.mkdir(parents=True, exist_ok=True)
+        store.save(clip.clip_id, FeatureOutput(x=x))
 
 
 @register_extractor("compare", kind="vector", defaults={"feature_set": "ComParE_2016"}, modality="audio")
 def compare(clip: ClipMedia, feature_set: str) -> np.ndarray:
     """ComParE 2016 functionals of the whole clip (6373-D) via opensmile."""
     y, _ = load_clip_audio(clip)
-    x, _ = _smile_frame(feature_set, "Functionals", _min_length(y, SAMPLE_RATE // 2))
-    return np.nan_to_num(x[0])
+    return np.nan_to_num(opensmile_levels(_min_length(y, SAMPLE_RATE // 2), feature_set)[0])

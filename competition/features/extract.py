@@ -1,14 +1,11 @@
-"""Command line: extract features of a dataset into the work directory's feature store.
+"""Command line: extract features of a dataset into the work directory's feature store (docs/FEATURES.md).
 
     python -m competition.features.extract --data DIR --extractors faces visual egemaps --jobs 2 \
         [--workdir W] [--ids 00001 00002] [--set visual.model=resnet18 --set visual.weights=/w/r18.pth]
         [--task eri|va|expr]
 
-Features are per clip (ERI) or per annotated video (Aff-Wild2 tasks, which share one store).
-
-Reruns skip clips already stored; clips that fail are listed in <store>/failures.csv. Image extractors
-(visual, expression, pose) read the crops of `faces`, so `faces` runs first when it is requested.
-"""
+Reruns skip stored clips; failed clips are listed in <store>/failures.csv. `faces` runs first: the
+image extractors read its crops."""
 from __future__ import annotations
 
 import argparse

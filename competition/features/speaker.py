@@ -1,16 +1,7 @@
-"""Who is speaking: a GE2E speaker-verification encoder (Wan et al. 2018) with the weights that the
-`resemblyzer` wheel ships (`resemblyzer/pretrained.pt`, 17 MB, trained on LibriSpeech + VoxCeleb 1/2).
-
-The wheel is installed `--no-deps` and never imported: its package imports webrtcvad and a removed
-scipy path. The network (3-layer LSTM 40 -> 256, linear 256 -> 256, ReLU, L2 norm) is rebuilt here and
-its state dict is read from the installed file, found with `importlib.util.find_spec` (no import).
-
-Frontend as resemblyzer's: 16 kHz, 40-band power mel, 25 ms window, 10 ms hop; long silences trimmed and
-the volume raised to -30 dBFS; partial utterances of 160 frames (1.6 s) with 50 % overlap, embedded and
-averaged, L2-normalised. resemblyzer trims silence with webrtcvad; here an energy gate does it (frames
-`min_dbfs` and within 40 dB of the loudest, see `voiced`). A clip of steady noise or silence, or with
-less than `min_voiced_s` kept, raises FeatureError ("no usable voice"): recorded, never a crash.
-"""
+"""Who is speaking: a GE2E speaker-verification encoder (Wan et al. 2018) with the weights the `resemblyzer`
+wheel ships (`resemblyzer/pretrained.pt`), rebuilt here (the package itself is never imported). The
+frontend is resemblyzer's, with an energy gate for its webrtcvad (`voiced`); a clip with no usable voice
+raises FeatureError. docs/FEATURES.md, "Identity"."""
 from __future__ import annotations
 
 import functools

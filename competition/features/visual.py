@@ -1,11 +1,6 @@
-"""Visual embeddings of face crops with any timm backbone (seed 000: EfficientNet; 001: ResNet18;
-004: MobileNetV3, ResNet, EVA, CLIP). Per-frame sequences; clip vectors come from
-`competition.features.store.pooled_matrix` (mean and std over frames with a face).
-
-Weights, in this order: `weights=PATH` (a timm/torch checkpoint or safetensors file, loaded through
-timm's pretrained_cfg_overlay so the classifier is dropped the way timm drops it); else the hub when
-online; random initialisation only with `random_init=True`. Crops come from the `faces` cache.
-"""
+"""Visual embeddings of face crops with any timm backbone (seed 000: EfficientNet; 001: ResNet18; 004:
+MobileNetV3, ResNet, EVA, CLIP), one row per frame of the `faces` cache. Weights: `weights=PATH`, else the
+hub when online, random initialisation only with `random_init=True` (docs/FEATURES.md)."""
 from __future__ import annotations
 
 import functools

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
 from competition.data.task import get_task
-from competition.features.bank import FeatureBank
+
+if TYPE_CHECKING:
+    from competition.features.bank import FeatureBank
 
 
 class Model(ABC):

@@ -27,8 +27,9 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import yaml
 
-from competition.pipeline.config import config_hash, dump_config, load_config
+from competition.pipeline.config import config_hash, dump_config
 from competition.data.contract import Dataset, normalise_id
 from competition.features.presence import modality_label
 from competition.folds import n_folds_of
@@ -67,8 +68,8 @@ def experiment_modality(exp_dir: Path) -> str:
     """Which modalities an experiment read ('face', 'audio', 'face+audio'), from its resolved config.yaml;
     '?' when that is unreadable."""
     try:
-        return modality_label(load_config(Path(exp_dir) / "config.yaml")["features"])
-    except (OSError, KeyError, ValueError):
+        return modality_label(yaml.safe_load((Path(exp_dir) / "config.yaml").read_text())["features"])
+    except (OSError, KeyError, TypeError, ValueError):
         return "?"
 
 

@@ -1,19 +1,13 @@
-"""Run feature extraction and the (experiment, fold) grid as Ray tasks: on a local Ray instance by
-default, on a cluster with --address. The shell scripts (scripts/run_fold.sh K) stay the simple path;
-this is the same work spread over many processes or machines.
+"""Run feature extraction and the (experiment, fold) grid as Ray tasks, on a local Ray instance or a
+cluster (--address): the shell scripts' work spread over many processes or machines (docs/SCALE_OUT.md).
 
     python -m competition.pipeline.launch [--exp EXP ...] [--folds 0 1 ...] [--data DIR] [--workdir W]
         [--address auto|HOST:PORT] [--cpus N] [--cpus-per-task 1] [--gpus-per-task 0]
         [--shards N] [--max-retries 2] [--set key=value ...] [--no-wandb] [--task eri|va|expr]
 
-Every task runs in a fresh worker process (Ray's `max_calls=1`) with the CPUs/GPUs it declares. The
-guarantees are the shell scripts' own, because each task runs the same code: a finished fold is skipped,
-fold results and feature clips are written atomically, and a task whose process dies (killed, out of
-memory, a lost node) is rerun by Ray up to --max-retries times and resumes. A task that raises (a bad
-config, a clip that fails) is recorded with its error in `<workdir>/launch.json` and the grid goes on;
-clips that fail extraction are recorded in the feature store's failures.csv as in a sequential run.
-On a cluster, every node must see the same work directory and dataset (a shared file system).
-"""
+Every task runs the scripts' own code in a fresh worker process (`max_calls=1`), so their guarantees
+hold: finished folds are skipped, results are written atomically, a task whose process dies is rerun up
+to --max-retries times and resumes, and a task that raises is recorded in `<workdir>/launch.json`."""
 from __future__ import annotations
 
 import argparse

@@ -8,9 +8,6 @@ in-sample); the best experiment's predictions (predicted-vs-true scatter and qua
 matrices per emotion, as seed 001 Figs 2-3); labels (quantised distributions, seed 001 Fig 4, and the
 emotion correlation matrix, seed 000 Fig 1); tuning (Optuna history, parameter importances, tuned vs
 untuned). Writes <workdir>/reports/index.html and its PNGs; open index.html in a browser.
-
-Over the ~400-line norm: one function per section, each short; splitting the sections into modules
-would only spread one page over several files.
 """
 from __future__ import annotations
 
