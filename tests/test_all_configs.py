@@ -48,7 +48,8 @@ def tiny(request, tmp_path_factory):
             groups = ds.units.table[task.group_col] if task.group_col else None
             write_folds(ds.units, make_folds(ds.units, n_folds=2, seed=0, groups=groups), wd.folds, {"n_folds": 2})
             if task.family == "hume":  # the subject_norm twins need the subjects of every clip
-                write_subjects(wd.subjects, from_csv(ds.units.root / "synth_truth.csv"), "file:synth_truth.csv", ds.units)
+                truth = from_csv(ds.units.root / "synth_truth.csv")
+                write_subjects(wd.subjects, truth, "file:synth_truth.csv", ds.units)
             made[task_name] = (ds, wd)
         return made[task_name]
     return get
