@@ -77,7 +77,9 @@ def test_fold_run_logs_config_epochs_scores_and_timings(tiny, monkeypatch):
     assert logged.config["model"] == "te" and logged.config["fold"] == 0
     assert logged.config["params"]["hidden"] == 16
     epochs = [r for r in logged.history if "epoch" in r]
-    assert [r["epoch"] for r in epochs] == [row["epoch"] for row in fold["history"]] and len(epochs) == 2
+    # the choosing fit's 2 epochs on the inner split, then the refit's (as many as it chose: 1 or 2)
+    assert [r["epoch"] for r in epochs] == [row["epoch"] for row in fold["history"]]
+    assert [r["epoch"] for r in epochs][:2] == [0, 1] and len(epochs) in (3, 4)
     assert all({"train_loss", "val_mean_pcc"} <= set(r) for r in epochs)
     assert logged.summary["val_mean_pcc"] == pytest.approx(fold["mean_pcc"])
     for emotion in ds.emotions:
