@@ -43,6 +43,10 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   [ -x .venv/bin/uv ] || .venv/bin/python -m pip install -q "uv==$UV_VERSION" \
     || echo "setup: uv $UV_VERSION could not be installed; installing with pip (slower)" >&2
   install -r requirements.txt
+  # uv takes a version's wheels from the first index that has it, pip the best wheel from all of them: the
+  # local index holds soundfile's pure wheel only (it needs a system libsndfile), pip finds the bundling one
+  .venv/bin/python -c "import soundfile" 2>/dev/null \
+    || .venv/bin/python -m pip install -q --no-deps --force-reinstall "$(grep '^soundfile==' requirements.txt)"
   # librosa's numba kernels compile once per .venv (~20 s; otherwise every feature-extraction worker of the
   # first run pays it), beside the rest of the install
   env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -c "import numpy as np, librosa, pandas, scipy.stats, cv2
