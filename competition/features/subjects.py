@@ -12,20 +12,19 @@ not their emotion, and write the work directory's subjects file (competition.dat
 3. Each modality alone (with more than one): clustered as in 4; dropped, with the reason, when its groups
    cannot group folds (`degenerate`), follow the labels, or it sees one person (SAME_PERSON).
 4. The face decides every pair of clips that both have one (PRIMARY); other pairs take the mean of the
-   modalities both have (a clip without a face or sound is placed by the others; none in common: the
-   largest distance). Average-linkage clustering cut, with no number of subjects, at the cut between
-   consecutive merge heights with the highest mean silhouette among those where no group holds most
-   clips and most clips are not alone. Deterministic; labels are read only for the diagnostics.
+   modalities both have (none in common: the largest distance). Average linkage, cut with no number of
+   subjects where the mean silhouette is highest (auto_threshold). Deterministic; labels are read only
+   for the diagnostics.
 5. Confidence per clip: its silhouette clipped to [0, 1] (0 alone in its group), times 1 with a face,
    else the share of modalities it has.
 Diagnostics (`subjects_estimate.json`): `usable` and `reason` (an unusable estimate must not group
 folds: `degenerate`, every modality dropped-worthy, or groups that follow the labels), threshold, groups,
 coverage, each modality alone, and the label association (AMI with the dominant emotion and eta^2 on
-Train/Val against 200 permutations of the groups). Whether estimated subjects help is decided by nested
-CV downstream. Results per corpus and rule: docs/RESULTS_REAL.md "Estimated subjects".
+Train/Val against 200 permutations of the groups). Results per corpus: docs/RESULTS_REAL.md.
 
-Memory is O(n^2): a float32 distance matrix per modality plus the float64 fused one and scipy's condensed
-copy (10k clips: 0.4 GB per modality, 0.8 GB fused, 0.4 GB condensed).
+Scale: up to MAX_EXACT clips all pairs at once (memory O(n^2): 4,000 clips about 0.7 GB). Above, a sample
+of MAX_EXACT clips is clustered so and chooses the cut, the other clips join it or are clustered apart
+(cluster_blocks), and distances are taken BLOCK at a time: 25,000 clips in about 1 GB (docs/BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -118,51 +117,32 @@ class Modality:
         return out
 
 
-def modality_distances(x: np.ndarray, euclidean: bool = False) -> tuple[np.ndarray, float]:
-    """(n, D) embeddings with NaN rows where the clip has none -> ((n, n) distances over the median
-    distance between distinct clips (so unrelated clips are near 1), NaN where either clip is missing;
-    that median). Cosine distances of the rows standardised per dimension, or with `euclidean` Euclidean
-    distances of the rows as they are."""
-    m, every = Modality.of(x, euclidean), np.arange(len(x))
-    return m.block(every, every), m.median
-
-
-def fuse(dists: Sequence[np.ndarray], primary: np.ndarray | None = None, fill: float | None = None) -> np.ndarray:
-    """Mean over modalities of the pairwise distances both clips have; pairs where `primary` is known
-    take its distance instead. Pairs with no modality in common get `fill`, by default the largest fused
-    distance (at least 1). Accumulated one modality at a time (no stacked copy)."""
-    total = np.zeros((primary if primary is not None else dists[0]).shape, np.float64)
-    count = np.zeros(total.shape, np.int8)
-    for d in dists:
-        known = np.isfinite(d)
-        total += np.where(known, d, 0.0)
-        count += known
-    fused = total / np.maximum(count, 1)
-    finite = count > 0
-    if primary is not None:
-        known = np.isfinite(primary)
-        fused[known] = primary[known]
-        finite |= known
-    if fill is None:
-        fill = max(float(fused[finite].max()) if finite.any() else 1.0, 1.0)
-    fused[~finite] = fill
-    return fused
-
-
 @dataclass
 class Fused:
-    """Fused distances (fuse) between any two sets of clips: PRIMARY decides the pairs that have it. The
-    first block sets the distance of pairs with no modality in common for every later one."""
+    """Distances between any two sets of clips over all modalities (Modality.block)."""
     modalities: dict[str, Modality]
-    fill: float | None = None
+    fill: float | None = None  # pairs with no modality in common: the first block's largest distance, >= 1
 
     def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
-        primary = self.modalities.get(PRIMARY)
-        d = fuse([m.block(i, j) for name, m in self.modalities.items() if name != PRIMARY],
-                 None if primary is None else primary.block(i, j), self.fill)
-        self.fill = float(d.max(initial=1.0)) if self.fill is None else self.fill
-        d[i[:, None] == j[None]] = 0.0
-        return d
+        """Mean over modalities of the distances both clips have; pairs that both have PRIMARY take its
+        distance instead. Accumulated one modality at a time (no stacked copy)."""
+        total = np.zeros((len(i), len(j)))
+        count = np.zeros(total.shape, np.int8)
+        for d in (m.block(i, j) for name, m in self.modalities.items() if name != PRIMARY):
+            known = np.isfinite(d)
+            total += np.where(known, d, 0.0)
+            count += known
+        fused, finite = total / np.maximum(count, 1), count > 0
+        if PRIMARY in self.modalities:
+            d = self.modalities[PRIMARY].block(i, j)
+            known = np.isfinite(d)
+            fused[known] = d[known]
+            finite |= known
+        if self.fill is None:
+            self.fill = max(float(fused[finite].max()) if finite.any() else 1.0, 1.0)
+        fused[~finite] = self.fill
+        fused[i[:, None] == j[None]] = 0.0
+        return fused
 
 
 # ---------------------------------------------------------------- clustering
@@ -350,7 +330,6 @@ def _eta2(clusters: np.ndarray, y: np.ndarray) -> float:
 @dataclass
 class Estimate:
     table: pd.DataFrame                # File_ID (as given), subject, confidence
-    threshold: float
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -459,7 +438,7 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     }
     if alone:
         diag["per_modality"] = alone
-    return Estimate(table, float(t), diag)
+    return Estimate(table, diag)
 
 
 def warnings_of(diag: dict[str, Any]) -> list[str]:
@@ -496,17 +475,6 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
     return out
 
 
-def unusable_reason(diag: dict[str, Any]) -> str | None:
-    """Why an estimate must not be used (its diagnostics' `usable` / `reason`; for diagnostics without
-    them, clusters that follow the labels), or None."""
-    if "usable" in diag:
-        return None if diag["usable"] else str(diag.get("reason") or "the estimator says it is unusable")
-    la = diag.get("label_association")
-    if la and la["follows_labels"]:
-        return f"the clusters follow the emotion labels (AMI {la['ami_dominant_emotion']}), not people"
-    return None
-
-
 def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshold: str | float = "auto",
                   jobs: int = 1, progress: bool = True) -> tuple[Estimate, str | None, float]:
     """Estimate the subjects of every clip of `dataset` (Test too; labels only for the diagnostics) from
@@ -526,7 +494,7 @@ def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshol
         pos = {c: i for i, c in enumerate(dataset.ids)}
         labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
     est = estimate_subjects(dataset.ids, emb, threshold, labels)
-    why = unusable_reason(est.diagnostics)
+    why = None if est.diagnostics["usable"] else est.diagnostics["reason"]
     wd.subjects.parent.mkdir(parents=True, exist_ok=True)
     if why is None:
         write_subjects(wd.subjects, est.table, "estimated:" + "+".join(est.diagnostics["modalities"]), dataset)
@@ -544,7 +512,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--modalities", default=",".join(MODALITIES),
                     help=f"comma-separated identity extractors (default {','.join(MODALITIES)})")
-    ap.add_argument("--threshold", default="auto", help="'auto' or a fused distance (about 1 = unrelated clips)")
+    ap.add_argument("--threshold", default="auto", type=lambda v: v if v == "auto" else float(v),
+                    help="'auto' or a fused distance (about 1 = unrelated clips)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--force", action="store_true", help="replace a subjects file of given (not estimated) subjects")
@@ -553,11 +522,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     setup_logging(a)
     modalities = [m.strip() for m in a.modalities.split(",") if m.strip()]
-    if a.threshold != "auto":
-        try:
-            a.threshold = float(a.threshold)
-        except ValueError:
-            ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
     _, wd, dataset = open_dataset(a, check_media=False)
     dataset = dataset.units
     given = given_sources(wd.subjects)
