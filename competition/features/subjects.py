@@ -66,16 +66,6 @@ BLOCK = 2 ** 24  # distances held at once by the blockwise steps (128 MB in floa
 
 # ---------------------------------------------------------------- distances
 
-def _standardised(x: np.ndarray, euclidean: bool) -> np.ndarray:
-    """The rows distances are taken between: as they are (Euclidean), else standardised per dimension and
-    scaled to unit length (cosine)."""
-    if euclidean:
-        return x
-    sd = x.std(0)
-    z = (x - x.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
-    return z / np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-
-
 def _pairwise(a: np.ndarray, b: np.ndarray, euclidean: bool) -> np.ndarray:
     if euclidean:
         return np.sqrt(np.maximum((a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T, 0.0))
@@ -96,8 +86,11 @@ class Modality:
         x = np.asarray(x, np.float64)
         have = np.isfinite(x).all(1)
         z = np.full_like(x, np.nan)
-        if have.any():
-            z[have] = _standardised(x[have], euclidean)
+        z[have] = r = x[have]
+        if len(r) and not euclidean:  # cosine: rows standardised per dimension, then scaled to unit length
+            sd = r.std(0)
+            r = (r - r.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
+            z[have] = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
         m = cls(z, have, euclidean)
         ref = np.flatnonzero(have) if ref is None else ref[have[ref]]
         if len(ref) > 1:
@@ -185,7 +178,7 @@ def _rows(n: int, width: int):
 
 
 def _members(labels: np.ndarray):
-    """(k, n) sparse indicator of each clip's group: `members @ d.T` sums distances per group."""
+    """(k, n) sparse indicator of each clip's group: `members @ d` sums the columns of d per group."""
     from scipy.sparse import csr_matrix
     return csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))))
 
