@@ -22,8 +22,8 @@ folds: `degenerate`, every modality dropped-worthy, or groups that follow the la
 coverage, each modality alone, and the label association (AMI with the dominant emotion and eta^2 on
 Train/Val against 200 permutations of the groups). Results per corpus: docs/RESULTS_REAL.md.
 
-Scale: up to MAX_EXACT clips all pairs at once (memory O(n^2): 4,000 clips about 0.7 GB). Above, a sample
-of MAX_EXACT clips is clustered so and chooses the cut, the other clips join it or are clustered apart
+Scale: up to MAX_EXACT clips all pairs at once (memory O(n^2): 4,000 clips 0.85 GB). Above, a sample of
+MAX_EXACT clips is clustered that way and chooses the cut, the other clips join it or are clustered apart
 (cluster_blocks), and distances are taken BLOCK at a time: 25,000 clips in about 1 GB (docs/BENCHMARKS.md).
 """
 from __future__ import annotations
@@ -104,7 +104,7 @@ class Modality:
         out = np.full((len(i), len(j)), np.nan, np.float32)
         hi, hj = self.have[i], self.have[j]
         if hi.any() and hj.any():
-            a = self.z[i[hi]]
+            a = self.z[i[hi]]  # i == j: one operand twice, numpy's symmetric product (bits as before blocks)
             d = _pairwise(a, a if np.array_equal(i, j) else self.z[j[hj]], self.euclidean)
             d[i[hi][:, None] == j[hj][None]] = 0.0
             out[np.ix_(hi, hj)] = d / (self.median if self.median > 1e-12 else 1.0)
