@@ -38,8 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from competition.features.registry import ClipMedia, FeatureError, get_extractor  # noqa: E402
-from competition.features.subjects import (SAME_PERSON, cut, estimate_subjects, label_association,  # noqa: E402
-                                           linkage, modality_distances)
+from competition.features.subjects import (SAME_PERSON, Modality, cut, estimate_subjects,  # noqa: E402
+                                           label_association, linkage)
 
 EMODB_EMOTIONS = "WLEAFTN"  # anger boredom disgust fear happiness sadness neutral
 FIXED = (0.35, 0.4, 0.45, 0.5, 0.55, 0.6)
@@ -103,7 +103,8 @@ def rule_rows(corpus: str, ids: list[str], emb: dict[str, np.ndarray], truth: np
         pred = est.table["subject"].to_numpy()
         rows.append(score(corpus, name, "auto", truth, pred, labels, d["usable"], d["reason"]))
         if len(combo) == 1 and np.isfinite(emb[combo[0]]).all():
-            dm = modality_distances(emb[combo[0]], combo[0] in SAME_PERSON)[0]
+            every = np.arange(len(ids))
+            dm = Modality.of(emb[combo[0]], combo[0] in SAME_PERSON).block(every, every)
             rows.append(score(corpus, name, "gap", truth, gap_cut(dm), labels))
     x = emb.get("face_identity")
     if x is not None:  # over the clips with a face (all but 4 of 3,052 on lfw_expressions)

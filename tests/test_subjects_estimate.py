@@ -197,6 +197,44 @@ def test_an_estimate_that_cannot_group_folds_is_unusable_and_says_why():
     assert "emotion" not in shuffled.diagnostics["reason"]
 
 
+def test_above_max_exact_a_sample_is_clustered_and_the_other_clips_join_it(monkeypatch):
+    """303 clips of 30 people, face descriptors spread like dlib's (same person 0.3-0.5 apart, others
+    0.8-1.0) and rooms, 10 clips without a face. With MAX_EXACT 60 (and blocks of 2,000 distances) the
+    estimate never holds all pairs: measured ARI 0.980 against 0.984 exactly; the people no sampled clip
+    shows are clustered apart; a clip without a face is placed by its room; blocks equal the full matrix."""
+    from competition.features import subjects
+    rng = np.random.default_rng(11)
+    truth = np.repeat(np.arange(30), rng.integers(5, 16, 30))
+    n = len(truth)
+    spread = rng.uniform(0.019, 0.031, 30)[truth][:, None]
+    face = rng.normal(0, 0.05, (30, 128))[truth] + spread * rng.standard_normal((n, 128))
+    scene = rng.normal(0, 1, (30, 16))[truth] + 0.5 * rng.standard_normal((n, 16))
+    faceless = rng.choice(n, 10, replace=False)
+    face[faceless] = np.nan
+    ids, emb = [str(i) for i in range(n)], {"face_identity": face, "scene": scene}
+    exact = estimate_subjects(ids, emb)
+    exact_ari = adjusted_rand_score(truth, exact.table["subject"])
+    assert "sampled" not in exact.diagnostics and exact_ari > 0.97
+    monkeypatch.setattr(subjects, "MAX_EXACT", 60)
+    monkeypatch.setattr(subjects, "BLOCK", 2000)
+    est = estimate_subjects(ids, emb)
+    d = est.diagnostics
+    assert d["sampled"] == 60 and d["clustered_apart"] > 0 and d["joined"] > 150 and d["usable"]
+    assert adjusted_rand_score(truth, est.table["subject"]) > max(0.95, exact_ari - 0.03)
+    assert 27 <= d["n_clusters"] <= 33
+    subject, conf = est.table["subject"].to_numpy(), est.table["confidence"].to_numpy()
+    with_person = [subject[i] == pd.Series(subject[truth == truth[i]]).mode()[0] for i in faceless]
+    assert sum(with_person) >= 6 and conf[faceless].max() <= 0.5  # measured 7 of 10
+    again = estimate_subjects(ids, {k: v.copy() for k, v in emb.items()})
+    pd.testing.assert_frame_equal(est.table, again.table)
+    assert again.diagnostics == d
+    mods = {name: subjects.Modality.of(x, name in subjects.SAME_PERSON) for name, x in emb.items()}
+    every, i, j = np.arange(n), np.arange(0, n, 7), np.arange(5, n, 3)
+    full = subjects.Fused(mods)(every, every)
+    fused = subjects.Fused(mods, fill=float(full.max()))
+    np.testing.assert_allclose(fused(i, j), full[np.ix_(i, j)], rtol=1e-6)
+
+
 def test_clip_without_any_identity_gets_its_own_subject_with_zero_confidence():
     rng = np.random.default_rng(4)
     a, truth = _planted(rng, [5, 5, 5])

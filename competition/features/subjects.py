@@ -12,20 +12,19 @@ not their emotion, and write the work directory's subjects file (competition.dat
 3. Each modality alone (with more than one): clustered as in 4; dropped, with the reason, when its groups
    cannot group folds (`degenerate`), follow the labels, or it sees one person (SAME_PERSON).
 4. The face decides every pair of clips that both have one (PRIMARY); other pairs take the mean of the
-   modalities both have (a clip without a face or sound is placed by the others; none in common: the
-   largest distance). Average-linkage clustering cut, with no number of subjects, at the cut between
-   consecutive merge heights with the highest mean silhouette among those where no group holds most
-   clips and most clips are not alone. Deterministic; labels are read only for the diagnostics.
+   modalities both have (none in common: the largest distance). Average linkage, cut with no number of
+   subjects where the mean silhouette is highest (auto_threshold). Deterministic; labels are read only
+   for the diagnostics.
 5. Confidence per clip: its silhouette clipped to [0, 1] (0 alone in its group), times 1 with a face,
    else the share of modalities it has.
 Diagnostics (`subjects_estimate.json`): `usable` and `reason` (an unusable estimate must not group
 folds: `degenerate`, every modality dropped-worthy, or groups that follow the labels), threshold, groups,
 coverage, each modality alone, and the label association (AMI with the dominant emotion and eta^2 on
-Train/Val against 200 permutations of the groups). Whether estimated subjects help is decided by nested
-CV downstream. Results per corpus and rule: docs/RESULTS_REAL.md "Estimated subjects".
+Train/Val against 200 permutations of the groups). Results per corpus: docs/RESULTS_REAL.md.
 
-Memory is O(n^2): a float32 distance matrix per modality plus the float64 fused one and scipy's condensed
-copy (10k clips: 0.4 GB per modality, 0.8 GB fused, 0.4 GB condensed).
+Scale: up to MAX_EXACT clips all pairs at once (memory O(n^2): 4,000 clips 0.85 GB). Above, a sample of
+MAX_EXACT clips is clustered that way and chooses the cut, the other clips join it or are clustered apart
+(cluster_blocks), and distances are taken BLOCK at a time: 25,000 clips in about 1 GB (docs/BENCHMARKS.md).
 """
 from __future__ import annotations
 
@@ -59,59 +58,85 @@ N_PERMUTATIONS = 200
 # made by emotion: 0.24-0.36 (EmoDB's voices, MFCC statistics). docs/RESULTS_REAL.md "Estimated subjects".
 AMI_WARNING = 0.15
 DIAGNOSTICS = "subjects_estimate.json"
+# Above MAX_EXACT clips a sample of that many is clustered exactly and the rest joins it (cluster_blocks).
+# All pairs at once: 9 s CPU and 0.3 GB at 2,000 clips, 43 s and 0.85 GB at 4,000, 165 s and 1.7 GB at
+# 6,000 (grows as n^2 to n^3); the sampled path costs about its sample (docs/BENCHMARKS.md).
+MAX_EXACT = 4000
+BLOCK = 2 ** 24  # distances held at once by the blockwise steps (128 MB in float64)
 
 
 # ---------------------------------------------------------------- distances
 
-def modality_distances(x: np.ndarray, euclidean: bool = False) -> tuple[np.ndarray, float]:
-    """(n, D) embeddings with NaN rows where the clip has none -> ((n, n) distances over the median
-    distance between distinct clips (so unrelated clips are near 1), NaN where either clip is missing;
-    that median). Cosine distances of the rows standardised per dimension, or with `euclidean` Euclidean
-    distances of the rows as they are."""
-    x = np.asarray(x, np.float64)
-    have = np.isfinite(x).all(1)
-    out = np.full((len(x), len(x)), np.nan, np.float32)
-    med = float("nan")
-    if have.sum() == 0:
-        return out, med
-    z = x[have]
+def _pairwise(a: np.ndarray, b: np.ndarray, euclidean: bool) -> np.ndarray:
     if euclidean:
-        sq = (z ** 2).sum(1)
-        d = np.sqrt(np.maximum(sq[:, None] + sq[None] - 2 * z @ z.T, 0.0))
-    else:
-        sd = z.std(0)
-        z = (z - z.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
-        z /= np.maximum(np.linalg.norm(z, axis=1, keepdims=True), 1e-12)
-        d = np.clip(1.0 - z @ z.T, 0.0, 2.0)
-    np.fill_diagonal(d, 0.0)
-    if len(d) > 1:
-        med = float(np.median(d[np.triu_indices(len(d), 1)]))
-        d /= med if med > 1e-12 else 1.0
-    out[np.ix_(have, have)] = d
-    return out, med
+        return np.sqrt(np.maximum((a ** 2).sum(1)[:, None] + (b ** 2).sum(1)[None] - 2 * a @ b.T, 0.0))
+    return np.clip(1.0 - a @ b.T, 0.0, 2.0)
 
 
-def fuse(dists: Sequence[np.ndarray], primary: np.ndarray | None = None) -> np.ndarray:
-    """Mean over modalities of the pairwise distances both clips have; pairs where `primary` is known
-    take its distance instead. Pairs with no modality in common get the largest fused distance.
-    Accumulated one modality at a time (no stacked copy: memory is the n x n matrices themselves)."""
-    n = len(primary) if primary is not None else len(dists[0])
-    total = np.zeros((n, n), np.float64)
-    count = np.zeros((n, n), np.int8)
-    for d in dists:
-        known = np.isfinite(d)
-        total += np.where(known, d, 0.0)
-        count += known
-    fused = total / np.maximum(count, 1)
-    finite = count > 0
-    if primary is not None:
-        known = np.isfinite(primary)
-        fused[known] = primary[known]
-        finite |= known
-    fill = float(fused[finite].max()) if finite.any() else 1.0
-    fused[~finite] = max(fill, 1.0)
-    np.fill_diagonal(fused, 0.0)
-    return fused
+@dataclass
+class Modality:
+    """One modality's distances between any two sets of clips (`block`), over the median distance between
+    distinct clips of a reference set (all of them, or the sample above MAX_EXACT)."""
+    z: np.ndarray       # (n, D) rows as _pairwise takes them, NaN where the clip has none
+    have: np.ndarray
+    euclidean: bool
+    median: float = float("nan")
+
+    @classmethod
+    def of(cls, x: np.ndarray, euclidean: bool = False, ref: np.ndarray | None = None) -> "Modality":
+        x = np.asarray(x, np.float64)
+        have = np.isfinite(x).all(1)
+        z = np.full_like(x, np.nan)
+        z[have] = r = x[have]
+        if len(r) and not euclidean:  # cosine: rows standardised per dimension, then scaled to unit length
+            sd = r.std(0)
+            r = (r - r.mean(0)) / np.where(sd > 1e-8, sd, 1.0)
+            z[have] = r / np.maximum(np.linalg.norm(r, axis=1, keepdims=True), 1e-12)
+        m = cls(z, have, euclidean)
+        ref = np.flatnonzero(have) if ref is None else ref[have[ref]]
+        if len(ref) > 1:
+            m.median = float(np.median(_pairwise(z[ref], z[ref], euclidean)[np.triu_indices(len(ref), 1)]))
+        return m
+
+    def block(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """(len(i), len(j)) float32 distances over the median (about 1 for unrelated clips), 0 between a
+        clip and itself, NaN where either clip has none."""
+        out = np.full((len(i), len(j)), np.nan, np.float32)
+        hi, hj = self.have[i], self.have[j]
+        if hi.any() and hj.any():
+            a = self.z[i[hi]]  # i == j: one operand twice, numpy's symmetric product (bits as before blocks)
+            d = _pairwise(a, a if np.array_equal(i, j) else self.z[j[hj]], self.euclidean)
+            d[i[hi][:, None] == j[hj][None]] = 0.0
+            out[np.ix_(hi, hj)] = d / (self.median if self.median > 1e-12 else 1.0)
+        return out
+
+
+@dataclass
+class Fused:
+    """Distances between any two sets of clips over all modalities (Modality.block)."""
+    modalities: dict[str, Modality]
+    fill: float | None = None  # pairs with no modality in common: the first block's largest distance, >= 1
+
+    def __call__(self, i: np.ndarray, j: np.ndarray) -> np.ndarray:
+        """Mean over modalities of the distances both clips have; pairs that both have PRIMARY take its
+        distance instead. Accumulated one modality at a time (no stacked copy)."""
+        total = np.zeros((len(i), len(j)))
+        count = np.zeros(total.shape, np.int8)
+        for d in (m.block(i, j) for name, m in self.modalities.items() if name != PRIMARY):
+            known = np.isfinite(d)
+            total += np.where(known, d, 0.0)
+            count += known
+        fused, finite = total / np.maximum(count, 1), count > 0
+        if PRIMARY in self.modalities:
+            d = self.modalities[PRIMARY].block(i, j)
+            known = np.isfinite(d)
+            fused[known] = d[known]
+            finite |= known
+        if self.fill is None:
+            self.fill = max(float(fused[finite].max()) if finite.any() else 1.0, 1.0)
+        fused[~finite] = self.fill
+        fused[i[:, None] == j[None]] = 0.0
+        return fused
 
 
 # ---------------------------------------------------------------- clustering
@@ -122,13 +147,15 @@ def linkage(d: np.ndarray) -> np.ndarray:
     return _linkage(squareform(d, checks=False), method="average")
 
 
+def _by_first_appearance(raw: np.ndarray) -> np.ndarray:
+    _, first, inv = np.unique(raw, return_index=True, return_inverse=True)
+    return np.argsort(np.argsort(first))[inv]
+
+
 def cut(z: np.ndarray, threshold: float) -> np.ndarray:
     """Cluster labels 0..k-1 (numbered by first appearance) of the dendrogram cut at `threshold`."""
     from scipy.cluster.hierarchy import fcluster
-    raw = fcluster(z, t=threshold, criterion="distance")
-    _, first, inv = np.unique(raw, return_index=True, return_inverse=True)
-    rank = np.argsort(np.argsort(first))
-    return rank[inv]
+    return _by_first_appearance(fcluster(z, t=threshold, criterion="distance"))
 
 
 def degenerate(labels: np.ndarray, min_groups: int = MIN_GROUPS) -> str:
@@ -145,6 +172,35 @@ def degenerate(labels: np.ndarray, min_groups: int = MIN_GROUPS) -> str:
     return ""
 
 
+def _rows(n: int, width: int):
+    """Consecutive row ranges of 0..n-1 whose blocks of `width` columns hold about BLOCK distances."""
+    step = max(1, BLOCK // max(width, 1))
+    return (np.arange(a, min(a + step, n)) for a in range(0, n, step))
+
+
+def _members(labels: np.ndarray):
+    """(k, n) sparse indicator of each clip's group: `members @ d` sums the columns of d per group."""
+    from scipy.sparse import csr_matrix
+    return csr_matrix((np.ones(len(labels)), (labels, np.arange(len(labels)))))
+
+
+def silhouettes(cols_of, labels: np.ndarray) -> np.ndarray:
+    """Per clip silhouette as sklearn's silhouette_samples (0 alone in a group), from `cols_of(rows)`: the
+    (n, len(rows)) distances of every clip to those, BLOCK distances at a time."""
+    n, members = len(labels), _members(labels)
+    sizes = np.bincount(labels).astype(np.float64)
+    out = np.zeros(n)
+    for rows in _rows(n, n):
+        sums = members @ cols_of(rows)  # (k, len(rows)): each group's summed distance to these clips
+        own = (labels[rows], np.arange(len(rows)))
+        intra, sums[own] = sums[own], np.inf
+        inter = (sums / sizes[:, None]).min(0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            intra /= sizes[labels[rows]] - 1
+            out[rows] = np.nan_to_num((inter - intra) / np.maximum(intra, inter))
+    return out
+
+
 def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: int = 200) -> tuple[float, list]:
     """(threshold, [(threshold, n_clusters, silhouette), ...]): of the cuts between consecutive merge
     heights, the one with the highest mean silhouette (ties: the lowest cut). The number of groups is not
@@ -153,7 +209,6 @@ def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: i
     corpus measured, docs/RESULTS_REAL.md, the best cut was not degenerate; searching for the best
     non-degenerate one instead turned one person's noise into groups). At most `max_candidates` cuts,
     evenly spaced over the merge order."""
-    from sklearn.metrics import silhouette_score
     n = len(d)
     if n < 3:
         return 0.0, []
@@ -168,7 +223,7 @@ def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: i
         labels = cut(z, float(mids[i]))
         k = int(labels.max()) + 1
         if 2 <= k <= n - 1:
-            curve.append((float(mids[i]), k, float(silhouette_score(d, labels, metric="precomputed"))))
+            curve.append((float(mids[i]), k, float(silhouettes(lambda r: d[:, r[0]:r[-1] + 1], labels).mean())))
     if not curve:
         return float(h[-1]) + 1e-9, []
     best = max(range(len(curve)), key=lambda j: (round(curve[j][2], 12), -curve[j][0]))
@@ -184,14 +239,45 @@ def cluster(d: np.ndarray, threshold: str | float = "auto") -> tuple[np.ndarray,
     return cut(z, t), t, curve
 
 
-def confidence(d: np.ndarray, labels: np.ndarray, coverage: np.ndarray) -> np.ndarray:
-    """Per clip: silhouette clipped to [0, 1] (0 alone in a cluster) times `coverage` in [0, 1]."""
-    from sklearn.metrics import silhouette_samples
+def sample(n: int, seed: int = 0) -> np.ndarray:
+    """The clips clustered exactly when there are more than MAX_EXACT: a fixed random MAX_EXACT of them."""
+    return np.sort(np.random.default_rng(seed).choice(n, MAX_EXACT, replace=False))
+
+
+def cluster_blocks(dist, n: int, threshold: str | float = "auto", seed: int = 0
+                   ) -> tuple[np.ndarray, float, list, dict]:
+    """cluster() of the n clips whose distances `dist(i, j)` gives a block at a time. Up to MAX_EXACT
+    clips, exactly. Above: a sample (`sample`) exactly, which chooses the cut t; every other clip joins
+    the sampled group at the smallest mean distance when that is within t (the merge average linkage
+    would make), and the clips that join none are clustered among themselves at t in the same way.
+    Returns (labels, t, the sample's silhouette curve, how many clips were sampled / joined / left)."""
+    every = np.arange(n)
+    if n <= MAX_EXACT:
+        return (*cluster(dist(every, every), threshold), {})
+    chosen = sample(n, seed)
+    labels = np.full(n, -1)
+    labels[chosen], t, curve = cluster(dist(chosen, chosen), threshold)
+    members, sizes = _members(labels[chosen]), np.bincount(labels[chosen])
+    rest = np.setdiff1d(every, chosen)
+    for r in _rows(len(rest), len(chosen)):
+        mean = members @ dist(chosen, rest[r]) / sizes[:, None]
+        best = mean.argmin(0)
+        labels[rest[r]] = np.where(mean[best, np.arange(len(r))] <= t, best, -1)
+    left = np.flatnonzero(labels < 0)
+    if len(left):
+        labels[left] = cluster_blocks(lambda i, j: dist(left[i], left[j]), len(left), t, seed)[0] + sizes.size
+    return _by_first_appearance(labels), t, curve, {"sampled": len(chosen), "joined": n - len(chosen) - len(left),
+                                                    "clustered_apart": len(left)}
+
+
+def confidence(cols_of, labels: np.ndarray, coverage: np.ndarray) -> np.ndarray:
+    """Per clip: silhouette clipped to [0, 1] (0 alone in a cluster) times `coverage` in [0, 1];
+    `cols_of` as for silhouettes."""
     k = int(labels.max()) + 1 if len(labels) else 0
     if not 2 <= k <= len(labels) - 1:
         s = np.zeros(len(labels)) if k != 1 else np.ones(len(labels))
     else:
-        s = silhouette_samples(d, labels, metric="precomputed")
+        s = silhouettes(cols_of, labels)
     return np.clip(s, 0.0, 1.0) * coverage
 
 
@@ -238,7 +324,6 @@ def _eta2(clusters: np.ndarray, y: np.ndarray) -> float:
 @dataclass
 class Estimate:
     table: pd.DataFrame                # File_ID (as given), subject, confidence
-    threshold: float
     diagnostics: dict[str, Any] = field(default_factory=dict)
 
 
@@ -264,14 +349,14 @@ def _constant(x: np.ndarray) -> bool:
     return len(rows) > 1 and bool(np.all(rows.max(0) - rows.min(0) <= 1e-6 * (1 + np.abs(rows).max())))
 
 
-def _alone(dm: np.ndarray, min_groups: int, y: np.ndarray | None, labelled: np.ndarray, seed: int
+def _alone(m: Modality, min_groups: int, y: np.ndarray | None, labelled: np.ndarray, seed: int
            ) -> dict[str, Any]:
     """One modality clustered alone over the clips that have it (_cluster_report)."""
-    sel = np.isfinite(np.diagonal(dm))
-    if sel.sum() < 3:
-        return {"coverage": round(float(sel.mean()), 4), "degenerate": "fewer than 3 clips have it"}
-    lab, t, _ = cluster(dm[np.ix_(sel, sel)], "auto")
-    return {"coverage": round(float(sel.mean()), 4), "threshold": round(t, 6),
+    sel, coverage = np.flatnonzero(m.have), round(float(m.have.mean()), 4)
+    if len(sel) < 3:
+        return {"coverage": coverage, "degenerate": "fewer than 3 clips have it"}
+    lab, t, _, _ = cluster_blocks(lambda i, j: m.block(sel[i], sel[j]), len(sel), "auto", seed)
+    return {"coverage": coverage, "threshold": round(t, 6),
             **_cluster_report(lab, None if y is None else y[sel], labelled[sel], seed, min_groups)}
 
 
@@ -300,16 +385,15 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
         raise ValueError(f"no modality tells clips apart: {dropped}")
     y = None if labels is None else np.asarray(labels, np.float64)
     labelled = np.zeros(n, bool) if y is None else np.isfinite(y).all(1)
-    dists, why_alone = {}, dict.fromkeys(embeddings, "")
-    for name, x in embeddings.items():
-        dists[name], median = modality_distances(x, name in SAME_PERSON)
-        if median < SAME_PERSON.get(name, 0.0):
-            why_alone[name] = (f"most clip pairs are one person by its own rule (median distance {median:.3f}"
-                               f" < {SAME_PERSON[name]})")
+    ref = None if n <= MAX_EXACT else sample(n, seed)  # the median distance over the sampled clips' pairs
+    dists = {name: Modality.of(x, name in SAME_PERSON, ref) for name, x in embeddings.items()}
+    why_alone = {name: "" if not m.median < SAME_PERSON.get(name, 0.0) else
+                 f"most clip pairs are one person by its own rule (median distance {m.median:.3f} < "
+                 f"{SAME_PERSON[name]})" for name, m in dists.items()}
     alone: dict[str, dict[str, Any]] = {}
     if len(dists) > 1:  # each clustered alone: one that cannot group folds is dropped while another can
-        for name, dm in dists.items():
-            alone[name] = _alone(dm, min_groups, y, labelled, seed)
+        for name, m in dists.items():
+            alone[name] = _alone(m, min_groups, y, labelled, seed)
             why_alone[name] = alone[name]["degenerate"] = why_alone[name] or alone[name]["degenerate"]
     bad = [name for name, why in why_alone.items() if why]
     all_bad = len(bad) == len(dists)
@@ -317,13 +401,15 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
         for name in bad:
             dropped[name] = f"alone it cannot group folds: {why_alone[name]}"
             del dists[name]
-    primary = dists.get(PRIMARY)
-    others = [dm for name, dm in dists.items() if name != PRIMARY]
-    d = fuse(others, primary)
-    clusters, t, curve = cluster(d, threshold)
-    has = np.stack([np.isfinite(np.diagonal(dm)) for dm in dists.values()])
-    coverage = has.mean(0) if primary is None else np.where(np.isfinite(np.diagonal(primary)), 1.0, has.mean(0))
-    conf = confidence(d, clusters, coverage)
+    primary, fused, every = dists.get(PRIMARY), Fused(dists), np.arange(n)
+    if n <= MAX_EXACT:  # the whole matrix, once
+        d = fused(every, every)
+        (clusters, t, curve), sampled, cols_of = cluster(d, threshold), {}, lambda r: d[:, r[0]:r[-1] + 1]
+    else:
+        (clusters, t, curve, sampled), cols_of = cluster_blocks(fused, n, threshold, seed), lambda r: fused(every, r)
+    has = np.stack([m.have for m in dists.values()])
+    coverage = has.mean(0) if primary is None else np.where(primary.have, 1.0, has.mean(0))
+    conf = confidence(cols_of, clusters, coverage)
     report = _cluster_report(clusters, y, labelled, seed, min_groups)
     why = report.pop("degenerate")
     if all_bad:  # the modalities' own reasons come first: they say why the groups are what they are
@@ -341,12 +427,12 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
         "dropped": dropped,
         "clips_without_any_modality": int((~has.any(0)).sum()),
         "mean_confidence": round(float(conf.mean()), 4) if n else 0.0,
-        **report,
+        **report, **sampled,
         "silhouette_curve": [[round(a, 5), k, round(s, 5)] for a, k, s in curve],
     }
     if alone:
         diag["per_modality"] = alone
-    return Estimate(table, float(t), diag)
+    return Estimate(table, diag)
 
 
 def warnings_of(diag: dict[str, Any]) -> list[str]:
@@ -383,17 +469,6 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
     return out
 
 
-def unusable_reason(diag: dict[str, Any]) -> str | None:
-    """Why an estimate must not be used (its diagnostics' `usable` / `reason`; for diagnostics without
-    them, clusters that follow the labels), or None."""
-    if "usable" in diag:
-        return None if diag["usable"] else str(diag.get("reason") or "the estimator says it is unusable")
-    la = diag.get("label_association")
-    if la and la["follows_labels"]:
-        return f"the clusters follow the emotion labels (AMI {la['ami_dominant_emotion']}), not people"
-    return None
-
-
 def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshold: str | float = "auto",
                   jobs: int = 1, progress: bool = True) -> tuple[Estimate, str | None, float]:
     """Estimate the subjects of every clip of `dataset` (Test too; labels only for the diagnostics) from
@@ -413,7 +488,7 @@ def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshol
         pos = {c: i for i, c in enumerate(dataset.ids)}
         labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
     est = estimate_subjects(dataset.ids, emb, threshold, labels)
-    why = unusable_reason(est.diagnostics)
+    why = None if est.diagnostics["usable"] else est.diagnostics["reason"]
     wd.subjects.parent.mkdir(parents=True, exist_ok=True)
     if why is None:
         write_subjects(wd.subjects, est.table, "estimated:" + "+".join(est.diagnostics["modalities"]), dataset)
@@ -431,7 +506,8 @@ def main(argv: list[str] | None = None) -> int:
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--modalities", default=",".join(MODALITIES),
                     help=f"comma-separated identity extractors (default {','.join(MODALITIES)})")
-    ap.add_argument("--threshold", default="auto", help="'auto' or a fused distance (about 1 = unrelated clips)")
+    ap.add_argument("--threshold", default="auto", type=lambda v: v if v == "auto" else float(v),
+                    help="'auto' or a fused distance (about 1 = unrelated clips)")
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--force", action="store_true", help="replace a subjects file of given (not estimated) subjects")
@@ -440,11 +516,6 @@ def main(argv: list[str] | None = None) -> int:
     a = ap.parse_args(argv)
     setup_logging(a)
     modalities = [m.strip() for m in a.modalities.split(",") if m.strip()]
-    if a.threshold != "auto":
-        try:
-            a.threshold = float(a.threshold)
-        except ValueError:
-            ap.error(f"--threshold must be 'auto' or a number, got {a.threshold!r}")
     _, wd, dataset = open_dataset(a, check_media=False)
     dataset = dataset.units
     given = given_sources(wd.subjects)
