@@ -402,12 +402,20 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
             dropped[name] = f"alone it cannot group folds: {why_alone[name]}"
             del dists[name]
     primary, fused, every = dists.get(PRIMARY), Fused(dists), np.arange(n)
+    has = np.stack([m.have for m in dists.values()])
+    # a clip no modality describes is its own subject, outside the clustering: at the largest distance
+    # from every clip, a few such clips would make the best-silhouette cut "them vs everyone" (lfw: 4 of 3,052)
+    seen, clusters = np.flatnonzero(has.any(0)), np.zeros(n, int)
     if n <= MAX_EXACT:  # the whole matrix, once
         d = fused(every, every)
-        (clusters, t, curve), sampled, cols_of = cluster(d, threshold), {}, lambda r: d[:, r[0]:r[-1] + 1]
+        (clusters[seen], t, curve), sampled = cluster(d[np.ix_(seen, seen)], threshold), {}
+        cols_of = lambda r: d[:, r[0]:r[-1] + 1]  # noqa: E731
     else:
-        (clusters, t, curve, sampled), cols_of = cluster_blocks(fused, n, threshold, seed), lambda r: fused(every, r)
-    has = np.stack([m.have for m in dists.values()])
+        clusters[seen], t, curve, sampled = cluster_blocks(lambda i, j: fused(seen[i], seen[j]), len(seen),
+                                                           threshold, seed)
+        cols_of = lambda r: fused(every, r)  # noqa: E731
+    unseen = np.setdiff1d(every, seen)
+    clusters[unseen] = (clusters[seen].max() + 1 if len(seen) else 0) + np.arange(len(unseen))
     coverage = has.mean(0) if primary is None else np.where(primary.have, 1.0, has.mean(0))
     conf = confidence(cols_of, clusters, coverage)
     report = _cluster_report(clusters, y, labelled, seed, min_groups)
