@@ -1,36 +1,6 @@
 """Subjects (who is in each clip) as data: one file per work directory, the one source of truth for
-everything that uses subjects (grouped folds, subject normalisation).
-
-    python -m competition.data.subjects --data DIR [--workdir W] [--task eri|va|expr]
-                                        (--column COL | --csv FILE [--csv-column COL])
-
-`Workdir.subjects` (W/subjects.csv; frame tasks W/tasks/<task>/subjects.csv):
-
-    File_ID     every clip of the dataset, Test included, bracketed as in data_info.csv
-                (frame tasks: every unit, i.e. annotated video)
-    subject     any non-empty text
-    source      where it came from: column:<data_info column> | file:<csv path> | estimated:<method>
-    confidence  in [0, 1]: 1 for given subjects, lower for estimated ones
-
-and beside it subjects.json: the fingerprint and root of the dataset it was made for, counts, and the
-sha256 of subjects.csv. A file that misses clips, names clips the dataset does not have, or was made for
-another dataset is an error (SubjectsError, naming the file, the problem and examples).
-
-For other modules (e.g. an estimator writing `estimated:<method>` subjects):
-
-    write_subjects(path, frame, source, dataset, confidence=1.0) -> Subjects
-        frame: columns File_ID (bare or bracketed) and subject; optional per-row `source` and `confidence`
-        columns override the `source` / `confidence` arguments. Validates, then writes csv + json atomically.
-    read_subjects(path, dataset) -> Subjects          validated against `dataset`
-    known_subjects(path, dataset) -> Subjects | None  the one decision: subjects are used when the file exists
-    from_column(dataset, column) / from_csv(path, column=None) -> frame for write_subjects
-
-Subject values are text: `NA`, `None` or `0` name a person like any other (never read as missing).
-
-Per-subject statistics (feature normalisation and the per-subject post-processing of predictions) follow
-one rule, `shrunk_statistics`: per column, a subject with n clips takes n*tau2 / (n*tau2 + s2) of its own
-mean (s2 the pooled within-subject variance, tau2 the variance between subjects' true means: empirical
-Bayes) and n/(n+SHRINK) of its own variance, the rest from all subjects, instead of a hard minimum of clips.
+everything that uses subjects (grouped folds, subject normalisation). Format, command and API:
+docs/SUBJECTS.md, "The subjects file"; the per-subject statistics rule (`shrunk_statistics`): its "One rule".
 """
 from __future__ import annotations
 

@@ -1,24 +1,5 @@
-"""The experiment directory contract, `oof/<exp>/`:
-
-    experiment.json          what the results belong to: config hash, dataset and folds fingerprints;
-                             `skipped` (reason, modalities) when the run skipped it on this dataset, e.g.
-                             a face-only experiment on a dataset where no clip has a face
-    config.yaml              the resolved config
-    fold_<k>/val.csv         id + targets: predictions of fold k's model on its held-out clips
-    fold_<k>/test.csv        the same model on every Test clip
-    fold_<k>/train_ids.txt   the clips that trained fold k's model (leakage guard)
-    fold_<k>/fold.json       scores and timings; written last, so it marks the fold as done
-    fold_<k>/seed_<s>/       with seed averaging (config `seeds`): seed s's val.csv, test.csv and model;
-                             the fold's own val.csv / test.csv are the mean over seeds
-    seeds/<s>/oof.csv, test.csv   every seed's OOF and fold-averaged Test predictions (seed averaging)
-    oof.csv, test.csv        when every fold is done: held-out predictions of every Train+Val clip, and
-                             fold-averaged Test predictions
-    metrics.json             oof_<metric> (recomputable from oof.csv), per-target and per-fold scores
-
-The task (config key `task`) decides the id column (File_ID, or frame_id for frame tasks), the metric
-(ERI: mean_pcc, so oof_mean_pcc; VA: mean_ccc; EXPR: macro_f1) and what a sample is (a clip, or a frame
-of a video; a frame task's folds must also keep every video whole).
-"""
+"""The experiment directory contract, `oof/<exp>/`: what each file holds is in docs/PIPELINE.md,
+"The experiment directory, oof/<exp>/"."""
 from __future__ import annotations
 
 import hashlib

@@ -1,28 +1,5 @@
 """Predict the emotion intensities of new reaction videos with a blend's fold models.
-
-    python -m competition.pipeline.predict VIDEO... [--blend NAME|CARD.json] [--out FILE.csv|FILE.json]
-                                  [--workdir W] [--device cpu|cuda] [--jobs N] [-q | -v]
-
-ERI only (whole clips): the per-frame tasks (--task va|expr) are refused with a pointer to their route
-(Test videos of an Aff-Wild2-layout dataset, then make_submission). Every fold model is loaded first, so
-a model that cannot be loaded fails before any feature is extracted.
-
-The blend is a card written by make_submission.py (default: the newest card in submissions/). For each
-member experiment, the features its config names are extracted by the same extractors and feature store
-as in training, into a temporary Hume-layout folder holding the videos; every fold model in
-oof/<exp>/fold_<k>/ is loaded (Model.load) and their predictions are averaged, as for the Test clips;
-the members are then weighted as in the card. Audio is the sibling <video>.wav when there is one, else
-the video's own audio track (PyAV, 16 kHz mono).
-
-Each row says what was actually seen beside the prediction, so an imputed row is never mistaken for
-one made from the video:
-  face_rate  share of the sampled frames with a detected face (empty when no member reads faces)
-  audio_s    seconds of audio found
-  status     ok | no_face (face_rate below 0.2) | no_audio | no_face+no_audio: predicted, the models
-             imputing the missing features as in training | media_error: REASON (the video cannot be
-             read, or one of its features failed): no prediction, the values are empty
-A video with any problem gets one warning line on stderr.
-"""
+More: docs/PIPELINE.md, "Predicting new videos: predict"."""
 from __future__ import annotations
 
 import argparse
