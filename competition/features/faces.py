@@ -1,31 +1,8 @@
-"""The face pipeline: sampled frames -> detector chain -> landmark alignment -> crops, with temporal
-interpolation over missed frames, plus the face-box / head-pose `pose` features.
-
-Detector chain (tried per frame, in the order of the `detectors` parameter):
-- "haar":  OpenCV's frontal-face Haar cascade (ships with opencv-python-headless), searched first around
-           the previous face; its box is refined by MTCNN's O-Net, which adds 5 landmarks for alignment.
-           Both Haar searches run on a grey copy downscaled to a fixed face size (HAAR_TRACK_FACE,
-           HAAR_FULL_MIN), and O-Net refines all of a clip's Haar boxes in one batched call.
-- "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust), on frames
-           downscaled to MTCNN_MAX_SIDE.
-The chain runs on every `detect_every`-th sampled frame while a face is in view (every `idle_every`-th
-while none is); the frames between two with a face get the interpolated box checked by the batched O-Net
-("verified"), see `detect_frames`.
-A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
-this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
-- "aligned": no detection: the dataset's own aligned face crops (Aff-Wild2's `cropped_aligned/<name>/
-           <k:05d>.jpg`, docs/AFFWILD2.md) are the faces, sampled like video frames (frame k at (k - 1)/fps);
-           a frame without a crop is a frame without a face. Boxes are the whole crop, landmarks unknown.
-
-Storage: the `faces` extractor keeps uint8 crops as (T, size*size*3) rows in its FeatureStore folder and
-writes the per-frame geometry (boxes, landmarks, detector) beside each clip as `<clip>.track.npz`, before
-the crops, so a killed run never leaves crops without their geometry. `face_track()` is the helper the
-image extractors use: it reads this cache when present and runs the pipeline otherwise.
-
-Over the ~400-line norm: detection, verification of interpolated boxes, alignment and the track cache
-share one per-clip state (boxes, landmarks, detector codes) and are tuned together for speed
-(docs/BENCHMARKS.md); the image extractors built on them live in their own modules.
-"""
+"""The face pipeline: sampled frames -> detector chain (haar + O-Net, mtcnn, or a dataset's "aligned"
+crops) -> landmark alignment -> crops, with temporal interpolation over missed frames, plus the face-box /
+head-pose `pose` features. Crops are stored by the `faces` extractor, the per-frame geometry beside them
+(`<clip>.track.npz`, written first); `face_track()` reads that cache or runs the pipeline. Details:
+docs/FEATURES.md, "Frames and faces"; speed: docs/BENCHMARKS.md."""
 from __future__ import annotations
 
 import functools

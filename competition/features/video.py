@@ -1,10 +1,6 @@
-"""Video reading with PyAV: presentation timestamps from the container (pts x time_base, so variable
-frame rates are handled), three frame-sampling schemes, and decoding of only the frames needed.
-
-Sampling schemes (`sample_times`):
-- "step":    one frame per `step` seconds, the frame nearest each tick (seed 000: 0.2 s; seed 003: 0.5 s)
-- "uniform": `n` frames spread evenly over the clip (seed 001: 32); repeats frames when the clip is shorter
-- "every":   every `every`-th frame, starting with the first (seed 002: 1 in 30)
+"""Video reading with PyAV: presentation timestamps from the container, the frame-sampling schemes
+"step", "uniform" and "every" (`sample_times`), and decoding of only the frames needed (docs/FEATURES.md,
+"Frames and faces").
 """
 from __future__ import annotations
 
