@@ -1,14 +1,5 @@
 """The last layer: make an official-format submission from a blend of finished experiments, and check one.
-
-    python make_submission.py --blend best|METHOD [--name NAME] [--exp EXP ...] [--data DIR] [--task eri|va|expr]
-    python -m competition.submission check FILE [--data DIR] [--task eri|va|expr]
-                                               (FILE: the .csv/.txt, or the .zip holding it)
-
-How blends are chosen and scored, and what the card holds: competition/pipeline/ensembling/blend.py.
-The card also says how the folds were grouped (given subjects, estimated ones, or none: then every nested
-score is optimistic for new people, and a WARNING says so). --no-subjects leaves the per-subject
-post-processing out even with a subjects file.
-"""
+More: docs/PIPELINE.md, "Submissions: make_submission.py"."""
 from __future__ import annotations
 
 import argparse

@@ -1,16 +1,6 @@
 """Import a folder of labelled clips (speech, face photos, frame sequences, videos) as a dataset in the
-Hume-Reaction layout, with whole people held out as Test (guide: docs/IMPORT.md).
-
-    python -m competition.data.importer --preset emodb --src DIR --out OUT [options]
-    python -m competition.data.importer --csv FILE [--src DIR] --out OUT [options]
-    python -m competition.data.importer --src DIR [--pattern REGEX] [--sequences] --out OUT [options]
-
-Sources and labels: competition.data.import_sources; media written: competition.data.import_media.
-OUT gets data_info.csv (Test rows unlabelled, Subject = the person), the media, import_truth.csv (every
-clip's labels, for competition.data.heldout; the pipeline never reads it) and import.json (parameters,
-label mapping, media and split counts; a rerun with the same parameters resumes, other parameters are
-refused unless --force). --workdir W also writes the people to W/subjects.csv. Every bad source item is
-listed at once; --skip-bad imports the rest.
+Hume-Reaction layout, with whole people held out as Test (guide: docs/IMPORT.md). Sources and labels:
+competition.data.import_sources; media written: competition.data.import_media.
 """
 from __future__ import annotations
 

@@ -1,8 +1,7 @@
 """`landmark_geometry`: dlib's 68 points on each cached aligned face crop, in the face's own frame (origin
 between the eyes, eye line as x, inter-ocular distance as unit), plus MEASURES in IOD units (y grows down
-the face; left/right are image sides); frames without
-a real face are interpolated in time. Why dlib and what it replaced: docs/FEATURES.md, "Hand-crafted face
-appearance and geometry"."""
+the face; left/right are image sides); frames without a real face are interpolated in time. Why dlib and
+what it replaced: docs/FEATURES.md, "Hand-crafted face appearance and geometry"."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,17 +1,4 @@
-"""Training losses, weighted sums of them, and label smoothing.
-
-Regression (ERI intensities, Aff-Wild2 valence-arousal): `mse`, `pcc` = 1 - PCC and `ccc` = 1 - CCC
-(each averaged over targets, PCC/CCC computed over the batch).
-
-Classification (Aff-Wild2 EXPR), where the prediction is (B, K) class probabilities (a softmax output,
-rows summing to 1) and the target (B, K) one-hot or soft (e.g. label-smoothed) class labels:
-`ce` = cross-entropy, mean over samples of -sum_k y_k log p_k (p clamped away from 0), and
-`soft_f1` = 1 - macro soft-F1 (paper 004): per class TP = sum p*y, FP = sum p*(1-y), FN = sum (1-p)*y
-over the batch, F1 = 2TP / (2TP + FP + FN), averaged over all K classes.
-
-A loss spec in a config is a name (`mse`, `pcc`, `ccc`, `ce`, `soft_f1`), a sum of names (`mse+pcc`,
-`ce+soft_f1`) or a mapping of weights (`{mse: 0.5, ccc: 1.0}`). Every loss takes optional per-sample
-weights (pseudo-labelled clips count less than labelled ones; a zero weight ignores a sample)."""
+"""Training losses, weighted sums of them, and label smoothing. More: docs/PIPELINE.md, "Losses: losses.py"."""
 from __future__ import annotations
 
 from typing import Callable, Mapping

@@ -1,13 +1,7 @@
 """Run feature extraction and the (experiment, fold) grid as Ray tasks, on a local Ray instance or a
 cluster (--address): the shell scripts' work spread over many processes or machines (docs/SCALE_OUT.md).
-
-    python -m competition.pipeline.launch [--exp EXP ...] [--folds 0 1 ...] [--data DIR] [--workdir W]
-        [--address auto|HOST:PORT] [--cpus N] [--cpus-per-task 1] [--gpus-per-task 0]
-        [--shards N] [--max-retries 2] [--set key=value ...] [--no-wandb] [--task eri|va|expr]
-
-Every task runs the scripts' own code in a fresh worker process (`max_calls=1`), so their guarantees
-hold: finished folds are skipped, results are written atomically, a task whose process dies is rerun up
-to --max-retries times and resumes, and a task that raises is recorded in `<workdir>/launch.json`."""
+Each task runs the scripts' own code in a fresh worker process, so finished folds are skipped and a dead
+task is retried and resumes."""
 from __future__ import annotations
 
 import argparse

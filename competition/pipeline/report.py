@@ -1,13 +1,5 @@
-"""One HTML page with PNG figures about everything in a work directory.
-
-    python -m competition.pipeline.report [--data DIR] [--workdir W] [--out DIR] [--storage URL_OR_FILE ...]
-
-Sections: leaderboard of finished experiments (OOF mean PCC, spread over folds, per emotion, fraction of
-the oracle ceiling when the data is the embedded synthetic set); blends (gain per added model, nested vs
-in-sample); the best experiment's predictions (predicted-vs-true scatter and quantised-intensity confusion
-matrices per emotion, as seed 001 Figs 2-3); labels (quantised distributions, seed 001 Fig 4, and the
-emotion correlation matrix, seed 000 Fig 1); tuning (Optuna history, parameter importances, tuned vs
-untuned). Writes <workdir>/reports/index.html and its PNGs; open index.html in a browser.
+"""One HTML page with PNG figures about everything in a work directory (leaderboard, blends, predictions,
+labels, tuning), written to <workdir>/reports/index.html (docs/TUNING.md, "Report").
 """
 from __future__ import annotations
 

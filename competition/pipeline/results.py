@@ -1,14 +1,6 @@
-"""The results table of every finished experiment, written to docs/RESULTS.md:
-
-    python -m competition.pipeline.results [--workdir W] [--data DIR] [--out docs/RESULTS.md] [--task eri|va|expr]
-
-One row per experiment directory with a metrics.json made on this dataset: the task's OOF score (ERI:
-mean PCC, VA: mean CCC, EXPR: macro-F1), its fraction of the oracle ceiling (from the synthetic
-generator's truth file, when the data is the synthetic set), per-target OOF scores and the wall-clock
-seconds per fold on this machine (features + fit + predict, mean over folds). A constant predictor row
-anchors the table (the correlation metrics score it 0).
-
-Hand-written text after the line `<!-- notes -->` in the existing file is kept when it is regenerated.
+"""The results table of every finished experiment (OOF score, fraction of the oracle ceiling on the
+synthetic set, per-target scores, seconds per fold), written to docs/RESULTS.md; hand-written text after
+the line `<!-- notes -->` is kept when it is regenerated.
 """
 from __future__ import annotations
 

@@ -1,17 +1,6 @@
-"""Hyper-parameter search with Optuna over an experiment config's `search_space`.
-
-    python -m competition.pipeline.tune EXP --trials N [--storage FILE|URL] [--study NAME] [--fast] [--seed S]
-                               [--heartbeat S] [--data DIR] [--workdir W] [--set key=value ...] [--out PATH]
-                               [--no-wandb] [--task eri|va|expr]
-
-Objective: the task's metric averaged over folds of each fold's val score (`--fast`: fold 0 only), from
-run_fold's own fit_fold, in memory (oof/<exp>/ is never touched); pruned per epoch and per fold
-(MedianPruner). Trial 0 of a new study is the config as written. The best trial is written to
-<workdir>/tuned/<exp>_tuned.yaml, which every command finds by name. `--trials N` is the study's total:
-rerunning resumes it and workers on one storage share it (MaxTrialsCallback). Storage: a journal file
-(default oof/<exp>/tune/optuna.journal), an SQLite file (.db) or a database URL (postgresql://...), whose
-heartbeats fail and retry a dead worker's trial (RetryHeartbeatStaleTrialCallback). Guarantees and their
-limits: docs/TUNING.md.
+"""Hyper-parameter search with Optuna over an experiment config's `search_space`: the objective is the task's
+metric over folds from run_fold's own fit_fold, in memory; the best trial goes to
+<workdir>/tuned/<exp>_tuned.yaml. Storages, resuming, workers and guarantees: docs/TUNING.md.
 """
 from __future__ import annotations
 

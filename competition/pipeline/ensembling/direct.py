@@ -1,14 +1,5 @@
-"""Blends judged by any task metric, scored directly on the predictions (CCC for VA, macro-F1 of
-blended class probabilities for EXPR, or whatever a new task scores). Same contract as the moment-based
-methods (methods.py, nested.py): a `Blender` with non-negative weights summing to 1, an in-sample and a
-nested-CV score, a step table; only slower per step (each candidate is scored on the samples), which
-is fine for the few members a library holds.
-
-    best_single     the member with the best score (the baseline every blend must beat)
-    mean            every member with equal weight
-    caruana         ensemble selection with replacement, scored by the task metric
-    caruana_bagged  the same, averaged over bags of random halves of the library
-"""
+"""Blends judged by any task metric, scored directly on the predictions (CCC for VA, macro-F1 for EXPR).
+More: docs/PIPELINE.md, "Blends scored by any task metric: direct.py"."""
 from __future__ import annotations
 
 from typing import Callable

@@ -1,15 +1,5 @@
 """Honest scores for blends: nested CV over the folds the members were trained on.
-
-For each fold f, the method is fitted on the OOF clips of the other folds and predicts fold f's clips;
-the held-out predictions of all folds are pooled and scored like any OOF (mean PCC over all clips). The
-in-sample score (fitted and scored on all OOF clips) is reported beside it: the difference is how much of
-a blend's gain comes from selecting on the very clips it is scored on.
-
-Post-processing is parameter-free, so it is judged on the same held-out predictions: it is kept only
-where it raises the nested score. The per-subject kinds are candidates only when the library has subjects.
-Choosing among candidates (methods x post-processing) by their nested scores is itself fitted to the
-folds: blend.choice_score scores the whole choice on folds that did not make it.
-"""
+More: docs/PIPELINE.md, "Nested CV for blends: nested.py"."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,14 +1,6 @@
-"""Post-processing of blended predictions. Hume labels are normalised by each clip's maximum (every
-labelled clip has one emotion at 1.0), so rescaling each clip's row to a maximum of 1 can help the
-per-emotion PCC; whether it does is decided by nested CV (nested.py), never assumed.
-
-With subjects known (the work directory's subjects file; predictions and subject ids only, never
-labels), two per-subject kinds are judged the same way: "subject_centre" moves each subject's mean
-prediction to the mean over all clips (a person who reports everything higher or lower, or whose face or
-voice shifts every prediction, no longer moves the emotion's PCC), "subject_z" also scales each subject's
-spread to the overall one. Statistics are over the clips being post-processed (the OOF clips in nested
-CV, the Test clips in a submission), shrunk towards the overall ones for subjects with few clips (the
-rule of competition.data.subjects.within_subject, shared with feature normalisation)."""
+"""Post-processing of blended predictions (max_norm, clip, and the per-subject subject_centre /
+subject_z), each kept only where nested CV says it helps. More: docs/PIPELINE.md, "Post-processing:
+postprocess.py"."""
 from __future__ import annotations
 
 import numpy as np
