@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from competition.data.affwild2 import check_frame_number, check_name, frame_id, is_canonical_frame, parse_frame_id
+from competition.data.affwild2 import (
+    EXPR_CLASSES, VA_TARGETS, check_frame_number, check_name, frame_id, is_canonical_frame, parse_frame_id,
+)
 from competition.core.io import atomic_path, write_text
 
 TASKS: tuple[str, ...] = ("va", "expr")
 ID_COL = "image_location"
-VA_TARGETS: tuple[str, ...] = ("valence", "arousal")
-EXPR_CLASSES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
-                                 "Other")
 HEADER: dict[str, tuple[str, ...]] = {"va": (ID_COL, *VA_TARGETS), "expr": (ID_COL, *EXPR_CLASSES)}
 FIELDS: dict[str, int] = {"va": 3, "expr": 2}   # fields per data row (EXPR rows hold one class index)
 FLOAT_DECIMALS = 6

@@ -504,10 +504,7 @@ def generate(out: Path, n: int = 240, seed: int = 0, jobs: int = 2,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = design(n, seed, duration)
-    if jobs == 1:
-        results = [make_clip(out, s) for s in specs]
-    else:
-        results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_clip)(out, s) for s in specs)
+    results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_clip)(out, s) for s in specs)
     results.sort(key=lambda r: r["index"])
     n_new = sum(r["rendered"] for r in results)
     log.info("clips: %d rendered, %d already on disk; %.1f CPU s in clip workers",

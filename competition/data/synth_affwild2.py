@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from competition.data.affwild2 import CHALLENGE_DIR, EXPR_CLASSES, VA_TARGETS
 from competition.data.contract import HUME_EMOTIONS
 from competition.data.synth import (
     FPS_RANGE, MAX_CLIPS, RESOLUTIONS, ClipPlan, ClipSpec, _make_subject, _rng, _smooth, _video_codec,
@@ -33,14 +34,8 @@ log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "1.0"
 TRUTH_CSV, TRUTH_JSON = "synth_affwild2_truth.csv", "synth_affwild2_truth.json"
-VA_TARGETS: tuple[str, ...] = ("valence", "arousal")
-EXPR_CLASSES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
-                                 "Other")
 SPLITS: tuple[str, ...] = ("Train_Set", "Validation_Set", "Test_Set")
 LABELLED: tuple[str, ...] = ("Train_Set", "Validation_Set")
-VA_DIR, EXPR_DIR = "VA_Estimation_Challenge", "EXPR_Recognition_Challenge"
-VA_TEST_LIST = "test_set/VA_Estimation_Challenge_test_set.txt"
-EXPR_TEST_LIST = "test_set/EXPR_Recognition_Challenge_test_set.txt"
 VA_INVALID, EXPR_INVALID = -5, -1
 CROP_SIZE = 112  # side of the cropped_aligned jpgs, as in Aff-Wild2
 AW2_KEY = 1002   # first random key of everything drawn here; synth.py's keys are 0..6 and 100
@@ -387,10 +382,7 @@ def generate_affwild2(out: Path, n_videos: int = 30, seed: int = 0, jobs: int = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = design_affwild2(n_videos, seed, duration)
-    if jobs == 1:
-        results = [make_video(out, s, crops) for s in specs]
-    else:
-        results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_video)(out, s, crops) for s in specs)
+    results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_video)(out, s, crops) for s in specs)
     results.sort(key=lambda r: r["index"])
     n_new = sum(r["rendered"] for r in results)
     log.info("videos: %d rendered, %d already on disk; %.1f CPU s in video workers",
@@ -399,11 +391,11 @@ def generate_affwild2(out: Path, n_videos: int = 30, seed: int = 0, jobs: int = 
     names = [s.clip_id for s in specs]
     for s, r in zip(specs, results):
         if s.split in LABELLED:
-            write_text(out / "annotations" / VA_DIR / s.split / f"{s.clip_id}.txt", _va_lines(r["va"]))
-            write_text(out / "annotations" / EXPR_DIR / s.split / f"{s.clip_id}.txt", _expr_lines(r["expr"]))
+            for task, text in (("va", _va_lines(r["va"])), ("expr", _expr_lines(r["expr"]))):
+                write_text(out / "annotations" / CHALLENGE_DIR[task] / s.split / f"{s.clip_id}.txt", text)
     test = "".join(f"{s.clip_id}\n" for s in specs if s.split == "Test_Set")
-    write_text(out / VA_TEST_LIST, test)
-    write_text(out / EXPR_TEST_LIST, test)
+    for task_dir in CHALLENGE_DIR.values():
+        write_text(out / "test_set" / f"{task_dir}_test_set.txt", test)
 
     counts = [len(r["t"]) for r in results]
     truth = pd.DataFrame({

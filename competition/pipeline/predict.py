@@ -255,7 +255,7 @@ def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tup
 def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | None = None,
                    jobs: int = 1) -> pd.DataFrame:
     """One row per video: `video`, the card's targets (in the task's range; empty for a media error),
-    then what was seen: `face_rate`, `audio_s`, `status` (module docstring). Warns once per problem video."""
+    then what was seen: `face_rate`, `audio_s`, `status` (docs/PIPELINE.md). Warns once per problem video."""
     lo, hi = get_task().value_range
     members = load_members(card, wd, device)
     values = np.full((len(videos), len(card.targets)), np.nan)
