@@ -1,12 +1,5 @@
 """Score a submission on an imported corpus's held-out Test clips, from the importer's truth file.
-
-    python -m competition.data.heldout SUBMISSION.csv --data DIR
-
-The pipeline never sees Test labels; `competition.data.importer` keeps them in DIR/import_truth.csv, so
-the score of a submission on speakers no model trained on can be computed afterwards (official metric:
-mean over emotions of Pearson's r). With the submission's card beside it (SUBMISSION.json, written by
-make_submission), the score it claimed and how its folds were grouped are printed alongside.
-"""
+More: docs/IMPORT.md, "Held-out score: heldout.py"."""
 from __future__ import annotations
 
 import argparse

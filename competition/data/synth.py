@@ -1,10 +1,5 @@
-"""The embedded synthetic dataset: Hume-Reaction layout, a known generative model and a known oracle ceiling
-(docs/SYNTHETIC.md).
-
-    python -m competition.data.synth --out DIR [--n 240] [--seed 0] [--jobs 2]
-
-Ground truth the pipeline never reads: synth_truth.csv, synth_frames.csv, synth_events.csv and
-synth_truth.json (parameters and the oracle ceiling)."""
+"""The embedded synthetic dataset: Hume-Reaction layout, a known generative model and a known oracle ceiling;
+its files and ground truth: docs/SYNTHETIC.md."""
 from __future__ import annotations
 
 import argparse

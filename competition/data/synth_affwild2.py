@@ -1,9 +1,5 @@
 """A small synthetic dataset in the Aff-Wild2 layout with a known generative model (docs/AFFWILD2.md,
-"Synthetic Aff-Wild2-like data"): ERI's subjects, cameras and voices (`synth.plan_clip`) driven by a
-chain of expression episodes, with per-frame VA / EXPR labels and their ceilings.
-
-    python -m competition.data.synth_affwild2 --out DIR [--n-videos 30] [--seed 0] [--jobs 2]
-        [--duration 12 20] [--crops]"""
+"Synthetic Aff-Wild2-like data"): ERI's subjects, cameras and voices driven by expression episodes."""
 from __future__ import annotations
 
 import argparse

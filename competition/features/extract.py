@@ -1,11 +1,5 @@
 """Command line: extract features of a dataset into the work directory's feature store (docs/FEATURES.md).
-
-    python -m competition.features.extract --data DIR --extractors faces visual egemaps --jobs 2 \
-        [--workdir W] [--ids 00001 00002] [--set visual.model=resnet18 --set visual.weights=/w/r18.pth]
-        [--task eri|va|expr]
-
-Reruns skip stored clips; failed clips are listed in <store>/failures.csv. `faces` runs first: the
-image extractors read its crops."""
+Reruns skip stored clips; failed clips are listed in <store>/failures.csv; `faces` runs first."""
 from __future__ import annotations
 
 import argparse

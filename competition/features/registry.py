@@ -1,12 +1,5 @@
-"""Extractor registry. An extractor turns one clip's media into an array:
-`kind="vector"` -> shape (D,), one per clip; `kind="sequence"` -> (T, D) with per-row timestamps t (T,).
-`modality` says which part of the recording an extractor reads (MODALITIES: the face, the audio, the
-body), so a run can skip experiments whose only modality is absent from a whole dataset and reports can
-show whether the face or the voice carries the signal; None for extractors tied to no one medium.
-
-Register with the decorator in any module of `competition.features`; modules are imported on first
-lookup, so a new extractor is one new module (or function) and nothing else.
-"""
+"""Extractor registry: `@register_extractor` on a function in any module of `competition.features` (imported
+on first lookup); kinds, modalities and keys: docs/PIPELINE.md, "Extractors: registry.py"."""
 from __future__ import annotations
 
 import hashlib
