@@ -15,7 +15,7 @@ import numpy as np
 from competition.data.affwild2 import (
     EXPR_CLASSES, VA_TARGETS, check_frame_number, check_name, frame_id, is_canonical_frame, parse_frame_id,
 )
-from competition.core.io import atomic_path, write_text
+from competition.core.io import write_text, write_zip_beside
 
 TASKS: tuple[str, ...] = ("va", "expr")
 ID_COL = "image_location"
@@ -97,18 +97,6 @@ def submission_text(task: str, frame_ids: list[str], pred: np.ndarray, targets: 
     return "\n".join(lines) + "\n"
 
 
-def _write_zip(path: Path) -> Path:
-    """A zip beside `path` holding only it, byte-identical for identical contents (fixed timestamp)."""
-    zpath = path.with_suffix(".zip")
-    info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    with atomic_path(zpath) as tmp:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            zf.writestr(info, path.read_bytes())
-    return zpath
-
-
 def write_frame_submission(path: Path, task: str, frame_ids: list[str], pred: np.ndarray,
                            targets: list[str]) -> Path:
     """Write the official VA or EXPR Test file at `path` (one file; e.g. `.../predictions.txt`) and
@@ -124,7 +112,7 @@ def write_frame_submission(path: Path, task: str, frame_ids: list[str], pred: np
         raise ValueError(f"{path}: give the text file's path (the .zip is written beside it)")
     text = submission_text(task, frame_ids, pred, targets)
     write_text(path, text)
-    _write_zip(path)
+    write_zip_beside(path)
     return path
 
 

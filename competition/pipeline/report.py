@@ -192,10 +192,8 @@ class StudyInfo:
 
 
 def find_studies(oof_root: Path, extra_storages: list[str]) -> list[StudyInfo]:
-    """Every study in the experiments' default storages (oof/*/tune/optuna.journal, or optuna.db as written
-    before the journal became the default) and in the given storages."""
-    specs = [str(p) for pattern in (DEFAULT_STORAGE, "tune/optuna.db")
-             for p in sorted(Path(oof_root).glob(f"*/{pattern}"))] + list(extra_storages)
+    """Every study in the experiments' default storages (oof/*/tune/optuna.journal) and the given ones."""
+    specs = [str(p) for p in sorted(Path(oof_root).glob(f"*/{DEFAULT_STORAGE}"))] + list(extra_storages)
     out = []
     for spec in specs:
         st = open_storage(spec)
