@@ -1,9 +1,6 @@
-"""Messages and progress for every command: `logging` (one logger per module, `logging.getLogger(__name__)`)
-set up once by each command's main(), with the same -q/--quiet and -v/--verbose flags everywhere.
-
-What a command produces (a table, a path) stays on stdout; messages go to stderr, one line each, as
-`LEVEL: text` (with the module's name under -v). Progress bars show on a terminal only. Expected errors
-(UserError) print as one line `error: ...` and exit 2 (`command`), tracebacks only under -v."""
+"""Messages and progress for every command: `logging` set up once by main(), -q/-v everywhere, results on
+stdout, messages on stderr, UserError as one `error: ...` line and exit 2 (docs/WORKDIR.md, "Errors").
+"""
 from __future__ import annotations
 
 import argparse

@@ -1,9 +1,5 @@
-"""Scores. The official ERI metric is the mean over emotions of Pearson's r (scipy.stats.pearsonr per
-emotion, then np.mean); a constant column has no defined r and scores 0 here, with a warning.
-
-Aff-Wild2 (docs/AFFWILD2.md): VA is scored by the mean over valence and arousal of the concordance
-correlation coefficient (`mean_ccc`), EXPR by the macro-F1 over all 8 classes (`macro_f1`, equal to
-sklearn's `f1_score(average="macro", labels=range(K), zero_division=0)`)."""
+"""Scores: ERI's mean Pearson r over emotions (a constant column scores 0, with a warning), Aff-Wild2's
+mean CCC (VA) and macro-F1 over all 8 classes (EXPR; as sklearn's with zero_division=0)."""
 from __future__ import annotations
 
 import warnings

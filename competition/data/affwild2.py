@@ -1,9 +1,5 @@
-"""The Aff-Wild2 layout reader (VA and EXPR tracks; layout in docs/AFFWILD2.md).
-
-A `FrameDataset` has two levels: *units* (annotated videos, the level of folds and feature extraction,
-a contract `Dataset` whose labels are per-video summaries for fold stratification) and *samples*
-(frames `<name>/<k:05d>`, the level of labels, predictions and scores). Invalid frames (-5 in VA, -1 in
-EXPR) are not samples at all; every frame of a Test video is one.
+"""The Aff-Wild2 layout reader (VA and EXPR tracks): a `FrameDataset` of units (annotated videos) and
+samples (valid frames `<name>/<k:05d>`); layout and levels in docs/AFFWILD2.md.
 """
 from __future__ import annotations
 

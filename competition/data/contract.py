@@ -1,11 +1,5 @@
-"""The Hume-Reaction data contract: the one place that knows the layout of a dataset.
-
-    <root>/data_info.csv   File_ID,Split,<emotion columns...>,Age,Country[,Subject]
-    <root>/{train,val,test}/{mp4,wav}/<id>.{mp4,wav}
-
-`File_ID` is bracketed in data_info.csv and submissions ("[00042]") and bare in file names ("00042").
-The emotion columns are whatever columns are not metadata, so another dataset in the same layout with
-other emotions works unchanged.
+"""The Hume-Reaction data contract: the one place that knows the layout of a dataset (data_info.csv with
+bracketed File_IDs, {train,val,test}/{mp4,wav}/<id>; the emotion columns are whatever is not metadata).
 """
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The embedded default dataset of a task, generated into the work directory on first use.
-
-    python -m competition.data.embedded [--task eri|va|expr] [--workdir W] [--jobs N] [--size N]
-
-Prints the dataset root as its last line (scripts/prepare.sh reads it). ERI: the synthetic
-Hume-Reaction set (docs/SYNTHETIC.md); VA and EXPR share one synthetic Aff-Wild2 set (docs/AFFWILD2.md).
+"""The embedded default dataset of a task, generated into the work directory on first use; prints the
+dataset root as its last line (scripts/prepare.sh reads it).
 """
 from __future__ import annotations
 

@@ -19,7 +19,7 @@ from competition.core.log import UserError, add_log_arguments, command, setup_lo
 
 COLUMNS = (ID_COL, "subject", "source", "confidence")
 _SOURCE = re.compile(r"^(column|file|estimated):.+$")
-SHRINK = 2.0       # clips: the weight of the pooled variance in a subject's (see the module docstring)
+SHRINK = 2.0       # clips: the weight of the pooled variance in a subject's (docs/SUBJECTS.md)
 STD_FLOOR = 1e-6   # a (shrunk) std below this is taken as 1: a constant column is centred, not blown up
 
 
@@ -160,7 +160,7 @@ def given_sources(path: Path | str) -> list[str]:
 
 def shrunk_statistics(n: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per subject (S,) clip counts `n` and (S, D) means and variances -> (S, D) shrunk means and stds
-    (the rule of the module docstring). Label-free: only the statistics given are read."""
+    (the rule in docs/SUBJECTS.md, "One rule"). Label-free: only the statistics given are read."""
     n = np.asarray(n, np.float64)[:, None]
     mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
     g_mean = (n * mean).sum(0) / n.sum()

@@ -1,7 +1,5 @@
-"""The official ERI submission format: writer and checker (the command is `competition.submission`).
-
-Format: CSV with header `File_ID,<targets...>` (Hume: Adoration,...,Surprise), one row per Test clip,
-bracketed ids, sorted, no NaN, values in [0, 1], fixed float format.
+"""The official ERI submission format (`File_ID,<targets...>`, one row per Test clip, bracketed and
+sorted ids, values in [0, 1]): writer and checker (the command is `competition.submission`).
 """
 from __future__ import annotations
 

@@ -1,8 +1,5 @@
-"""The face of the synthetic dataset: a real photo (`skimage.data.astronaut()`) whose expression is changed by
-a bank of dense displacement fields, one per action-unit-like component, applied with `cv2.remap`.
-
-Everything here lives in the *canonical head crop*: the square SRC_CROP of the photo resized to CANON px.
-`render_head(bank, act)` returns that crop with activation `act[k]` of each component in COMPONENTS.
+"""The face of the synthetic dataset: a real photo whose expression is changed by dense displacement fields
+(docs/SYNTHETIC.md); `render_head(bank, act)` draws the canonical head crop for activations `act`.
 """
 from __future__ import annotations
 

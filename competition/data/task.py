@@ -1,11 +1,5 @@
-"""What is specific to a task lives here, and nowhere else: the dataset reader and its embedded default,
-label granularity, targets, metric (also the blend objective), default loss, model output, id column,
-feature windows, fold grouping and the submission writer + checker. The trainer, the experiment
-directory and the blender only talk to a `Task`; a fourth task is one more instance (and its reader).
-
-    eri   Hume-Reaction, one row per clip, 7 intensities in [0, 1], mean PCC
-    va    Aff-Wild2, one row per frame, valence and arousal in [-1, 1], mean CCC
-    expr  Aff-Wild2, one row per frame, 8 expression classes (one-hot / probabilities), macro-F1
+"""What is specific to a task (eri, va, expr) lives here, and nowhere else: the trainer, the experiment
+directory and the blender only talk to a `Task`. More: docs/PIPELINE.md, "Tasks: task.py".
 """
 from __future__ import annotations
 

@@ -73,7 +73,7 @@ def frame_times(path: Path | str) -> np.ndarray:
 
 def sample_times(timestamps: np.ndarray, scheme: str = "step", step: float = 0.2, n: int = 32,
                  every: int = 30) -> np.ndarray:
-    """Indices of the frames to use, chosen from their timestamps (s). See the module docstring."""
+    """Indices of the frames to use, chosen from their timestamps (s) by `scheme`: step, uniform or every."""
     ts = np.asarray(timestamps, np.float64)
     if ts.ndim != 1 or len(ts) == 0:
         raise ValueError("timestamps must be a non-empty 1-D array")

@@ -21,7 +21,7 @@ class Evaluation:
     method: str
     blender: Blender                          # fitted on all OOF clips, with the chosen post-processing
     in_sample: float                          # that blender scored on the clips it was fitted on
-    nested: float                             # pooled held-out score (see the module docstring)
+    nested: float                             # pooled held-out score (docs/PIPELINE.md)
     nested_per_fold: dict[int, float]
     by_post: dict[str, tuple[float, float]]   # post-processing -> (in-sample, nested)
     held: dict[str, np.ndarray]               # post-processing -> held-out predictions (N, E)
