@@ -5,6 +5,7 @@ neural trainer".
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from abc import abstractmethod
@@ -31,6 +32,8 @@ from competition.models.optim import Precision, TopK, build_schedule, ema_of, ha
 CHECKPOINT = "model.safetensors"
 PREDICT_CHUNK = 20_000  # samples built and predicted at a time
 META = "model.json"
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+              "sgd": functools.partial(torch.optim.SGD, momentum=0.9)}
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "modalities": None, "resample": {}, "grid_len": None, "max_len": 64,
@@ -256,14 +259,9 @@ class TorchSequenceModel(Model):
 
     def _optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         name = str(self.cfg["optimizer"]).lower()
-        kw = {"lr": float(self.cfg["lr"]), "weight_decay": float(self.cfg["weight_decay"])}
-        if name == "adam":
-            return torch.optim.Adam(groups, **kw)
-        if name == "adamw":
-            return torch.optim.AdamW(groups, **kw)
-        if name == "sgd":
-            return torch.optim.SGD(groups, momentum=0.9, **kw)
-        raise ValueError(f"optimizer must be adam, adamw or sgd, got {name!r}")
+        if name not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be adam, adamw or sgd, got {name!r}")
+        return OPTIMIZERS[name](groups, lr=float(self.cfg["lr"]), weight_decay=float(self.cfg["weight_decay"]))
 
     def _param_groups(self, params: list[nn.Parameter], backbone: nn.Module | None) -> list[dict[str, Any]]:
         """The head's parameters at lr, the backbone's at lr * backbone_lr (layer-wise LR)."""
