@@ -128,12 +128,8 @@ def _f1_from_confusion(cm: np.ndarray) -> np.ndarray:
 
 
 def f1_per_class(pred: np.ndarray, true: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    """F1 of each of the K classes, 2 TP / (2 TP + FP + FN); 0 for a class neither predicted nor present
-    (sklearn's zero_division=0).
-
-    `pred` and `true` are each (N, K) (class scores/probabilities, or one-hot/soft labels; the argmax of a
-    row decides) or a 1-D vector of integer class ids. K is the column count of a 2-D argument, else
-    `n_classes`, else the largest id + 1 (so pass n_classes when the last classes may be absent)."""
+    """F1 of each of the K classes (0 for a class neither predicted nor present, as sklearn's
+    zero_division=0). Inputs as `_class_ids`; K from a 2-D input, else `n_classes`, else the largest id + 1."""
     return _f1_from_confusion(confusion_matrix(pred, true, n_classes))
 
 

@@ -163,11 +163,8 @@ def read_data_info(path: Path | str) -> pd.DataFrame:
 
 def load_dataset(root: Path | str, emotions: list[str] | None = None,
                  check_media: bool = True) -> Dataset:
-    """Load and validate `<root>/data_info.csv`; raise DataError listing every problem at once.
-
-    `emotions` pins the expected emotion columns (default: whatever the file has). With
-    `check_media`, every listed clip must have its mp4 and wav on disk.
-    """
+    """Load and validate `<root>/data_info.csv`; raise DataError listing every problem at once. `emotions`
+    pins the emotion columns (default: the file's); `check_media` wants every clip's mp4 and wav on disk."""
     root = Path(root)
     path = root / DATA_INFO
     df = read_data_info(path)

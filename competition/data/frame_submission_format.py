@@ -99,14 +99,9 @@ def submission_text(task: str, frame_ids: list[str], pred: np.ndarray, targets: 
 
 def write_frame_submission(path: Path, task: str, frame_ids: list[str], pred: np.ndarray,
                            targets: list[str]) -> Path:
-    """Write the official VA or EXPR Test file at `path` (one file; e.g. `.../predictions.txt`) and
-    `path.with_suffix('.zip')` holding only it; returns `path`.
-
-    `frame_ids` are toolkit frame ids `<name>/<k:05d>`, `pred` has one row per id and one column per
-    target (VA: `valence`, `arousal`; EXPR: the 8 class probabilities named after the classes, any order).
-    VA values are clipped to [-1, 1]; EXPR rows become the index of their most probable class.
-    Rows are sorted by name, then frame. Completeness against the Test split is `check_frame_submission`'s job.
-    """
+    """Write the official VA or EXPR Test file at `path` (e.g. `.../predictions.txt`) and a .zip holding only
+    it; returns `path`. `pred`: one row per frame id `<name>/<k:05d>`, one column per target (any order).
+    Format: docs/AFFWILD2.md, "Submission files (VA and EXPR)"."""
     path = Path(path)
     if path.suffix.lower() == ".zip":
         raise ValueError(f"{path}: give the text file's path (the .zip is written beside it)")
@@ -169,11 +164,7 @@ def _examples(items: list[str]) -> str:
 
 def check_frame_submission(path: Path, task: str, expected: dict[str, int]) -> list[str]:
     """Every problem of a VA or EXPR submission (the text file, or a .zip holding only it), each naming the
-    file (and lines where relevant); empty list = valid.
-
-    `expected` maps each Test annotation name to its number of frames: the file must hold exactly the
-    frames 1..n of each of those names, once each.
-    """
+    file and lines; empty = valid. `expected`: Test annotation name -> frames 1..n the file must hold."""
     task, path = _task(task), Path(path)
     want = {}
     for name, count in expected.items():

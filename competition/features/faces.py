@@ -226,17 +226,10 @@ def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
 
 def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices: np.ndarray | None = None,
                   idle_every: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The detector chain over a clip's frames: boxes (T, 4) and landmarks (T, 5, 2) in pixels (NaN
-    where unknown), detector codes (T,). Haar boxes that O-Net accepts as a face (p >= 0.5) take its
-    tighter box and landmarks; the others stay as Haar found them.
-
-    The chain runs on every `every`-th (k-th) frame after one with a face, every `idle_every`-th
-    (default 2k) after one without, and on the last frame. A frame between two of them that both found a face gets their
-    box interpolated (by frame `indices`) and checked by O-Net, batched: accepted, it takes O-Net's box
-    and landmarks (code "verified"); rejected, the chain runs on it. Frames between two without a face
-    are left without one (a face seen for fewer than `idle_every` sampled frames can be missed); between
-    a face and none (the face comes or goes), the chain runs on every frame, so a face that stays in view
-    is found on the same frames as with the chain on every frame."""
+    """The detector chain over a clip's frames: boxes (T, 4), landmarks (T, 5, 2) in pixels (NaN where
+    unknown), detector codes (T,). It runs on every `every`-th frame while a face is in view (every
+    `idle_every`-th, default 2k, while none is); the frames between two with a face get the interpolated box
+    checked by O-Net in one batch ("verified"), as docs/FEATURES.md, "Frames and faces" describes."""
     t_count, every = len(frames), max(1, int(every))
     idle = max(1, int(idle_every)) if idle_every else 2 * every
     boxes = np.zeros((t_count, 4), np.float32)
@@ -295,11 +288,8 @@ def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices:
 
 def interpolate_track(indices: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, found: np.ndarray,
                       window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fill missed frames from detected neighbours (frame `indices`, presentation order).
-
-    A miss whose previous and next detection are at most `window` frames apart is linearly
-    interpolated (mask True, seed 001's 12-frame window). Other misses hold the nearest detection with
-    mask False, so crops stay on the face's last known place but are not counted as real."""
+    """Fill missed frames from detected neighbours (frame `indices`): interpolated (mask True) between two
+    detections at most `window` frames apart, else the nearest detection held with mask False."""
     boxes, landmarks = boxes.copy(), landmarks.copy()
     mask, interp = found.copy(), np.zeros(len(found), bool)
     det = np.flatnonzero(found)
@@ -321,10 +311,8 @@ def interpolate_track(indices: np.ndarray, boxes: np.ndarray, landmarks: np.ndar
 
 
 def crop_transform(box: np.ndarray, landmarks: np.ndarray | None, size: int, margin: float) -> np.ndarray:
-    """2x3 similarity transform from frame pixels to a size x size crop.
-
-    With landmarks: least-squares fit to the ArcFace template (alignment: eyes level, fixed scale).
-    Without: the box centre to the crop centre, the larger box side to the crop minus the margin."""
+    """2x3 similarity transform from frame pixels to a size x size crop: fitted to the ArcFace template
+    with landmarks, else the box centred with its larger side the crop minus the margin."""
     import cv2
     if landmarks is not None and np.isfinite(landmarks).all():
         dst = (_TEMPLATE_112 - 56.0) * (size / 112.0) / (1.0 + margin) + size / 2.0

@@ -104,23 +104,16 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 
 def decode_frames(path: Path | str, indices: np.ndarray, max_side: int | None = None) -> VideoFrames:
-    """Decode the frames at `indices` (presentation order; repeats allowed) as RGB uint8.
-
-    Decoding stops after the last wanted frame, skips unwanted non-reference frames and converts only
-    wanted frames to RGB. A stream
-    that breaks part-way returns the frames decoded so far with `truncated=True`; one that yields no
-    wanted frame at all raises FeatureError naming the file.
-    """
+    """Decode the frames at `indices` (presentation order; repeats allowed) as RGB uint8 (docs/FEATURES.md);
+    a stream that breaks part-way gives the frames so far with `truncated=True`, none at all FeatureError."""
     path = Path(path)
     pts, base = _packet_pts(path)
     return _decode(path, pts, base, np.asarray(indices, np.int64), max_side)
 
 
 def _decode_skipping(container, stream, wanted: dict[int, int]):
-    """Decoded frames (with a pts) of `stream` in presentation order, where the decoder skips the frames
-    no other frame is predicted from (H.264/HEVC non-reference frames: most B-frames) unless their pts is
-    wanted (H.264 only: SKIP_NONREF_CODECS). The frames returned are bit-identical to a full decode; on
-    H.264 with B-frames this saves 20-30 % of the decoding CPU (docs/BENCHMARKS.md)."""
+    """Decoded frames of `stream` in presentation order, the decoder skipping unwanted non-reference frames
+    (SKIP_NONREF_CODECS); bit-identical to a full decode, 20-30 % less CPU on H.264 (docs/BENCHMARKS.md)."""
     codec = stream.codec_context
     skipping = codec.name in SKIP_NONREF_CODECS
     for packet in container.demux(stream):
