@@ -183,12 +183,6 @@ def refine_onet_batch(frames: list[np.ndarray] | np.ndarray, boxes: list[np.ndar
     return refined.astype(np.float32), lm.astype(np.float32), prob.astype(np.float32)
 
 
-def refine_onet(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """MTCNN's O-Net on a proposed box: (refined box, 5 landmarks (5, 2) pixels, face probability)."""
-    refined, lm, p = refine_onet_batch([frame], [box])
-    return refined[0], lm[0], float(p[0])
-
-
 def detect_mtcnn(frame: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Full MTCNN: (box (4,), landmarks (5, 2)) of the largest face, in pixels of `frame`. With
     `max_side`, a larger frame is searched on a copy downscaled to that side (faces from
