@@ -191,9 +191,9 @@ def _keep_functionals(clip: ClipMedia, feature_set: str, x: np.ndarray) -> None:
     if current_root() is None or not np.isfinite(x).all():  # a non-finite one fails when `egemaps` runs
         return
     store = FeatureStore(current_root(), get_extractor("egemaps"), {"feature_set": feature_set})
-    if not store.has(clip.clip_id):
+    if not store.has(clip.clip_id, clip.media):  # tied to the same media as the LLDs
         store.dir.mkdir(parents=True, exist_ok=True)
-        store.save(clip.clip_id, FeatureOutput(x=x))
+        store.save(clip.clip_id, FeatureOutput(x=x), clip.media)
 
 
 @register_extractor("compare", kind="vector", defaults={"feature_set": "ComParE_2016"}, modality="audio")
