@@ -22,16 +22,11 @@ def load_timm(name: str, weights: str = "", random_init: bool = False):
     """A timm backbone with its classifier removed (num_classes=0), in eval mode on the best device."""
     import timm
     try:
-        if weights:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise FeatureError(f"weights file {path} not found for timm model {name!r}")
-            model = timm.create_model(name, pretrained=True, num_classes=0,
-                                      pretrained_cfg_overlay=dict(file=str(path)))
-        elif random_init:
-            model = timm.create_model(name, pretrained=False, num_classes=0)
-        else:
-            model = timm.create_model(name, pretrained=True, num_classes=0)
+        path = Path(weights).expanduser() if weights else None
+        if path is not None and not path.is_file():
+            raise FeatureError(f"weights file {path} not found for timm model {name!r}")
+        overlay = {"pretrained_cfg_overlay": {"file": str(path)}} if path else {}
+        model = timm.create_model(name, pretrained=bool(path) or not random_init, num_classes=0, **overlay)
     except FeatureError:
         raise
     except Exception as exc:
