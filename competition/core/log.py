@@ -36,6 +36,14 @@ def add_log_arguments(ap: argparse.ArgumentParser) -> None:
     g.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
 
 
+def parse_and_log(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The end of every command's argument set-up: add -q/-v, parse `argv`, set up logging."""
+    add_log_arguments(ap)
+    args = ap.parse_args(argv)
+    setup_logging(args)
+    return args
+
+
 def setup_logging(args: argparse.Namespace | None = None, *, quiet: bool = False, verbose: bool = False) -> None:
     """Send the package's messages and Python warnings (one line each) to stderr at the level the flags
     ask for (default INFO). Safe to call again: the handler is replaced, not added twice."""

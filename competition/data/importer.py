@@ -17,7 +17,7 @@ from competition.data.contract import (
     DATA_INFO, ID_COL, SPLIT_COL, SPLITS, SUBJECT_COL, bracket_id, load_dataset, media_path, split_dir,
 )
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.data.import_media import CLIP_FPS, MIN_SIDE, STILL_SECONDS, write_clip
 from competition.data.import_sources import (
     PRESETS, CorpusError, Labels, SourceClip, clip_ids, probe, scan_csv, scan_folder,
@@ -179,9 +179,7 @@ def main(argv: list[str] | None = None) -> None:
                     "the work directory of the imported dataset, as every command finds it)")
     ap.add_argument("--skip-bad", action="store_true", help="import the good clips, list the bad ones")
     ap.add_argument("--force", action="store_true", help="replace an import made with other parameters")
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     labels = Labels.parse(a.emotions, a.scale)
     if a.preset:
         if a.src is None:

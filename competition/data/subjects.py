@@ -15,7 +15,7 @@ import pandas as pd
 
 from competition.data.contract import DATA_INFO, ID_COL, Dataset, bracket_id, normalise_id
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import UserError, add_log_arguments, command, setup_logging
+from competition.core.log import UserError, command, parse_and_log
 
 COLUMNS = (ID_COL, "subject", "source", "confidence")
 _SOURCE = re.compile(r"^(column|file|estimated):.+$")
@@ -217,9 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--csv", type=Path, help="a CSV File_ID,subject")
     ap.add_argument("--csv-column", default=None, help="the subject column of --csv (default: 'subject')")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task, wd, ds = open_dataset(a, check_media=False)
     ds = ds.units
     if a.column:

@@ -25,7 +25,7 @@ from competition.data.synth_faces import (
     CANON, COMPONENTS, EMOTION_TO_AU, face_bank, face_box_canon, render_head,
 )
 from competition.core.io import atomic_path, read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.metrics import pcc_per_column
 
 log = logging.getLogger(__name__)
@@ -587,9 +587,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--duration", type=float, nargs=2, default=(4.0, 6.0), metavar=("MIN_S", "MAX_S"))
-    add_log_arguments(ap)
-    args = ap.parse_args(argv)
-    setup_logging(args)
+    args = parse_and_log(ap, argv)
     t0 = time.perf_counter()
     out = generate(args.out, n=args.n, seed=args.seed, jobs=args.jobs, duration=tuple(args.duration))
     meta = read_json(out / TRUTH_JSON)

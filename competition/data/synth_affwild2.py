@@ -23,7 +23,7 @@ from competition.data.synth import (
 from competition.data.synth_audio import SR, plan_events, render_audio
 from competition.data.synth_faces import EMOTION_TO_AU
 from competition.core.io import atomic_files, read_json, write_csv, write_json, write_text
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.metrics import ccc_per_column
 
 log = logging.getLogger(__name__)
@@ -459,9 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--duration", type=float, nargs=2, default=(12.0, 20.0), metavar=("MIN_S", "MAX_S"))
     ap.add_argument("--crops", action="store_true", help="also write cropped_aligned/<name>/<k:05d>.jpg")
-    add_log_arguments(ap)
-    args = ap.parse_args(argv)
-    setup_logging(args)
+    args = parse_and_log(ap, argv)
     t0 = time.perf_counter()
     out = generate_affwild2(args.out, n_videos=args.n_videos, seed=args.seed, jobs=args.jobs,
                             duration=tuple(args.duration), crops=args.crops)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from competition.core.io import write_json
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.data.task import add_dataset_arguments, get_task
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
@@ -142,9 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--no-wandb", action="store_true")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     names = a.exp or default_experiments(a.task)
     if not names:
         ap.error(f"no --exp given and no {a.task} config is flagged `default: true`")

@@ -17,7 +17,7 @@ import pandas as pd
 import soundfile as sf
 
 from competition.core.io import read_json
-from competition.core.log import UserError, add_log_arguments, command, setup_logging
+from competition.core.log import UserError, command, parse_and_log
 from competition.core.paths import Workdir
 from competition.data.contract import SPLIT_COL, Dataset, media_path
 from competition.data.task import add_task_argument, get_task
@@ -306,9 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cpu or cuda for neural models (default: CUDA if present)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips during feature extraction")
     add_task_argument(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     if get_task(a.task).granularity != "clip":
         ap.error(f"predict scores whole clips (task eri); for the per-frame task {a.task}, add the videos as "
                  "Test videos of an Aff-Wild2-layout dataset and run make_submission (docs/AFFWILD2.md)")

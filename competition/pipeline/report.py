@@ -24,7 +24,7 @@ from competition.pipeline.ensembling.caruana import caruana_select  # noqa: E402
 from competition.pipeline.ensembling.library import finished_experiments, load_library  # noqa: E402
 from competition.pipeline.experiment import experiment_modality, read_predictions, skipped_experiments  # noqa: E402
 from competition.core.io import read_json, write_text  # noqa: E402
-from competition.core.log import add_log_arguments, command, setup_logging  # noqa: E402
+from competition.core.log import command, parse_and_log  # noqa: E402
 from competition.core.metrics import pcc_per_column  # noqa: E402
 from competition.pipeline.study_storage import DEFAULT_STORAGE, open_storage  # noqa: E402
 from competition.data.task import add_dataset_arguments, open_dataset  # noqa: E402
@@ -413,9 +413,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default <workdir>/reports)")
     ap.add_argument("--storage", action="append", default=[], help="extra Optuna storage (repeatable)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     if a.task != "eri":
         ap.error("--task eri only: the Aff-Wild2 tasks have their tables from `python -m competition.pipeline.results "
                  "--task va|expr`")

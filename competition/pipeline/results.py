@@ -14,7 +14,7 @@ import numpy as np
 from competition.data.contract import DataError
 from competition.pipeline.experiment import experiment_modality
 from competition.core.io import read_json, write_text
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.paths import REPO_ROOT
 from competition.data.task import ERI, Task, add_dataset_arguments, get_task
 
@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="default: docs/RESULTS.md (eri), docs/RESULTS_<TASK>.md (other tasks)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task = get_task(a.task)
     out = a.out or REPO_ROOT / "docs" / ("RESULTS.md" if task.name == "eri" else f"RESULTS_{task.name.upper()}.md")
     wd = task.workdir(a.workdir, a.data)

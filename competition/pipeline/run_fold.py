@@ -27,7 +27,7 @@ from competition.features.registry import get_extractor, parse_feature_spec
 from competition.features.store import extract
 from competition.folds import FoldsError, fold_ids, inner_split, load_groups, n_folds_of, read_folds
 from competition.core.io import atomic_files
-from competition.core.log import add_log_arguments, command, progress_disabled, setup_logging
+from competition.core.log import command, parse_and_log, progress_disabled
 from competition.features.bank import FeatureBank, Windows
 from competition.models.base import Model
 from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
@@ -288,9 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     init_from_env()  # under torchrun: join the process group
     task, wd, ds = open_dataset(a)
     for w in ds.warnings:

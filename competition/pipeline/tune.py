@@ -22,7 +22,7 @@ import yaml
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from competition.core.io import write_text
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.metrics import ConstantPredictionWarning
 from competition.core.paths import Workdir
 from competition.data.contract import Dataset
@@ -224,9 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="tuned config path (default WORKDIR/tuned/<exp>_tuned.yaml)")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task, wd, ds = open_dataset(a)
     cfg = load_config(a.exp, a.overrides, wd.tuned, task.name)
     # SIGTERM (kill, SLURM pre-emption) as Ctrl-C: Optuna then marks the running trial FAIL, freeing its place
