@@ -21,7 +21,6 @@ _K = CANON / SRC_CROP[2]
 # 7x zoom of the photo with a 5 px grid. The astronaut is smiling with teeth showing: that is the neutral face.
 FACE_BOX_SRC = (181.1, 62.2, 267.7, 172.1)  # x1, y1, x2, y2 (MTCNN)
 EYE_L, EYE_R = (205.0, 101.7), (246.8, 103.7)  # MTCNN
-NOSE = (224.7, 129.0)  # MTCNN
 MOUTH_L, MOUTH_R = (201.7, 139.2), (245.3, 141.9)  # MTCNN
 BROW_L = ((190.0, 93.0), (200.0, 89.0), (213.0, 91.0))  # outer, peak, inner (inspection)
 BROW_R = ((260.0, 93.0), (250.0, 89.0), (238.0, 92.0))  # outer, peak, inner (inspection)

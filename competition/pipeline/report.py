@@ -14,6 +14,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["axes.titlesize"] = 9
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
@@ -107,7 +108,6 @@ def fig_scatter(pred: np.ndarray, true: np.ndarray, targets: list[str], path: Pa
         ax.scatter(true[:, j], pred[:, j], s=6, alpha=0.5)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.6)
         ax.set(xlim=(0, 1), ylim=(0, 1), title=f"{t}  r={r[j]:.2f}", xlabel="true", ylabel="predicted")
-        ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -119,7 +119,6 @@ def fig_confusions(pred: np.ndarray, true: np.ndarray, targets: list[str], path:
         ax.set_xticks(ticks, [f"{k / N_LEVELS:.1f}" for k in ticks], fontsize=5, rotation=90)
         ax.set_yticks(ticks, [f"{k / N_LEVELS:.1f}" for k in ticks], fontsize=5)
         ax.set(title=t, xlabel="predicted level", ylabel="true level")
-        ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -129,7 +128,6 @@ def fig_label_levels(y: np.ndarray, targets: list[str], path: Path) -> str:
         counts = np.bincount(quantise(y[:, j]), minlength=N_LEVELS)
         ax.bar(np.arange(N_LEVELS) / N_LEVELS + 0.05, counts, width=0.09, color="#72b7b2")
         ax.set(title=f"{t} (mean {y[:, j].mean():.2f})", xlabel="intensity level", ylabel="clips", xlim=(0, 1))
-        ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -149,7 +147,6 @@ def fig_blend_steps(steps: list[dict], title: str, path: Path) -> str:
     ax.set_ylim(min(scores) - pad, max(scores) + 2 * pad)
     ax.set_xlim(-0.5, len(steps) - 0.5)
     ax.set(ylabel="mean PCC", title=title)
-    ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -169,7 +166,6 @@ def fig_history(study: optuna.Study, path: Path) -> str:
     if base is not None:
         ax.axhline(base.value, color="k", ls=":", lw=1, label=f"config as written {base.value:.4f}")
     ax.set(xlabel="trial", ylabel="objective (CV mean PCC)", title=study.study_name)
-    ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -179,7 +175,6 @@ def fig_importances(importances: dict[str, float], title: str, path: Path) -> st
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.4))
     ax.barh(names, [importances[n] for n in names], color="#f58518")
     ax.set(xlabel="importance (fANOVA, normalised)", title=title, xlim=(0, 1))
-    ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
