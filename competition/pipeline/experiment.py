@@ -108,8 +108,7 @@ class Experiment:
                    val_pred: np.ndarray, val_true: np.ndarray, test_ids: list[str], test_pred: np.ndarray,
                    info: dict) -> dict:
         d, task = self.fold_dir(k), self.task
-        write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets, task))
-        write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets, task))
+        self.write_predictions(d, targets, val_ids, val_pred, test_ids, test_pred)
         write_text(d / "train_ids.txt", "\n".join(train_ids) + "\n")
         # scores are computed from the rounded values written to val.csv, so they recompute exactly
         val_written = read_predictions(d / "val.csv", targets, task).to_numpy()
@@ -118,9 +117,9 @@ class Experiment:
         write_json(d / "fold.json", result)
         return result
 
-    def write_seed(self, d: Path, targets: list[str], val_ids: list[str], val_pred: np.ndarray,
+    def write_predictions(self, d: Path, targets: list[str], val_ids: list[str], val_pred: np.ndarray,
                    test_ids: list[str], test_pred: np.ndarray) -> None:
-        """One seed's predictions of a seed-averaged fold, into its `fold_<k>/seed_<s>/` directory."""
+        """val.csv and test.csv into `d`: a fold's, or one seed's of a seed-averaged fold (`fold_<k>/seed_<s>/`)."""
         write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets, self.task))
         write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets, self.task))
 

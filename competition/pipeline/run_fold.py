@@ -254,7 +254,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
             if len(fits) == 1:
                 fit.model.save(staging)
             for s, f in zip(seeds_of(cfg), fits if len(fits) > 1 else []):
-                exp.write_seed(staging / f"seed_{s}", ds.targets, f.val_ids, f.val_pred, f.test_ids, f.test_pred)
+                exp.write_predictions(staging / f"seed_{s}", ds.targets, f.val_ids, f.val_pred, f.test_ids, f.test_pred)
                 f.model.save(staging / f"seed_{s}")
         seconds = {key: sum(f.seconds[key] for f in fits) for key in fit.seconds}
         info = {"seed": fit.seed, "seconds": {**seconds, "total": time.perf_counter() - t0},
