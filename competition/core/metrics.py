@@ -72,10 +72,8 @@ def score_report(pred: np.ndarray, true: np.ndarray, names: list[str]) -> dict:
 
 # ---------------------------------------------------------------------------------- classification
 def _class_ids(a: np.ndarray, what: str, is_label: bool = False) -> tuple[np.ndarray, int | None]:
-    """(N,) int64 class ids and the number of classes a 2-D input implies (None for a 1-D input).
-    A 2-D input is (N, K) scores, probabilities or one-hot/soft labels: the argmax of each row decides.
-    A label row without any positive entry (e.g. an all-zero row for an unannotated frame) is an error
-    rather than silently class 0."""
+    """(N,) int64 class ids (the argmax of each row of an (N, K) input; a label row without a positive entry
+    is an error, not class 0) and the number of classes a 2-D input implies (None for a 1-D input)."""
     a = np.asarray(a)
     if a.ndim == 2:
         if a.shape[1] == 0:

@@ -13,9 +13,8 @@ SUBJECT_POSTPROCESS: tuple[str, ...] = ("subject_centre", "subject_z")
 
 def postprocess(pred: np.ndarray, kind: str, lo: float = 0.0, hi: float = 1.0,
                 subjects: np.ndarray | None = None) -> np.ndarray:
-    """(N, E) -> (N, E). "clip": to [lo, hi]; "max_norm": clip, then divide each clip's row by its
-    maximum (rows whose maximum is not positive are left as clipped); "subject_centre" / "subject_z"
-    (need `subjects`, (N,) the subject of each row): per subject, then clipped."""
+    """(N, E) -> (N, E) post-processed by `kind` (docs/PIPELINE.md); the subject kinds need `subjects`, (N,)
+    the subject of each row. A row whose maximum is not positive is left as clipped by max_norm."""
     if kind == "none":
         return pred
     if kind in SUBJECT_POSTPROCESS:
