@@ -1,6 +1,5 @@
-"""Messages and progress for every command: `logging` set up once by main(), -q/-v everywhere, results on
-stdout, messages on stderr, UserError as one `error: ...` line and exit 2 (docs/WORKDIR.md, "Errors").
-"""
+"""Messages and progress for every command: logging set up once by main(), -q/-v everywhere, results on
+stdout, messages on stderr, UserError as `error: ...` and exit 2 (docs/WORKDIR.md, "Errors")."""
 from __future__ import annotations
 
 import argparse

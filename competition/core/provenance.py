@@ -1,6 +1,5 @@
 """What produced an artifact: the code's commit, the package versions and the machine (float results are
-machine-specific: docs/BENCHMARKS.md).
-"""
+machine-specific: docs/BENCHMARKS.md)."""
 from __future__ import annotations
 
 import functools

@@ -1,6 +1,5 @@
-"""The Aff-Wild2 layout reader (VA and EXPR tracks): a `FrameDataset` of units (annotated videos) and
-samples (valid frames `<name>/<k:05d>`); layout and levels in docs/AFFWILD2.md.
-"""
+"""The Aff-Wild2 layout reader (VA and EXPR): a `FrameDataset` of units (annotated videos) and samples
+(valid frames `<name>/<k:05d>`); layout and levels in docs/AFFWILD2.md."""
 from __future__ import annotations
 
 import hashlib

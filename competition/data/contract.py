@@ -1,6 +1,5 @@
-"""The Hume-Reaction data contract: the one place that knows the layout of a dataset (data_info.csv with
-bracketed File_IDs, {train,val,test}/{mp4,wav}/<id>; the emotion columns are whatever is not metadata).
-"""
+"""The Hume-Reaction data contract, the one place that knows a dataset's layout: data_info.csv (bracketed
+File_IDs; emotion columns = whatever is not metadata) and {train,val,test}/{mp4,wav}/<id>."""
 from __future__ import annotations
 
 import hashlib

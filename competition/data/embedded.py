@@ -1,6 +1,5 @@
-"""The embedded default dataset of a task, generated into the work directory on first use; prints the
-dataset root as its last line (scripts/prepare.sh reads it).
-"""
+"""The embedded default dataset of a task, generated into the work directory on first use; prints its
+root as the last line (scripts/prepare.sh reads it)."""
 from __future__ import annotations
 
 import argparse

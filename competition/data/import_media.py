@@ -1,6 +1,5 @@
-"""The wav and mp4 the importer writes for one source clip, whatever it is: audio, a photo, a folder of
-frames or a video (docs/IMPORT.md, "What a clip can be").
-"""
+"""The wav and mp4 the importer writes for one source clip: audio, a photo, a folder of frames or a video
+(docs/IMPORT.md, "What a clip can be")."""
 from __future__ import annotations
 
 import shutil

@@ -1,6 +1,5 @@
-"""Reading a labelled corpus for the importer (preset, CSV or folder scan): its clips, labels and people,
-every problem collected with its file (docs/IMPORT.md, "Naming the clips").
-"""
+"""Reading a labelled corpus for the importer (preset, CSV or folder scan): clips, labels and people, every
+problem collected with its file (docs/IMPORT.md, "Naming the clips")."""
 from __future__ import annotations
 
 import re

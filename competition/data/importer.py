@@ -1,7 +1,5 @@
-"""Import a folder of labelled clips (speech, face photos, frame sequences, videos) as a dataset in the
-Hume-Reaction layout, with whole people held out as Test (guide: docs/IMPORT.md). Sources and labels:
-competition.data.import_sources; media written: competition.data.import_media.
-"""
+"""Import a folder of labelled clips as a dataset in the Hume-Reaction layout, whole people held out as Test
+(docs/IMPORT.md; sources and labels: data.import_sources; media: data.import_media)."""
 from __future__ import annotations
 
 import argparse

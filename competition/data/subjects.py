@@ -1,7 +1,5 @@
 """Subjects (who is in each clip) as data: one file per work directory, the one source of truth for
-everything that uses subjects (grouped folds, subject normalisation). Format, command and API:
-docs/SUBJECTS.md, "The subjects file"; the per-subject statistics rule (`shrunk_statistics`): its "One rule".
-"""
+everything that uses subjects. Format, command, API and the `shrunk_statistics` rule: docs/SUBJECTS.md."""
 from __future__ import annotations
 
 import argparse

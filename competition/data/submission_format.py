@@ -1,6 +1,5 @@
-"""The official ERI submission format (`File_ID,<targets...>`, one row per Test clip, bracketed and
-sorted ids, values in [0, 1]): writer and checker (the command is `competition.submission`).
-"""
+"""The official ERI submission (`File_ID,<targets...>`, one row per Test clip, bracketed sorted ids, values
+in [0, 1]): writer and checker; the command is `competition.submission`."""
 from __future__ import annotations
 
 import zipfile

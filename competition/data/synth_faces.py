@@ -1,6 +1,5 @@
-"""The face of the synthetic dataset: a real photo whose expression is changed by dense displacement fields
-(docs/SYNTHETIC.md); `render_head(bank, act)` draws the canonical head crop for activations `act`.
-"""
+"""The face of the synthetic dataset: a real photo whose expression dense displacement fields change
+(docs/SYNTHETIC.md); `render_head(bank, act)` draws the canonical head crop for activations `act`."""
 from __future__ import annotations
 
 from dataclasses import dataclass

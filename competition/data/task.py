@@ -1,6 +1,5 @@
-"""What is specific to a task (eri, va, expr) lives here, and nowhere else: the trainer, the experiment
-directory and the blender only talk to a `Task`. More: docs/PIPELINE.md, "Tasks: task.py".
-"""
+"""What is specific to a task (eri, va, expr) lives here and nowhere else: the trainer, the experiment
+directory and the blender only talk to a `Task` (docs/PIPELINE.md, "Tasks: task.py")."""
 from __future__ import annotations
 
 import warnings

@@ -1,7 +1,5 @@
-"""Video reading with PyAV: presentation timestamps from the container, the frame-sampling schemes
-"step", "uniform" and "every" (`sample_times`), and decoding of only the frames needed (docs/FEATURES.md,
-"Frames and faces").
-"""
+"""Video reading with PyAV: container timestamps, the sampling schemes "step", "uniform" and "every"
+(`sample_times`), and decoding of only the frames needed (docs/FEATURES.md, "Frames and faces")."""
 from __future__ import annotations
 
 import warnings

@@ -1,6 +1,5 @@
 """Model registry: `@register_model("name")` on a Model subclass in any module of competition.models
-(imported on first lookup); `build_model` rejects undeclared params and values of the wrong type.
-"""
+(imported on first lookup); `build_model` rejects undeclared params and wrongly typed values."""
 from __future__ import annotations
 
 from typing import Any

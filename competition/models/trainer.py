@@ -1,7 +1,5 @@
-"""`TorchSequenceModel`: the training loop every neural model shares (a model module subclasses it and
-only builds its nn.Module). The batch/output contract and every common param: docs/PIPELINE.md, "The
-neural trainer".
-"""
+"""`TorchSequenceModel`: the training loop every neural model shares (a model module only builds its
+nn.Module). The batch/output contract and every common param: docs/PIPELINE.md, "The neural trainer"."""
 from __future__ import annotations
 
 import copy

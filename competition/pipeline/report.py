@@ -1,6 +1,5 @@
-"""One HTML page with PNG figures about everything in a work directory (leaderboard, blends, predictions,
-labels, tuning), written to <workdir>/reports/index.html (docs/TUNING.md, "Report").
-"""
+"""One HTML page with PNG figures about a work directory (leaderboard, blends, predictions, labels,
+tuning): <workdir>/reports/index.html (docs/TUNING.md, "Report")."""
 from __future__ import annotations
 
 import argparse

@@ -1,7 +1,5 @@
-"""The results table of every finished experiment (OOF score, fraction of the oracle ceiling on the
-synthetic set, per-target scores, seconds per fold), written to docs/RESULTS.md; hand-written text after
-the line `<!-- notes -->` is kept when it is regenerated.
-"""
+"""The results table of every finished experiment (docs/RESULTS.md); hand-written text after the line
+`<!-- notes -->` is kept when it is regenerated."""
 from __future__ import annotations
 
 import argparse

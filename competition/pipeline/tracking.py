@@ -1,6 +1,5 @@
-"""Weights & Biases run tracking that never gets in the way: offline by default, off with `--no-wandb` or
-WANDB_MODE=disabled, any wandb failure one warning (docs/TUNING.md, "W&B tracking").
-"""
+"""Weights & Biases tracking that never gets in the way: offline by default, off with `--no-wandb` or
+WANDB_MODE=disabled, any wandb failure one warning (docs/TUNING.md, "W&B tracking")."""
 from __future__ import annotations
 
 import os

@@ -1,7 +1,5 @@
-"""Hyper-parameter search with Optuna over an experiment config's `search_space`: the objective is the task's
-metric over folds from run_fold's own fit_fold, in memory; the best trial goes to
-<workdir>/tuned/<exp>_tuned.yaml. Storages, resuming, workers and guarantees: docs/TUNING.md.
-"""
+"""Hyper-parameter search with Optuna over a config's `search_space`, on run_fold's own fit_fold; the best
+trial goes to <workdir>/tuned/<exp>_tuned.yaml. Storages, workers and guarantees: docs/TUNING.md."""
 from __future__ import annotations
 
 import argparse
