@@ -123,11 +123,6 @@ class FrameDataset(SplitSamples):
 
 # ---------------------------------------------------------------- reading the layout
 
-def _find_dir(root: Path, name: str) -> Path | None:
-    hits = sorted(p for p in root.rglob(name) if p.is_dir())
-    return hits[0] if hits else None
-
-
 def _find_test_list(root: Path, task: str) -> Path | None:
     words = TEST_LIST_WORDS[task]
     hits = [p for p in sorted(root.rglob("*.txt")) if "test_set" in p.name.lower()
@@ -223,7 +218,7 @@ def load_frame_dataset(root: Path | str, task: str, check_media: bool = True) ->
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found (expected the Aff-Wild2 layout, docs/AFFWILD2.md)")
     problems: list[str] = []
-    challenge = _find_dir(root, CHALLENGE_DIR[task])
+    challenge = next((p for p in sorted(root.rglob(CHALLENGE_DIR[task])) if p.is_dir()), None)
     if challenge is None:
         raise DataError(f"{root}: no {CHALLENGE_DIR[task]}/ folder of annotations (docs/AFFWILD2.md)")
     targets = list(VA_TARGETS) if task == "va" else list(EXPR_CLASSES)

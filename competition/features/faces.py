@@ -94,11 +94,6 @@ MTCNN_MAX_SIDE = 320  # px: full MTCNN runs on frames downscaled to this side (i
                       # is then 40 px of a 640x480 webcam frame; Haar's minimum there is 57 px)
 
 
-def _gray(frame: np.ndarray) -> np.ndarray:
-    import cv2
-    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
-
-
 def _haar_scan(gray: np.ndarray, scale: float, lo: float, hi: float | None, factor: float
                ) -> np.ndarray | None:
     """Largest Haar face (x, y, w, h) in `gray` pixels, searched on a copy scaled by `scale` (<= 1)
@@ -125,7 +120,8 @@ def _haar_scan(gray: np.ndarray, scale: float, lo: float, hi: float | None, fact
 def detect_haar(frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray | None:
     """Largest Haar face as (x0, y0, x1, y1) pixels of `frame` (RGB or grey); searched first in a
     window around `prior` (the previous frame's Haar box) for a face near its size."""
-    gray = _gray(frame)
+    import cv2
+    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     h, w = gray.shape
     min_side = max(24, int(0.12 * min(h, w)))
     if prior is not None:

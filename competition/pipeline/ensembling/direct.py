@@ -16,10 +16,6 @@ DIRECT_METHODS: tuple[str, ...] = ("best_single", "mean", "caruana", "caruana_ba
 Scorer = Callable[[np.ndarray, np.ndarray], float]
 
 
-def _blend(preds: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return np.tensordot(w, preds, axes=1)
-
-
 class DirectScorer:
     """Any task metric of the running ensemble (the mean of the members added so far), scored on the
     (M, n, E) predictions: one metric evaluation per candidate and step."""
@@ -46,7 +42,7 @@ def _steps_of(names: list[str], w: np.ndarray, preds: np.ndarray, y: np.ndarray,
     for k, i in enumerate(order):
         keep = np.zeros(len(w))
         keep[order[: k + 1]] = w[order[: k + 1]]
-        s = score(_blend(preds, keep / keep.sum()), y)
+        s = score(np.tensordot(keep / keep.sum(), preds, axes=1), y)
         steps.append(Step(names[i], float(w[i]), s, 0.0 if k == 0 else s - prev))
         prev = s
     return steps
