@@ -130,12 +130,6 @@ def _find_test_list(root: Path, task: str) -> Path | None:
     return hits[0] if hits else None
 
 
-def _index_media(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
-    videos = {p.stem: p for p in sorted((root / "videos").rglob("*")) if p.suffix.lower() in VIDEO_EXTS}
-    audio = {p.stem: p for p in sorted((root / "audio").rglob("*.wav"))}
-    return videos, audio
-
-
 def _video_timing(path: Path | None, aligned: Path | None) -> tuple[float, int]:
     """(fps, frame count) from the container, else from the aligned crops at DEFAULT_FPS."""
     if path is not None and path.exists():
@@ -222,7 +216,8 @@ def load_frame_dataset(root: Path | str, task: str, check_media: bool = True) ->
     if challenge is None:
         raise DataError(f"{root}: no {CHALLENGE_DIR[task]}/ folder of annotations (docs/AFFWILD2.md)")
     targets = list(VA_TARGETS) if task == "va" else list(EXPR_CLASSES)
-    videos, audio = _index_media(root)
+    videos = {p.stem: p for p in sorted((root / "videos").rglob("*")) if p.suffix.lower() in VIDEO_EXTS}
+    audio = {p.stem: p for p in sorted((root / "audio").rglob("*.wav"))}
 
     names: dict[str, str] = {}     # name -> split
     labels: dict[str, np.ndarray] = {}

@@ -82,11 +82,6 @@ class FaceBank:
     grid: np.ndarray     # (S, S, 2) float32 pixel coordinates (x, y)
 
 
-def _grid() -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = np.mgrid[0:CANON, 0:CANON].astype(np.float32)
-    return xs, ys
-
-
 def _bump(xs: np.ndarray, ys: np.ndarray, centre_src: tuple[float, float], vec: tuple[float, float],
           rx_src: float, ry_src: float | None = None) -> np.ndarray:
     """Gaussian displacement bump: `vec` (canonical px) at the centre, fading with radii given in photo px."""
@@ -144,7 +139,7 @@ def face_bank() -> FaceBank:
     x0, y0, side = SRC_CROP
     crop = photo[y0:y0 + side, x0:x0 + side]
     rgb = cv2.resize(crop, (CANON, CANON), interpolation=cv2.INTER_AREA).astype(np.float32)
-    xs, ys = _grid()
+    ys, xs = np.mgrid[0:CANON, 0:CANON].astype(np.float32)
     sup = 4  # draw the outline supersampled, then area-average: an anti-aliased mask
     pts = np.array([to_canon(p) for p in HEAD_OUTLINE]) * sup
     big = np.zeros((CANON * sup, CANON * sup), np.float32)
