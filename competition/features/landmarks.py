@@ -1,7 +1,6 @@
-"""`landmark_geometry`: dlib's 68 points on each cached aligned face crop, in the face's own frame (origin
-between the eyes, eye line as x, inter-ocular distance as unit), plus MEASURES in IOD units (y grows down
-the face; left/right are image sides); frames without a real face are interpolated in time. Why dlib and
-what it replaced: docs/FEATURES.md, "Hand-crafted face appearance and geometry"."""
+"""`landmark_geometry`: dlib's 68 points on each cached aligned face crop in the face's own frame (origin
+between the eyes, eye line as x, unit the inter-ocular distance; y down, left/right image sides) plus
+MEASURES; frames without a face interpolated in time. docs/FEATURES.md, "Hand-crafted face appearance"."""
 from __future__ import annotations
 
 from typing import Any

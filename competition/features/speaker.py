@@ -1,7 +1,6 @@
-"""Who is speaking: a GE2E speaker-verification encoder (Wan et al. 2018) with the weights the `resemblyzer`
-wheel ships (`resemblyzer/pretrained.pt`), rebuilt here (the package itself is never imported). The
-frontend is resemblyzer's, with an energy gate for its webrtcvad (`voiced`); a clip with no usable voice
-raises FeatureError. docs/FEATURES.md, "Identity"."""
+"""Who is speaking: a GE2E speaker-verification encoder rebuilt here with the weights the `resemblyzer` wheel
+ships (never imported), its frontend with an energy gate (`voiced`); no usable voice is a FeatureError
+(docs/FEATURES.md, "Identity")."""
 from __future__ import annotations
 
 import functools

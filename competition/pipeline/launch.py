@@ -1,7 +1,6 @@
-"""Run feature extraction and the (experiment, fold) grid as Ray tasks, on a local Ray instance or a
-cluster (--address): the shell scripts' work spread over many processes or machines (docs/SCALE_OUT.md).
-Each task runs the scripts' own code in a fresh worker process, so finished folds are skipped and a dead
-task is retried and resumes."""
+"""Run feature extraction and the (experiment, fold) grid as Ray tasks, locally or on a cluster (--address),
+each in a fresh worker process running the scripts' own code, so finished folds are skipped and a dead
+task is retried and resumes (docs/SCALE_OUT.md)."""
 from __future__ import annotations
 
 import argparse

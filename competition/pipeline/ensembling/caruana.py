@@ -1,6 +1,5 @@
-"""Ensemble selection (Caruana et al. 2004): sorted initialisation with the n best members, forward
-selection with replacement, a minimum gain per step, optional bagging over random subsets of the
-library, and the best ensemble seen returned (not the last).
+"""Ensemble selection (Caruana et al. 2004): the n best members to start, forward selection with
+replacement and a minimum gain per step, optional bagging, the best ensemble seen returned.
 More: docs/PIPELINE.md, "Ensemble selection: caruana.py"."""
 from __future__ import annotations
 

@@ -1,6 +1,5 @@
-"""Blend methods. Each fits a `Blender` from the centred statistics of the clips it may look at and
-returns per-emotion weights that are non-negative and sum to 1, so a blend of [0, 1] predictions stays
-in [0, 1] (Pearson's r does not care about the scale, so nothing is lost by normalising).
+"""Blend methods: each fits a `Blender` from the centred statistics of the clips it may look at, with
+per-emotion weights that are non-negative and sum to 1 (a blend of [0, 1] predictions stays in [0, 1]).
 More: docs/PIPELINE.md, "Blend methods"."""
 from __future__ import annotations
 
