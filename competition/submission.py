@@ -1,14 +1,5 @@
 """The last layer: make an official-format submission from a blend of finished experiments, and check one.
-
-    python make_submission.py --blend best|METHOD [--name NAME] [--exp EXP ...] [--data DIR] [--task eri|va|expr]
-    python -m competition.submission check FILE [--data DIR] [--task eri|va|expr]
-                                               (FILE: the .csv/.txt, or the .zip holding it)
-
-How blends are chosen and scored, and what the card holds: competition/pipeline/ensembling/blend.py.
-The card also says how the folds were grouped (given subjects, estimated ones, or none: then every nested
-score is optimistic for new people, and a WARNING says so). --no-subjects leaves the per-subject
-post-processing out even with a subjects file.
-"""
+More: docs/PIPELINE.md, "Submissions: make_submission.py"."""
 from __future__ import annotations
 
 import argparse
@@ -18,7 +9,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from competition.core.io import remove_orphans, write_json
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.data.subjects import known_subjects
 from competition.folds import grouping
 from competition.data.task import add_dataset_arguments, open_dataset
@@ -52,9 +43,7 @@ def make(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
                     "subjects file")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task, wd, ds = open_dataset(a, check_media=False)
     known = METHODS if task.moment_blends else DIRECT_METHODS
     if a.blend != "best" and a.blend not in known:
@@ -121,9 +110,7 @@ def check(argv: list[str] | None = None) -> int:
                                  description="validate a submission against a dataset's Test split")
     ap.add_argument("file", type=Path)
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task, _, ds = open_dataset(a, check_media=False)
     problems = task.check_submission(a.file, ds)
     for p in problems:

@@ -52,7 +52,7 @@ def test_no_face_clip_falls_back_to_whole_frames(tmp_path: Path):
 
 def test_batched_onet_matches_one_frame_calls_and_large_frames_are_searched_downscaled(face_clip: Path):
     import cv2
-    from competition.features.faces import detect_haar, detect_mtcnn, refine_onet, refine_onet_batch
+    from competition.features.faces import detect_haar, detect_mtcnn, refine_onet_batch
     from competition.features.video import read_sampled
     vf = read_sampled(face_clip, "every", every=15)
     boxes = [detect_haar(f) for f in vf.frames]
@@ -60,7 +60,7 @@ def test_batched_onet_matches_one_frame_calls_and_large_frames_are_searched_down
     rb, lm, p = refine_onet_batch(vf.frames, boxes)
     assert rb.shape == (3, 4) and lm.shape == (3, 5, 2) and (p > 0.9).all()
     for i, (frame, box) in enumerate(zip(vf.frames, boxes)):
-        r1, l1, p1 = refine_onet(frame, box)
+        (r1,), (l1,), (p1,) = refine_onet_batch([frame], [box])  # one frame at a time
         assert np.allclose(r1, rb[i], atol=0.05) and np.allclose(l1, lm[i], atol=0.05) and abs(p1 - p[i]) < 1e-4
     # a 4x webcam-sized frame (768x576): Haar (whole frame, then around the last box) and MTCNN run on
     # downscaled copies and find the same face, in the big frame's pixels

@@ -12,10 +12,10 @@ from safetensors.torch import load_file
 
 from competition.data.synth_affwild2 import generate_affwild2
 from competition.folds import main as folds_main
-from competition.models.backbones import save_timm_weights
 from competition.models.registry import build_model
 from competition.pipeline.run_fold import main as run_fold_main
 from synthetic_features import synthetic_bank
+from tiny_data import save_timm_weights
 
 torch.set_num_threads(1)
 TINY = "test_efficientnet"  # a ~0.1 M-parameter timm CNN

@@ -188,7 +188,8 @@ def test_frozen_backbone_then_unfrozen_at_a_lower_lr(data):
 
 
 def test_pretrained_weights_from_a_local_file(tmp_path, monkeypatch):
-    from competition.models.backbones import StageMap, save_timm_weights
+    from competition.models.backbones import StageMap
+    from tiny_data import save_timm_weights
     path = save_timm_weights("resnet18", tmp_path / "resnet18.safetensors")
     a, b = StageMap("resnet18", 1, str(path)), StageMap("resnet18", 1, str(path))
     assert a.weights == str(path)

@@ -55,3 +55,12 @@ def write_config(path: Path, name: str, model: str = "ridge", features: tuple = 
     return path
 
 
+def save_timm_weights(model: str, path: Path | str) -> Path:
+    """A timm model's current (random) weights as a safetensors file: how tests make a 'pretrained' file."""
+    import timm
+    from safetensors.torch import save_file
+    net = timm.create_model(model, pretrained=False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
+    return path

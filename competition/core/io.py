@@ -7,6 +7,7 @@ import os
 import shutil
 import socket
 import tempfile
+import zipfile
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -104,6 +105,18 @@ def read_json(path: Path | str) -> Any:
 def write_csv(path: Path | str, df: pd.DataFrame, float_format: str | None = "%.6f") -> None:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False, float_format=float_format)
+
+
+def write_zip_beside(path: Path | str) -> Path:
+    """A zip beside `path` holding only it, byte-identical for identical contents (fixed timestamp)."""
+    path = Path(path)
+    info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.external_attr = 0o644 << 16
+    with atomic_path(path.with_suffix(".zip")) as tmp:
+        with zipfile.ZipFile(tmp, "w") as zf:
+            zf.writestr(info, path.read_bytes())
+    return path.with_suffix(".zip")
 
 
 def _json_default(obj: Any) -> Any:

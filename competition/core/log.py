@@ -1,9 +1,5 @@
-"""Messages and progress for every command: `logging` (one logger per module, `logging.getLogger(__name__)`)
-set up once by each command's main(), with the same -q/--quiet and -v/--verbose flags everywhere.
-
-What a command produces (a table, a path) stays on stdout; messages go to stderr, one line each, as
-`LEVEL: text` (with the module's name under -v). Progress bars show on a terminal only. Expected errors
-(UserError) print as one line `error: ...` and exit 2 (`command`), tracebacks only under -v."""
+"""Messages and progress for every command: logging set up once by main(), -q/-v everywhere, results on
+stdout, messages on stderr, UserError as `error: ...` and exit 2 (docs/WORKDIR.md, "Errors")."""
 from __future__ import annotations
 
 import argparse
@@ -37,6 +33,14 @@ def add_log_arguments(ap: argparse.ArgumentParser) -> None:
     g = ap.add_mutually_exclusive_group()
     g.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors, no progress bars")
     g.add_argument("-v", "--verbose", action="store_true", help="debug messages too")
+
+
+def parse_and_log(ap: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """The end of every command's argument set-up: add -q/-v, parse `argv`, set up logging."""
+    add_log_arguments(ap)
+    args = ap.parse_args(argv)
+    setup_logging(args)
+    return args
 
 
 def setup_logging(args: argparse.Namespace | None = None, *, quiet: bool = False, verbose: bool = False) -> None:

@@ -1,9 +1,5 @@
-"""Scores. The official ERI metric is the mean over emotions of Pearson's r (scipy.stats.pearsonr per
-emotion, then np.mean); a constant column has no defined r and scores 0 here, with a warning.
-
-Aff-Wild2 (docs/AFFWILD2.md): VA is scored by the mean over valence and arousal of the concordance
-correlation coefficient (`mean_ccc`), EXPR by the macro-F1 over all 8 classes (`macro_f1`, equal to
-sklearn's `f1_score(average="macro", labels=range(K), zero_division=0)`)."""
+"""Scores: ERI's mean Pearson r over emotions (a constant column scores 0, with a warning), Aff-Wild2's
+mean CCC (VA) and macro-F1 over all 8 classes (EXPR; as sklearn's with zero_division=0)."""
 from __future__ import annotations
 
 import warnings
@@ -76,10 +72,8 @@ def score_report(pred: np.ndarray, true: np.ndarray, names: list[str]) -> dict:
 
 # ---------------------------------------------------------------------------------- classification
 def _class_ids(a: np.ndarray, what: str, is_label: bool = False) -> tuple[np.ndarray, int | None]:
-    """(N,) int64 class ids and the number of classes a 2-D input implies (None for a 1-D input).
-    A 2-D input is (N, K) scores, probabilities or one-hot/soft labels: the argmax of each row decides.
-    A label row without any positive entry (e.g. an all-zero row for an unannotated frame) is an error
-    rather than silently class 0."""
+    """(N,) int64 class ids (the argmax of each row of an (N, K) input; a label row without a positive entry
+    is an error, not class 0) and the number of classes a 2-D input implies (None for a 1-D input)."""
     a = np.asarray(a)
     if a.ndim == 2:
         if a.shape[1] == 0:
@@ -132,12 +126,8 @@ def _f1_from_confusion(cm: np.ndarray) -> np.ndarray:
 
 
 def f1_per_class(pred: np.ndarray, true: np.ndarray, n_classes: int | None = None) -> np.ndarray:
-    """F1 of each of the K classes, 2 TP / (2 TP + FP + FN); 0 for a class neither predicted nor present
-    (sklearn's zero_division=0).
-
-    `pred` and `true` are each (N, K) (class scores/probabilities, or one-hot/soft labels; the argmax of a
-    row decides) or a 1-D vector of integer class ids. K is the column count of a 2-D argument, else
-    `n_classes`, else the largest id + 1 (so pass n_classes when the last classes may be absent)."""
+    """F1 of each of the K classes (0 for a class neither predicted nor present, as sklearn's
+    zero_division=0). Inputs as `_class_ids`; K from a 2-D input, else `n_classes`, else the largest id + 1."""
     return _f1_from_confusion(confusion_matrix(pred, true, n_classes))
 
 

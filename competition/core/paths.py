@@ -1,10 +1,5 @@
-"""Where things live. Every artifact directory hangs off one work directory (`--workdir`, else one per
-dataset: default_workdir), so a demo and a real run never share folds, OOF, features or submissions.
-
-A `Workdir` is a root plus a layout: where the folds, OOF and submissions of one task go (`artifacts`,
-relative to the root; '' is the root itself), where the features of its dataset family go (shared by
-tasks of that family) and where its embedded dataset is generated. Tasks give their own layout
-(`Task.workdir`); this module knows nothing about tasks."""
+"""Where things live: every artifact directory hangs off one work directory (`--workdir`, else one per
+dataset: default_workdir; docs/WORKDIR.md). A `Workdir` is a root plus a layout given by the task."""
 from __future__ import annotations
 
 import hashlib

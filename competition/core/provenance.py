@@ -1,9 +1,5 @@
-"""What produced an artifact: the code's commit, the package versions and the machine.
-
-The machine matters because float results are machine-specific: the same code and seed gave face
-features (and so appearance-model scores) that differ between two CPUs (docs/BENCHMARKS.md, the demo
-on other machines), while every run on one machine is bit-identical.
-"""
+"""What produced an artifact: the code's commit, the package versions and the machine (float results are
+machine-specific: docs/BENCHMARKS.md)."""
 from __future__ import annotations
 
 import functools

@@ -1,10 +1,5 @@
-"""The Aff-Wild2 layout reader (VA and EXPR tracks; layout in docs/AFFWILD2.md).
-
-A `FrameDataset` has two levels: *units* (annotated videos, the level of folds and feature extraction,
-a contract `Dataset` whose labels are per-video summaries for fold stratification) and *samples*
-(frames `<name>/<k:05d>`, the level of labels, predictions and scores). Invalid frames (-5 in VA, -1 in
-EXPR) are not samples at all; every frame of a Test video is one.
-"""
+"""The Aff-Wild2 layout reader (VA and EXPR): a `FrameDataset` of units (annotated videos) and samples
+(valid frames `<name>/<k:05d>`); layout and levels in docs/AFFWILD2.md."""
 from __future__ import annotations
 
 import hashlib
@@ -128,22 +123,11 @@ class FrameDataset(SplitSamples):
 
 # ---------------------------------------------------------------- reading the layout
 
-def _find_dir(root: Path, name: str) -> Path | None:
-    hits = sorted(p for p in root.rglob(name) if p.is_dir())
-    return hits[0] if hits else None
-
-
 def _find_test_list(root: Path, task: str) -> Path | None:
     words = TEST_LIST_WORDS[task]
     hits = [p for p in sorted(root.rglob("*.txt")) if "test_set" in p.name.lower()
             and any(w in re.split(r"[^a-z]+", p.name.lower()) for w in words)]
     return hits[0] if hits else None
-
-
-def _index_media(root: Path) -> tuple[dict[str, Path], dict[str, Path]]:
-    videos = {p.stem: p for p in sorted((root / "videos").rglob("*")) if p.suffix.lower() in VIDEO_EXTS}
-    audio = {p.stem: p for p in sorted((root / "audio").rglob("*.wav"))}
-    return videos, audio
 
 
 def _video_timing(path: Path | None, aligned: Path | None) -> tuple[float, int]:
@@ -228,11 +212,12 @@ def load_frame_dataset(root: Path | str, task: str, check_media: bool = True) ->
     if not root.is_dir():
         raise DataError(f"{root}: dataset folder not found (expected the Aff-Wild2 layout, docs/AFFWILD2.md)")
     problems: list[str] = []
-    challenge = _find_dir(root, CHALLENGE_DIR[task])
+    challenge = next((p for p in sorted(root.rglob(CHALLENGE_DIR[task])) if p.is_dir()), None)
     if challenge is None:
         raise DataError(f"{root}: no {CHALLENGE_DIR[task]}/ folder of annotations (docs/AFFWILD2.md)")
     targets = list(VA_TARGETS) if task == "va" else list(EXPR_CLASSES)
-    videos, audio = _index_media(root)
+    videos = {p.stem: p for p in sorted((root / "videos").rglob("*")) if p.suffix.lower() in VIDEO_EXTS}
+    audio = {p.stem: p for p in sorted((root / "audio").rglob("*.wav"))}
 
     names: dict[str, str] = {}     # name -> split
     labels: dict[str, np.ndarray] = {}

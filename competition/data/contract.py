@@ -1,12 +1,5 @@
-"""The Hume-Reaction data contract: the one place that knows the layout of a dataset.
-
-    <root>/data_info.csv   File_ID,Split,<emotion columns...>,Age,Country[,Subject]
-    <root>/{train,val,test}/{mp4,wav}/<id>.{mp4,wav}
-
-`File_ID` is bracketed in data_info.csv and submissions ("[00042]") and bare in file names ("00042").
-The emotion columns are whatever columns are not metadata, so another dataset in the same layout with
-other emotions works unchanged.
-"""
+"""The Hume-Reaction data contract, the one place that knows a dataset's layout: data_info.csv (bracketed
+File_IDs; emotion columns = whatever is not metadata) and {train,val,test}/{mp4,wav}/<id>."""
 from __future__ import annotations
 
 import hashlib
@@ -169,11 +162,8 @@ def read_data_info(path: Path | str) -> pd.DataFrame:
 
 def load_dataset(root: Path | str, emotions: list[str] | None = None,
                  check_media: bool = True) -> Dataset:
-    """Load and validate `<root>/data_info.csv`; raise DataError listing every problem at once.
-
-    `emotions` pins the expected emotion columns (default: whatever the file has). With
-    `check_media`, every listed clip must have its mp4 and wav on disk.
-    """
+    """Load and validate `<root>/data_info.csv`; raise DataError listing every problem at once. `emotions`
+    pins the emotion columns (default: the file's); `check_media` wants every clip's mp4 and wav on disk."""
     root = Path(root)
     path = root / DATA_INFO
     df = read_data_info(path)

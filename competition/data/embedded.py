@@ -1,17 +1,12 @@
-"""The embedded default dataset of a task, generated into the work directory on first use.
-
-    python -m competition.data.embedded [--task eri|va|expr] [--workdir W] [--jobs N] [--size N]
-
-Prints the dataset root as its last line (scripts/prepare.sh reads it). ERI: the synthetic
-Hume-Reaction set (docs/SYNTHETIC.md); VA and EXPR share one synthetic Aff-Wild2 set (docs/AFFWILD2.md).
-"""
+"""The embedded default dataset of a task, generated into the work directory on first use; prints its
+root as the last line (scripts/prepare.sh reads it)."""
 from __future__ import annotations
 
 import argparse
 import sys
 from pathlib import Path
 
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.data.contract import DataError
 from competition.data.task import Task, add_task_argument, get_task
 
@@ -35,9 +30,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--size", type=int, default=None, help="clips (eri) or videos (va, expr); default: the generator's")
     add_task_argument(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     print(ensure_embedded(get_task(a.task), a.workdir, a.jobs, a.size))
     return 0
 

@@ -12,14 +12,13 @@ from pathlib import Path
 
 import numpy as np
 
-from competition.data.affwild2 import check_frame_number, check_name, frame_id, is_canonical_frame, parse_frame_id
-from competition.core.io import atomic_path, write_text
+from competition.data.affwild2 import (
+    EXPR_CLASSES, VA_TARGETS, check_frame_number, check_name, frame_id, is_canonical_frame, parse_frame_id,
+)
+from competition.core.io import write_text, write_zip_beside
 
 TASKS: tuple[str, ...] = ("va", "expr")
 ID_COL = "image_location"
-VA_TARGETS: tuple[str, ...] = ("valence", "arousal")
-EXPR_CLASSES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
-                                 "Other")
 HEADER: dict[str, tuple[str, ...]] = {"va": (ID_COL, *VA_TARGETS), "expr": (ID_COL, *EXPR_CLASSES)}
 FIELDS: dict[str, int] = {"va": 3, "expr": 2}   # fields per data row (EXPR rows hold one class index)
 FLOAT_DECIMALS = 6
@@ -98,34 +97,17 @@ def submission_text(task: str, frame_ids: list[str], pred: np.ndarray, targets: 
     return "\n".join(lines) + "\n"
 
 
-def _write_zip(path: Path) -> Path:
-    """A zip beside `path` holding only it, byte-identical for identical contents (fixed timestamp)."""
-    zpath = path.with_suffix(".zip")
-    info = zipfile.ZipInfo(path.name, date_time=(1980, 1, 1, 0, 0, 0))
-    info.compress_type = zipfile.ZIP_DEFLATED
-    info.external_attr = 0o644 << 16
-    with atomic_path(zpath) as tmp:
-        with zipfile.ZipFile(tmp, "w") as zf:
-            zf.writestr(info, path.read_bytes())
-    return zpath
-
-
 def write_frame_submission(path: Path, task: str, frame_ids: list[str], pred: np.ndarray,
                            targets: list[str]) -> Path:
-    """Write the official VA or EXPR Test file at `path` (one file; e.g. `.../predictions.txt`) and
-    `path.with_suffix('.zip')` holding only it; returns `path`.
-
-    `frame_ids` are toolkit frame ids `<name>/<k:05d>`, `pred` has one row per id and one column per
-    target (VA: `valence`, `arousal`; EXPR: the 8 class probabilities named after the classes, any order).
-    VA values are clipped to [-1, 1]; EXPR rows become the index of their most probable class.
-    Rows are sorted by name, then frame. Completeness against the Test split is `check_frame_submission`'s job.
-    """
+    """Write the official VA or EXPR Test file at `path` (e.g. `.../predictions.txt`) and a .zip holding only
+    it; returns `path`. `pred`: one row per frame id `<name>/<k:05d>`, one column per target (any order).
+    Format: docs/AFFWILD2.md, "Submission files (VA and EXPR)"."""
     path = Path(path)
     if path.suffix.lower() == ".zip":
         raise ValueError(f"{path}: give the text file's path (the .zip is written beside it)")
     text = submission_text(task, frame_ids, pred, targets)
     write_text(path, text)
-    _write_zip(path)
+    write_zip_beside(path)
     return path
 
 
@@ -182,11 +164,7 @@ def _examples(items: list[str]) -> str:
 
 def check_frame_submission(path: Path, task: str, expected: dict[str, int]) -> list[str]:
     """Every problem of a VA or EXPR submission (the text file, or a .zip holding only it), each naming the
-    file (and lines where relevant); empty list = valid.
-
-    `expected` maps each Test annotation name to its number of frames: the file must hold exactly the
-    frames 1..n of each of those names, once each.
-    """
+    file and lines; empty = valid. `expected`: Test annotation name -> frames 1..n the file must hold."""
     task, path = _task(task), Path(path)
     want = {}
     for name, count in expected.items():

@@ -1,12 +1,5 @@
 """Score a submission on an imported corpus's held-out Test clips, from the importer's truth file.
-
-    python -m competition.data.heldout SUBMISSION.csv --data DIR
-
-The pipeline never sees Test labels; `competition.data.importer` keeps them in DIR/import_truth.csv, so
-the score of a submission on speakers no model trained on can be computed afterwards (official metric:
-mean over emotions of Pearson's r). With the submission's card beside it (SUBMISSION.json, written by
-make_submission), the score it claimed and how its folds were grouped are printed alongside.
-"""
+More: docs/IMPORT.md, "Held-out score: heldout.py"."""
 from __future__ import annotations
 
 import argparse
@@ -17,7 +10,7 @@ import pandas as pd
 from competition.core.io import read_json
 from competition.data.contract import ID_COL, SPLIT_COL, SUBJECT_COL, DataError, normalise_id
 from competition.data.importer import TRUTH_CSV
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.metrics import score_report
 
 
@@ -50,9 +43,7 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("submission", type=Path)
     ap.add_argument("--data", type=Path, required=True)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     rep = heldout_score(a.submission, a.data)
     who = f" (held-out subjects {', '.join(rep['subjects'])})" if "subjects" in rep else ""
     print(f"{a.submission}: Test mean PCC {rep['mean_pcc']:.4f} on {rep['n']} clips{who}")

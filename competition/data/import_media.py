@@ -1,10 +1,5 @@
-"""The wav and mp4 the importer writes for one source clip, whatever it is (docs/IMPORT.md):
-audio -> itself + a grey placeholder video; a photo -> STILL_SECONDS of it at CLIP_FPS; a folder of
-frames -> one frame per image at the given fps; a video -> itself (mp4/mov copied, other containers
-re-encoded) + its sound. Images are scaled to a shorter side >= MIN_SIDE (the Haar cascade misses a 48x48
-face crop but finds it at 112 px) and a longer side <= MAX_SIDE. Clips without sound get a silent wav:
-no audible sound, so audio models are skipped (competition.features.presence), not trained on zeros.
-"""
+"""The wav and mp4 the importer writes for one source clip: audio, a photo, a folder of frames or a video
+(docs/IMPORT.md, "What a clip can be")."""
 from __future__ import annotations
 
 import shutil
@@ -160,7 +155,7 @@ def write_sound_track(src: Path, dest: Path, duration: float) -> None:
 
 def write_clip(kind: str, src: Path, frames: list[Path] | None, duration: float, wav: Path, mp4: Path,
                fps: float = CLIP_FPS) -> int:
-    """Write what is missing of one clip's wav and mp4 (see the module docstring); return how many files."""
+    """Write what is missing of one clip's wav and mp4 (docs/IMPORT.md); return how many files."""
     todo = [p for p in (mp4, wav) if not p.exists()]
     if kind == "audio":
         if not wav.exists():

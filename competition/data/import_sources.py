@@ -1,9 +1,5 @@
-"""Reading a labelled corpus for the importer: its clips, their labels and their people, from a preset
-(EmoDB), a CSV (`path,label|<emotions...>[,person|speaker|subject]`) or a folder scan with a regular
-expression whose named groups give `label`, `person` and `clip` (images sharing a clip are one frame
-sequence). Labels are categorical (one-hot columns) or ratings on a stated scale mapped to [0, 1]. Every
-problem is collected with its file; the importer reports them all at once (docs/IMPORT.md).
-"""
+"""Reading a labelled corpus for the importer (preset, CSV or folder scan): clips, labels and people, every
+problem collected with its file (docs/IMPORT.md, "Naming the clips")."""
 from __future__ import annotations
 
 import re
@@ -162,7 +158,7 @@ def natural_key(path: Path) -> list:
 
 def scan_folder(src: Path, pattern: str | None = None, sequences: bool = False, labels: Labels | None = None,
                 person_folder: bool = False) -> tuple[list[SourceClip], list[str], list[str]]:
-    """(clips, emotion columns, problems) of every media file below `src` (see the module docstring)."""
+    """(clips, emotion columns, problems) of every media file below `src` (docs/IMPORT.md, "Naming the clips")."""
     labels = labels or Labels()
     if not src.is_dir():
         raise CorpusError(f"{src}: source folder not found")

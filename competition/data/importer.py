@@ -1,17 +1,5 @@
-"""Import a folder of labelled clips (speech, face photos, frame sequences, videos) as a dataset in the
-Hume-Reaction layout, with whole people held out as Test (guide: docs/IMPORT.md).
-
-    python -m competition.data.importer --preset emodb --src DIR --out OUT [options]
-    python -m competition.data.importer --csv FILE [--src DIR] --out OUT [options]
-    python -m competition.data.importer --src DIR [--pattern REGEX] [--sequences] --out OUT [options]
-
-Sources and labels: competition.data.import_sources; media written: competition.data.import_media.
-OUT gets data_info.csv (Test rows unlabelled, Subject = the person), the media, import_truth.csv (every
-clip's labels, for competition.data.heldout; the pipeline never reads it) and import.json (parameters,
-label mapping, media and split counts; a rerun with the same parameters resumes, other parameters are
-refused unless --force). --workdir W also writes the people to W/subjects.csv. Every bad source item is
-listed at once; --skip-bad imports the rest.
-"""
+"""Import a folder of labelled clips as a dataset in the Hume-Reaction layout, whole people held out as Test
+(docs/IMPORT.md; sources and labels: data.import_sources; media: data.import_media)."""
 from __future__ import annotations
 
 import argparse
@@ -27,7 +15,7 @@ from competition.data.contract import (
     DATA_INFO, ID_COL, SPLIT_COL, SPLITS, SUBJECT_COL, bracket_id, load_dataset, media_path, split_dir,
 )
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.data.import_media import CLIP_FPS, MIN_SIDE, STILL_SECONDS, write_clip
 from competition.data.import_sources import (
     PRESETS, CorpusError, Labels, SourceClip, clip_ids, probe, scan_csv, scan_folder,
@@ -189,9 +177,7 @@ def main(argv: list[str] | None = None) -> None:
                     "the work directory of the imported dataset, as every command finds it)")
     ap.add_argument("--skip-bad", action="store_true", help="import the good clips, list the bad ones")
     ap.add_argument("--force", action="store_true", help="replace an import made with other parameters")
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     labels = Labels.parse(a.emotions, a.scale)
     if a.preset:
         if a.src is None:

@@ -1,37 +1,5 @@
 """Subjects (who is in each clip) as data: one file per work directory, the one source of truth for
-everything that uses subjects (grouped folds, subject normalisation).
-
-    python -m competition.data.subjects --data DIR [--workdir W] [--task eri|va|expr]
-                                        (--column COL | --csv FILE [--csv-column COL])
-
-`Workdir.subjects` (W/subjects.csv; frame tasks W/tasks/<task>/subjects.csv):
-
-    File_ID     every clip of the dataset, Test included, bracketed as in data_info.csv
-                (frame tasks: every unit, i.e. annotated video)
-    subject     any non-empty text
-    source      where it came from: column:<data_info column> | file:<csv path> | estimated:<method>
-    confidence  in [0, 1]: 1 for given subjects, lower for estimated ones
-
-and beside it subjects.json: the fingerprint and root of the dataset it was made for, counts, and the
-sha256 of subjects.csv. A file that misses clips, names clips the dataset does not have, or was made for
-another dataset is an error (SubjectsError, naming the file, the problem and examples).
-
-For other modules (e.g. an estimator writing `estimated:<method>` subjects):
-
-    write_subjects(path, frame, source, dataset, confidence=1.0) -> Subjects
-        frame: columns File_ID (bare or bracketed) and subject; optional per-row `source` and `confidence`
-        columns override the `source` / `confidence` arguments. Validates, then writes csv + json atomically.
-    read_subjects(path, dataset) -> Subjects          validated against `dataset`
-    known_subjects(path, dataset) -> Subjects | None  the one decision: subjects are used when the file exists
-    from_column(dataset, column) / from_csv(path, column=None) -> frame for write_subjects
-
-Subject values are text: `NA`, `None` or `0` name a person like any other (never read as missing).
-
-Per-subject statistics (feature normalisation and the per-subject post-processing of predictions) follow
-one rule, `shrunk_statistics`: per column, a subject with n clips takes n*tau2 / (n*tau2 + s2) of its own
-mean (s2 the pooled within-subject variance, tau2 the variance between subjects' true means: empirical
-Bayes) and n/(n+SHRINK) of its own variance, the rest from all subjects, instead of a hard minimum of clips.
-"""
+everything that uses subjects. Format, command, API and the `shrunk_statistics` rule: docs/SUBJECTS.md."""
 from __future__ import annotations
 
 import argparse
@@ -45,11 +13,11 @@ import pandas as pd
 
 from competition.data.contract import DATA_INFO, ID_COL, Dataset, bracket_id, normalise_id
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import UserError, add_log_arguments, command, setup_logging
+from competition.core.log import UserError, command, parse_and_log
 
 COLUMNS = (ID_COL, "subject", "source", "confidence")
 _SOURCE = re.compile(r"^(column|file|estimated):.+$")
-SHRINK = 2.0       # clips: the weight of the pooled variance in a subject's (see the module docstring)
+SHRINK = 2.0       # clips: the weight of the pooled variance in a subject's (docs/SUBJECTS.md)
 STD_FLOOR = 1e-6   # a (shrunk) std below this is taken as 1: a constant column is centred, not blown up
 
 
@@ -190,7 +158,7 @@ def given_sources(path: Path | str) -> list[str]:
 
 def shrunk_statistics(n: np.ndarray, mean: np.ndarray, var: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per subject (S,) clip counts `n` and (S, D) means and variances -> (S, D) shrunk means and stds
-    (the rule of the module docstring). Label-free: only the statistics given are read."""
+    (the rule in docs/SUBJECTS.md, "One rule"). Label-free: only the statistics given are read."""
     n = np.asarray(n, np.float64)[:, None]
     mean, var = np.asarray(mean, np.float64), np.asarray(var, np.float64)
     g_mean = (n * mean).sum(0) / n.sum()
@@ -247,9 +215,7 @@ def main(argv: list[str] | None = None) -> None:
     src.add_argument("--csv", type=Path, help="a CSV File_ID,subject")
     ap.add_argument("--csv-column", default=None, help="the subject column of --csv (default: 'subject')")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task, wd, ds = open_dataset(a, check_media=False)
     ds = ds.units
     if a.column:

@@ -1,8 +1,5 @@
-"""The official ERI submission format: writer and checker (the command is `competition.submission`).
-
-Format: CSV with header `File_ID,<targets...>` (Hume: Adoration,...,Surprise), one row per Test clip,
-bracketed ids, sorted, no NaN, values in [0, 1], fixed float format.
-"""
+"""The official ERI submission (`File_ID,<targets...>`, one row per Test clip, bracketed sorted ids, values
+in [0, 1]): writer and checker; the command is `competition.submission`."""
 from __future__ import annotations
 
 import zipfile
@@ -12,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from competition.data.contract import ID_COL, Dataset, bracket_id, normalise_id
-from competition.core.io import atomic_path, write_csv
+from competition.core.io import write_csv, write_zip_beside
 
 FLOAT_FORMAT = "%.6f"
 
@@ -34,9 +31,7 @@ def write_submission(path: Path, ids: list[str], pred: np.ndarray, targets: list
     path = Path(path)
     write_csv(path, submission_frame(ids, pred, targets), float_format=FLOAT_FORMAT)
     if zip_it:
-        with atomic_path(path.with_suffix(".zip")) as tmp:
-            with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-                zf.write(path, arcname=path.name)
+        write_zip_beside(path)
     return path
 
 

@@ -1,10 +1,5 @@
-"""The embedded synthetic dataset: Hume-Reaction layout, a known generative model and a known oracle ceiling
-(docs/SYNTHETIC.md).
-
-    python -m competition.data.synth --out DIR [--n 240] [--seed 0] [--jobs 2]
-
-Ground truth the pipeline never reads: synth_truth.csv, synth_frames.csv, synth_events.csv and
-synth_truth.json (parameters and the oracle ceiling)."""
+"""The embedded synthetic dataset: Hume-Reaction layout, a known generative model and a known oracle ceiling;
+its files and ground truth: docs/SYNTHETIC.md."""
 from __future__ import annotations
 
 import argparse
@@ -30,7 +25,7 @@ from competition.data.synth_faces import (
     CANON, COMPONENTS, EMOTION_TO_AU, face_bank, face_box_canon, render_head,
 )
 from competition.core.io import atomic_path, read_json, write_csv, write_json
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.metrics import pcc_per_column
 
 log = logging.getLogger(__name__)
@@ -504,10 +499,7 @@ def generate(out: Path, n: int = 240, seed: int = 0, jobs: int = 2,
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = design(n, seed, duration)
-    if jobs == 1:
-        results = [make_clip(out, s) for s in specs]
-    else:
-        results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_clip)(out, s) for s in specs)
+    results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_clip)(out, s) for s in specs)
     results.sort(key=lambda r: r["index"])
     n_new = sum(r["rendered"] for r in results)
     log.info("clips: %d rendered, %d already on disk; %.1f CPU s in clip workers",
@@ -595,9 +587,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--duration", type=float, nargs=2, default=(4.0, 6.0), metavar=("MIN_S", "MAX_S"))
-    add_log_arguments(ap)
-    args = ap.parse_args(argv)
-    setup_logging(args)
+    args = parse_and_log(ap, argv)
     t0 = time.perf_counter()
     out = generate(args.out, n=args.n, seed=args.seed, jobs=args.jobs, duration=tuple(args.duration))
     meta = read_json(out / TRUTH_JSON)

@@ -1,9 +1,5 @@
 """A small synthetic dataset in the Aff-Wild2 layout with a known generative model (docs/AFFWILD2.md,
-"Synthetic Aff-Wild2-like data"): ERI's subjects, cameras and voices (`synth.plan_clip`) driven by a
-chain of expression episodes, with per-frame VA / EXPR labels and their ceilings.
-
-    python -m competition.data.synth_affwild2 --out DIR [--n-videos 30] [--seed 0] [--jobs 2]
-        [--duration 12 20] [--crops]"""
+"Synthetic Aff-Wild2-like data"): ERI's subjects, cameras and voices driven by expression episodes."""
 from __future__ import annotations
 
 import argparse
@@ -18,6 +14,7 @@ import cv2
 import numpy as np
 import pandas as pd
 
+from competition.data.affwild2 import CHALLENGE_DIR, EXPR_CLASSES, VA_TARGETS
 from competition.data.contract import HUME_EMOTIONS
 from competition.data.synth import (
     FPS_RANGE, MAX_CLIPS, RESOLUTIONS, ClipPlan, ClipSpec, _make_subject, _rng, _smooth, _video_codec,
@@ -26,21 +23,15 @@ from competition.data.synth import (
 from competition.data.synth_audio import SR, plan_events, render_audio
 from competition.data.synth_faces import EMOTION_TO_AU
 from competition.core.io import atomic_files, read_json, write_csv, write_json, write_text
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.metrics import ccc_per_column
 
 log = logging.getLogger(__name__)
 
 GENERATOR_VERSION = "1.0"
 TRUTH_CSV, TRUTH_JSON = "synth_affwild2_truth.csv", "synth_affwild2_truth.json"
-VA_TARGETS: tuple[str, ...] = ("valence", "arousal")
-EXPR_CLASSES: tuple[str, ...] = ("Neutral", "Anger", "Disgust", "Fear", "Happiness", "Sadness", "Surprise",
-                                 "Other")
 SPLITS: tuple[str, ...] = ("Train_Set", "Validation_Set", "Test_Set")
 LABELLED: tuple[str, ...] = ("Train_Set", "Validation_Set")
-VA_DIR, EXPR_DIR = "VA_Estimation_Challenge", "EXPR_Recognition_Challenge"
-VA_TEST_LIST = "test_set/VA_Estimation_Challenge_test_set.txt"
-EXPR_TEST_LIST = "test_set/EXPR_Recognition_Challenge_test_set.txt"
 VA_INVALID, EXPR_INVALID = -5, -1
 CROP_SIZE = 112  # side of the cropped_aligned jpgs, as in Aff-Wild2
 AW2_KEY = 1002   # first random key of everything drawn here; synth.py's keys are 0..6 and 100
@@ -387,10 +378,7 @@ def generate_affwild2(out: Path, n_videos: int = 30, seed: int = 0, jobs: int = 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     specs = design_affwild2(n_videos, seed, duration)
-    if jobs == 1:
-        results = [make_video(out, s, crops) for s in specs]
-    else:
-        results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_video)(out, s, crops) for s in specs)
+    results = Parallel(n_jobs=jobs, backend="loky")(delayed(make_video)(out, s, crops) for s in specs)
     results.sort(key=lambda r: r["index"])
     n_new = sum(r["rendered"] for r in results)
     log.info("videos: %d rendered, %d already on disk; %.1f CPU s in video workers",
@@ -399,11 +387,11 @@ def generate_affwild2(out: Path, n_videos: int = 30, seed: int = 0, jobs: int = 
     names = [s.clip_id for s in specs]
     for s, r in zip(specs, results):
         if s.split in LABELLED:
-            write_text(out / "annotations" / VA_DIR / s.split / f"{s.clip_id}.txt", _va_lines(r["va"]))
-            write_text(out / "annotations" / EXPR_DIR / s.split / f"{s.clip_id}.txt", _expr_lines(r["expr"]))
+            for task, text in (("va", _va_lines(r["va"])), ("expr", _expr_lines(r["expr"]))):
+                write_text(out / "annotations" / CHALLENGE_DIR[task] / s.split / f"{s.clip_id}.txt", text)
     test = "".join(f"{s.clip_id}\n" for s in specs if s.split == "Test_Set")
-    write_text(out / VA_TEST_LIST, test)
-    write_text(out / EXPR_TEST_LIST, test)
+    for task_dir in CHALLENGE_DIR.values():
+        write_text(out / "test_set" / f"{task_dir}_test_set.txt", test)
 
     counts = [len(r["t"]) for r in results]
     truth = pd.DataFrame({
@@ -471,9 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--duration", type=float, nargs=2, default=(12.0, 20.0), metavar=("MIN_S", "MAX_S"))
     ap.add_argument("--crops", action="store_true", help="also write cropped_aligned/<name>/<k:05d>.jpg")
-    add_log_arguments(ap)
-    args = ap.parse_args(argv)
-    setup_logging(args)
+    args = parse_and_log(ap, argv)
     t0 = time.perf_counter()
     out = generate_affwild2(args.out, n_videos=args.n_videos, seed=args.seed, jobs=args.jobs,
                             duration=tuple(args.duration), crops=args.crops)

@@ -21,6 +21,10 @@ EVENT_RATE: dict[str, float] = {
     "Adoration": 0.9, "Amusement": 1.3, "Anxiety": 0.8, "Disgust": 1.0,
     "Empathic-Pain": 1.0, "Fear": 0.8, "Surprise": 1.0,
 }
+EVENT_DURATION: dict[str, tuple[float, float]] = {  # seconds, uniform between the two
+    "laugh": (0.5, 1.4), "aww": (0.5, 0.9), "gasp": (0.2, 0.4), "sigh": (0.7, 1.2), "ugh": (0.25, 0.5),
+    "tremble": (1.0, 2.0),
+}
 EVENT_THRESHOLD: dict[str, float] = {
     "Adoration": 0.5, "Amusement": 0.6, "Anxiety": 0.4, "Disgust": 0.3,
     "Empathic-Pain": 0.3, "Fear": 0.4, "Surprise": 0.5,
@@ -44,12 +48,6 @@ class RoomSound:
     n_clicks: int      # keyboard/mouse clicks: sound that carries no emotion
 
 
-def _duration_of(kind: str, rng: np.random.Generator) -> float:
-    lo, hi = {"laugh": (0.5, 1.4), "aww": (0.5, 0.9), "gasp": (0.2, 0.4), "sigh": (0.7, 1.2),
-              "ugh": (0.25, 0.5), "tremble": (1.0, 2.0)}[kind]
-    return float(rng.uniform(lo, hi))
-
-
 def plan_events(rng: np.random.Generator, latents: np.ndarray, peaks: np.ndarray, expressivity: float,
                 voice_gain: float, duration: float) -> list[AudioEvent]:
     """Events of one clip: Poisson counts growing with each latent above its EVENT_THRESHOLD, placed around the
@@ -60,7 +58,7 @@ def plan_events(rng: np.random.Generator, latents: np.ndarray, peaks: np.ndarray
         count = int(rng.poisson(EVENT_RATE[emo] * drive * expressivity))
         for j in range(count):
             kind = EVENT_OF[emo]
-            dur = min(_duration_of(kind, rng), 0.9 * duration)
+            dur = min(float(rng.uniform(*EVENT_DURATION[kind])), 0.9 * duration)
             centre = peaks[e] + (rng.normal(0, 0.3) if j == 0 else rng.uniform(-1.0, 2.0))
             onset = float(np.clip(centre - dur / 3, 0.0, duration - dur))
             amp = (0.04 + 0.25 * float(latents[e]) * expressivity) * voice_gain * rng.uniform(0.7, 1.3)

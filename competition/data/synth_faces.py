@@ -1,9 +1,5 @@
-"""The face of the synthetic dataset: a real photo (`skimage.data.astronaut()`) whose expression is changed by
-a bank of dense displacement fields, one per action-unit-like component, applied with `cv2.remap`.
-
-Everything here lives in the *canonical head crop*: the square SRC_CROP of the photo resized to CANON px.
-`render_head(bank, act)` returns that crop with activation `act[k]` of each component in COMPONENTS.
-"""
+"""The face of the synthetic dataset: a real photo whose expression dense displacement fields change
+(docs/SYNTHETIC.md); `render_head(bank, act)` draws the canonical head crop for activations `act`."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -24,7 +20,6 @@ _K = CANON / SRC_CROP[2]
 # 7x zoom of the photo with a 5 px grid. The astronaut is smiling with teeth showing: that is the neutral face.
 FACE_BOX_SRC = (181.1, 62.2, 267.7, 172.1)  # x1, y1, x2, y2 (MTCNN)
 EYE_L, EYE_R = (205.0, 101.7), (246.8, 103.7)  # MTCNN
-NOSE = (224.7, 129.0)  # MTCNN
 MOUTH_L, MOUTH_R = (201.7, 139.2), (245.3, 141.9)  # MTCNN
 BROW_L = ((190.0, 93.0), (200.0, 89.0), (213.0, 91.0))  # outer, peak, inner (inspection)
 BROW_R = ((260.0, 93.0), (250.0, 89.0), (238.0, 92.0))  # outer, peak, inner (inspection)
@@ -87,11 +82,6 @@ class FaceBank:
     grid: np.ndarray     # (S, S, 2) float32 pixel coordinates (x, y)
 
 
-def _grid() -> tuple[np.ndarray, np.ndarray]:
-    ys, xs = np.mgrid[0:CANON, 0:CANON].astype(np.float32)
-    return xs, ys
-
-
 def _bump(xs: np.ndarray, ys: np.ndarray, centre_src: tuple[float, float], vec: tuple[float, float],
           rx_src: float, ry_src: float | None = None) -> np.ndarray:
     """Gaussian displacement bump: `vec` (canonical px) at the centre, fading with radii given in photo px."""
@@ -149,7 +139,7 @@ def face_bank() -> FaceBank:
     x0, y0, side = SRC_CROP
     crop = photo[y0:y0 + side, x0:x0 + side]
     rgb = cv2.resize(crop, (CANON, CANON), interpolation=cv2.INTER_AREA).astype(np.float32)
-    xs, ys = _grid()
+    ys, xs = np.mgrid[0:CANON, 0:CANON].astype(np.float32)
     sup = 4  # draw the outline supersampled, then area-average: an anti-aliased mask
     pts = np.array([to_canon(p) for p in HEAD_OUTLINE]) * sup
     big = np.zeros((CANON * sup, CANON * sup), np.float32)

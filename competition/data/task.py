@@ -1,16 +1,10 @@
-"""What is specific to a task lives here, and nowhere else: the dataset reader and its embedded default,
-label granularity, targets, metric (also the blend objective), default loss, model output, id column,
-feature windows, fold grouping and the submission writer + checker. The trainer, the experiment
-directory and the blender only talk to a `Task`; a fourth task is one more instance (and its reader).
-
-    eri   Hume-Reaction, one row per clip, 7 intensities in [0, 1], mean PCC
-    va    Aff-Wild2, one row per frame, valence and arousal in [-1, 1], mean CCC
-    expr  Aff-Wild2, one row per frame, 8 expression classes (one-hot / probabilities), macro-F1
-"""
+"""What is specific to a task (eri, va, expr) lives here and nowhere else: the trainer, the experiment
+directory and the blender only talk to a `Task` (docs/PIPELINE.md, "Tasks: task.py")."""
 from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,7 +69,7 @@ class Task:
         return str(sample_id)
 
     def load(self, root: Path | str, check_media: bool = True) -> Any:
-        return self.load_fn(Path(root), check_media)
+        return self.load_fn(Path(root), check_media=check_media)
 
     def generate(self, out: Path, jobs: int = 2, size: int | None = None) -> Any:
         """Write the embedded default dataset into `out` (resumable); `size` clips or videos."""
@@ -104,10 +98,6 @@ class Task:
 
 # ---------------------------------------------------------------- ERI
 
-def _eri_load(root: Path, check_media: bool):
-    return contract.load_dataset(root, check_media=check_media)
-
-
 def _eri_generate(out: Path, jobs: int, size: int | None):
     from competition.data import synth  # the generators import OpenCV and scipy.stats: only when generating
     return synth.generate(out, jobs=jobs, **({"n": size} if size else {}))
@@ -126,24 +116,14 @@ def _eri_write(path: Path, ds, ids, pred) -> Path:
     return submission_format.write_submission(path.with_suffix(".csv"), ids, pred, ds.targets)
 
 
-def _eri_check(path: Path, ds) -> list[str]:
-    return submission_format.check_submission(path, ds)
-
-
 ERI = Task(name="eri", family="hume", granularity="clip", metric_name="mean_pcc", metric_label="mean PCC",
            per_target_key="pcc",
            score=_quiet(metrics.mean_pcc), report=metrics.score_report, default_loss=None, output="sigmoid",
-           value_range=(0.0, 1.0), id_col="File_ID", load_fn=_eri_load, generate_fn=_eri_generate,
-           write_fn=_eri_write, check_fn=_eri_check, ceiling_fn=_eri_ceiling)
+           value_range=(0.0, 1.0), id_col="File_ID", load_fn=contract.load_dataset, generate_fn=_eri_generate,
+           write_fn=_eri_write, check_fn=submission_format.check_submission, ceiling_fn=_eri_ceiling)
 
 
 # ---------------------------------------------------------------- Aff-Wild2
-
-def _aw2_load(task: str):
-    def load(root: Path, check_media: bool):
-        return affwild2.load_frame_dataset(root, task, check_media=check_media)
-    return load
-
 
 def _aw2_generate(out: Path, jobs: int, size: int | None):
     from competition.data import synth_affwild2
@@ -181,16 +161,16 @@ def _va_report(pred: np.ndarray, true: np.ndarray, names: list[str]) -> dict:
 VA = Task(name="va", family="affwild2", granularity="frame", metric_name="mean_ccc", metric_label="mean CCC",
           per_target_key="ccc",
           score=_quiet(metrics.mean_ccc), report=_va_report, default_loss="ccc", output="sigmoid",
-          value_range=(-1.0, 1.0), id_col="frame_id", load_fn=_aw2_load("va"), generate_fn=_aw2_generate,
-          write_fn=_aw2_write("va"), check_fn=_aw2_check("va"), ceiling_fn=_aw2_ceiling("va_ccc_ceiling"),
-          window={"before": 3.0, "after": 3.0}, group_col="video")
+          value_range=(-1.0, 1.0), id_col="frame_id", load_fn=partial(affwild2.load_frame_dataset, task="va"),
+          generate_fn=_aw2_generate, write_fn=_aw2_write("va"), check_fn=_aw2_check("va"),
+          ceiling_fn=_aw2_ceiling("va_ccc_ceiling"), window={"before": 3.0, "after": 3.0}, group_col="video")
 
 EXPR = Task(name="expr", family="affwild2", granularity="frame", metric_name="macro_f1", metric_label="macro-F1",
             per_target_key="f1",
-            score=metrics.macro_f1, report=lambda p, y, names: metrics.score_report_classes(p, y, names),
+            score=metrics.macro_f1, report=metrics.score_report_classes,
             default_loss="ce+soft_f1", output="softmax", value_range=(0.0, 1.0), id_col="frame_id",
-            load_fn=_aw2_load("expr"), generate_fn=_aw2_generate, write_fn=_aw2_write("expr"),
-            check_fn=_aw2_check("expr"), ceiling_fn=_aw2_ceiling("expr_f1_ceiling"),
+            load_fn=partial(affwild2.load_frame_dataset, task="expr"), generate_fn=_aw2_generate,
+            write_fn=_aw2_write("expr"), check_fn=_aw2_check("expr"), ceiling_fn=_aw2_ceiling("expr_f1_ceiling"),
             window={"before": 3.0, "after": 3.0}, group_col="video")
 
 TASKS = {t.name: t for t in (ERI, VA, EXPR)}

@@ -1,18 +1,6 @@
-"""Hand-crafted facial appearance and geometry on the cached aligned face crops (seed 003 names LBP and
-HOG as the classic FER features). Every extractor here reads the `faces` cache through `face_track()`
-(the video is never decoded again when the cache exists) and returns one row per sampled frame with
-the faces mask, so the rows line up with `pose` and `expression`.
-
-- `hog`   (T, (size/cell)^2 * orientations): skimage HOG of the grey crop resized to `size` px.
-- `lbp`   (T, grid^2 * (P + 2)): uniform LBP histograms (each sums to 1) on a grid x grid split of the
-          grey crop resized to `size` px.
-- `face_flow` (T, 2 * grid^2 + 2): Farneback optical flow from the clip's own reference face (the
-          median grey crop over its real frames) to each frame, averaged per cell of a grid x grid split,
-          the frame's mean flow subtracted (alignment jitter), then the mean flow itself; in fractions
-          of the crop side. It measures facial motion relative to the person's own resting face, so
-          identity (and mirror, tint, lighting) mostly cancels.
-Face geometry (dlib's 68 points on the same crops) is `landmark_geometry`, competition.features.landmarks.
-"""
+"""Hand-crafted facial appearance on the cached aligned face crops (`hog`, `lbp`, `face_flow`), read
+through `face_track()`, one row per sampled frame with the faces mask. Shapes and meaning: docs/FEATURES.md,
+"Hand-crafted face appearance and geometry"."""
 from __future__ import annotations
 
 from typing import Any

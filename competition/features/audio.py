@@ -42,8 +42,8 @@ def _load_audio(path_str: str, sr: int, mtime_ns: int, size: int) -> np.ndarray:
 
 
 def _min_length(y: np.ndarray, n: int) -> np.ndarray:
-    """Pad very short clips so frame-based features still have a frame."""
-    return y if len(y) >= n else np.pad(y, (0, n - len(y)))
+    """Pad very short clips (or row matrices) so frame-based features still have a frame."""
+    return y if len(y) >= n else np.pad(y, [(0, n - len(y))] + [(0, 0)] * (y.ndim - 1))
 
 
 @functools.lru_cache(maxsize=4)
@@ -53,9 +53,8 @@ def _smile(feature_set: str):
 
 
 def opensmile_levels(y: np.ndarray, feature_set: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(functionals (D,), low-level descriptors (T, L), their start times (T,)) of a 16 kHz signal. One
-    openSMILE run gives both (it computes the LLDs for the functionals anyway); the values are those
-    opensmile.Smile.process_signal gives for each level."""
+    """(functionals (D,), low-level descriptors (T, L), their start times (T,)) of a 16 kHz signal from one
+    openSMILE run: the values opensmile.Smile.process_signal gives for each level."""
     from opensmile.core.config import config
     from opensmile.core.lib import OpenSMILE
     smile = _smile(feature_set)
@@ -121,13 +120,9 @@ def mfcc_sequence(clip: ClipMedia, n_mfcc: int, stack: int, hop_length: int) -> 
     """MFCC frames with `stack` adjacent frames concatenated (seed 001: 128 x 8 = 1024-D)."""
     m = mfcc_matrix(load_audio(clip.wav), n_mfcc, hop_length=hop_length)
     n = max(1, len(m) // stack)
-    m = _min_length_rows(m, n * stack)[: n * stack].reshape(n, stack * n_mfcc)
+    m = _min_length(m, n * stack)[: n * stack].reshape(n, stack * n_mfcc)
     t = (np.arange(n) * stack + stack / 2) * hop_length / SAMPLE_RATE
     return FeatureOutput(x=m, t=t.astype(np.float32))
-
-
-def _min_length_rows(m: np.ndarray, n: int) -> np.ndarray:
-    return m if len(m) >= n else np.pad(m, ((0, n - len(m)), (0, 0)))
 
 
 # ---------------------------------------------------------------- additions: log-mel, LLDs, ComParE
@@ -191,14 +186,12 @@ def egemaps_lld(clip: ClipMedia, feature_set: str) -> FeatureOutput:
 
 
 def _keep_functionals(clip: ClipMedia, feature_set: str, x: np.ndarray) -> None:
-    """Store the functionals that came with the LLDs as the clip's `egemaps` output (88 numbers), so that
-    extractor, when asked for, finds the clip done: one openSMILE run for both (the demo asks for both).
-    The reverse is not done: LLDs are large and are kept only when asked for."""
+    """Store the functionals that came with the LLDs as the clip's `egemaps` output (docs/FEATURES.md, "Audio")."""
     from competition.features.store import FeatureStore, current_root
     if current_root() is None or not np.isfinite(x).all():  # a non-finite one fails when `egemaps` runs
         return
     store = FeatureStore(current_root(), get_extractor("egemaps"), {"feature_set": feature_set})
-    if not store.has(clip.clip_id, clip.media):
+    if not store.has(clip.clip_id, clip.media):  # tied to the same media as the LLDs
         store.dir.mkdir(parents=True, exist_ok=True)
         store.save(clip.clip_id, FeatureOutput(x=x), clip.media)
 

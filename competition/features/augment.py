@@ -1,17 +1,5 @@
-"""Image augmentation of face-crop sequences with albumentations, declared in a config:
-
-    augment:
-      - {name: HorizontalFlip, p: 0.5}
-      - {name: Affine, rotate: [-10, 10], scale: [0.95, 1.05], translate_percent: [-0.05, 0.05], p: 0.5}
-      - {name: ColorJitter, brightness: 0.2, contrast: 0.2, saturation: 0.2, hue: 0.02, p: 0.5}
-      - {name: GaussianBlur, blur_limit: [3, 5], p: 0.2}
-      - {name: CoarseDropout, num_holes_range: [1, 2], hole_height_range: [0.1, 0.25],
-         hole_width_range: [0.1, 0.25], p: 0.3}
-
-Each entry is an albumentations transform (its class name and keyword arguments). All frames of one clip
-go through the pipeline together (albumentations' `images` target), so they share one draw of the
-random parameters: a clip is flipped, shifted or darkened as a whole, never frame by frame. Draws are
-seeded per (seed, epoch, clip), so a run is reproducible whatever the number of loader workers."""
+"""Image augmentation of face-crop sequences with albumentations, declared in a config (one draw per
+clip, seeded per (seed, epoch, clip)). More: docs/PIPELINE.md, "Augmentation of face crops: augment.py"."""
 from __future__ import annotations
 
 from typing import Any, Sequence

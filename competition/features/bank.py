@@ -11,7 +11,7 @@ import numpy as np
 from competition.features.registry import FeatureError, FeatureOutput
 from competition.features.store import FeatureStore, pool_outputs
 from competition.features.subject_norm import SubjectNorm
-from competition.features.batching import row_times, window_bounds
+from competition.features.batching import clip_span, row_times, window_bounds
 
 Window = tuple[float, float]
 
@@ -35,8 +35,7 @@ class Windows:
 
 
 def _timed(outs: list[FeatureOutput | None]) -> list[tuple[FeatureOutput, np.ndarray] | None]:
-    ts = [np.asarray(o.t) for o in outs if o is not None and o.t is not None and len(o.t)]
-    span = max(float(t.max()) for t in ts) if ts else None
+    span = clip_span(outs)
     return [None if o is None else (o, row_times(o, span) if o.x.ndim == 2 else np.zeros(0)) for o in outs]
 
 

@@ -1,13 +1,4 @@
-"""From stored features to padded, masked multi-modal batches.
-
-A model names its modalities in `params.modalities`, each one feature or a list of features from the
-experiment's `features` (e.g. `{visual: [fer, pose], audio: mfcc}`). Per clip, the features of one
-modality are put on the time grid of its first feature (by timestamps t) and concatenated; models that
-fuse modalities frame by frame put every modality on one shared grid. A row is real only where every
-feature of the modality was real (its masks); everything else is zero *and* masked, and a clip whose
-modality is missing altogether (failed extraction, no face, silent audio) keeps one masked row, so the
-models see the absence through the mask instead of a pretend value.
-"""
+"""From stored features to padded, masked multi-modal batches. More: docs/PIPELINE.md, "Batches: batching.py"."""
 from __future__ import annotations
 
 from dataclasses import dataclass

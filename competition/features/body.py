@@ -4,23 +4,19 @@ imported), run with ai-edge-litert on the whole padded frame. Why this model: do
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor
+from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor, wheel_file
 
 N_KEYPOINTS = 33
 _INPUT = 256
 
 
 def default_model_path() -> Path:
-    spec = importlib.util.find_spec("mediapipe")
-    if spec is None or not spec.submodule_search_locations:
-        raise FeatureError("body pose model not found: `pip install --no-deps mediapipe==0.10.14` "
-                           "(ships pose_landmark_full.tflite) or pass model_path=")
-    return Path(list(spec.submodule_search_locations)[0]) / "modules" / "pose_landmark" / "pose_landmark_full.tflite"
+    return wheel_file("mediapipe", "modules", "pose_landmark", "pose_landmark_full.tflite",
+                      install="`pip install --no-deps mediapipe==0.10.14`, or pass model_path=")
 
 
 @functools.lru_cache(maxsize=2)

@@ -1,31 +1,24 @@
-"""dlib's face models on the toolkit's own aligned crops (no second detector): the 5- and 68-point shape
-predictors and the ResNet face descriptor, from the `face-recognition-models` wheel (weights inside; found
-by path: its module imports pkg_resources) run with `dlib-bin`. The predictors start from a box framed as
-dlib's detector frames faces: on a crop aligned to the ArcFace template that box is DLIB_BOX_112, the mean
-of dlib's detections on 23 real frames (skimage's astronaut, ../shared/data/real_videos; sd about 7 px).
-"""
+"""dlib's face models (5- and 68-point shape predictors, ResNet face descriptor) from the
+`face-recognition-models` wheel, run with `dlib-bin` on the toolkit's own aligned crops (no second detector)."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
-from competition.features.registry import FeatureError
+from competition.features.registry import wheel_file
 
-DLIB_BOX_112 = (16.5, 27.2, 95.8, 113.8)  # x0, y0, x1, y1 in the 112 px ArcFace template, margin 0
+# The box dlib's detector frames on a crop aligned to the 112 px ArcFace template (x0, y0, x1, y1, margin 0):
+# the mean of its detections on 23 real frames (astronaut, ../shared/data/real_videos; sd about 7 px).
+DLIB_BOX_112 = (16.5, 27.2, 95.8, 113.8)
 DESCRIPTOR_SIDE = 224  # crops upsampled first: the 150 px chip then lands nearer dlib's own (0.07 vs 0.10)
 
 
 def model_path(name: str) -> Path:
     """A model file of the face-recognition-models wheel, e.g. 'shape_predictor_68_face_landmarks.dat'."""
-    spec = importlib.util.find_spec("face_recognition_models")
-    path = Path(list(spec.submodule_search_locations)[0]) / "models" / name if spec else None
-    if path is None or not path.is_file():
-        raise FeatureError(f"dlib model {name} not found: `pip install face-recognition-models dlib-bin` "
-                           "(requirements.txt)")
-    return path
+    return wheel_file("face_recognition_models", "models", name,
+                      install="`pip install face-recognition-models dlib-bin` (requirements.txt)")
 
 
 @functools.lru_cache(maxsize=2)

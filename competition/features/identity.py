@@ -1,17 +1,6 @@
-"""What identifies a person and their room rather than their emotion, for estimating subjects
-(competition.features.subjects). Both read the `faces` cache through `face_track()`.
-
-- `face_identity` (128): dlib's ResNet face descriptor (competition.features.dlib_face) of the aligned
-  crops of up to `frames` real frames spread over the clip (found with landmarks first), averaged; clip
-  distances keep dlib's meaning (same person below about 0.6). Grey and 48 px faces work. No face in the
-  clip: FeatureError (the subject then comes from the other modalities).
-- `scene` (grid_w*grid_h*3 + hue_bins*sat_bins + 2): the background of `n` frames with the person
-  masked out (face box grown by `pad` on each side, plus the torso below it to the frame bottom):
-  a low-resolution Lab layout (mean colour per grid cell of the unmasked pixels) and a hue x
-  saturation histogram, each the median over the frames (a hand or a passing object in one frame
-  does not move it), plus the mean L and its spread. One webcam in one room gives each subject the
-  same wall, shelves and light. Without a detected face the centre of the frame is masked.
-"""
+"""What identifies a person and their room rather than their emotion, for estimating subjects:
+`face_identity` (dlib's face descriptor of a few aligned crops) and `scene` (the background with the person
+masked). Both read the `faces` cache through `face_track()`. Details: docs/FEATURES.md, "Identity"."""
 from __future__ import annotations
 
 from typing import Any

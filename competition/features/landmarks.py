@@ -1,19 +1,6 @@
-"""`landmark_geometry`, dense face geometry: dlib's 68-point shape predictor (iBUG 300-W points: jaw,
-brows, nose, eyelids, outer and inner lips) on each cached aligned face crop, so a model sees a brow
-raise, an eye opening or a lip stretch, which the detector's 5 points cannot show (the 5-point version
-this replaced scored below it on every real face corpus and the embedded set: docs/RESULTS_REAL.md,
-"Face geometry").
-
-Per sampled frame (a sequence extractor; pooled models take its statistics like any other):
-- the 68 points in the face's own frame: origin at the midpoint of the two eye centres (each the middle
-  of its corners), x along the eye line (roll removed), unit = inter-ocular distance (IOD; scale
-  removed): 136 columns x0, y0, ..., y67 (head roll itself is in `pose`);
-- MEASURES, the distances and ratios expressions move, in IOD units (y grows down the face; "left" and
-  "right" are image sides, so a mirrored face swaps them).
-Frames without a real face are interpolated in time from those with one (mask False when none has).
-
-dlib's 68 points, not MediaPipe's 468-point mesh: as cheap, more precise on real crops (docs/FEATURES.md).
-"""
+"""`landmark_geometry`: dlib's 68 points on each cached aligned face crop in the face's own frame (origin
+between the eyes, eye line as x, unit the inter-ocular distance; y down, left/right image sides) plus
+MEASURES; frames without a face interpolated in time. docs/FEATURES.md, "Hand-crafted face appearance"."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,11 +1,5 @@
 """Which modalities an experiment reads, and whether a whole dataset has them at all.
-
-A speech corpus imported with blank videos, or a silent webcam set, has no face (or no voice) in any
-clip. An experiment that reads only that modality would train a constant predictor; the run says so
-before training and skips it instead (competition.training.run_fold). The face check reads the per-clip
-detection rate the `faces` store records (extracting it first: every face feature needs those crops
-anyway); the audio check stops at the first clip with audible sound.
-"""
+More: docs/PIPELINE.md, "Absent modalities: presence.py"."""
 from __future__ import annotations
 
 import json

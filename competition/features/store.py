@@ -1,7 +1,6 @@
-"""The feature store: one folder per (extractor, parameters), one .npz per clip, a manifest and a
-failures.csv. Extraction is parallel over clips, skips clips already stored and never leaves a
-half-written file (each clip is written to a temporary name and renamed), and reuses a clip only for the
-same media (media_signatures): another dataset's clip with the same id is extracted again."""
+"""The feature store: one folder per (extractor, parameters), one .npz per clip, a manifest and failures.csv.
+Extraction is parallel over clips, resumable and atomic, and reuses a clip only for the same media
+(media_signatures): another dataset's clip with the same id is extracted again."""
 from __future__ import annotations
 
 import hashlib

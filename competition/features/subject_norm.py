@@ -1,12 +1,5 @@
 """Within-subject standardisation of stored features (config key `subject_norm: true`).
-
-The person is the largest source of variance in affect data (voice, face, room, expressivity). Every
-feature column of a unit is standardised by the mean and std of that column over all the subject's units
-of every split (Train, Val and Test; rows that are real, for sequences), so a model sees how a clip
-differs from the person's own usual, not who the person is. Only features and subject ids are read,
-never labels. A subject's statistics are shrunk towards all subjects' by its number of clips, the one rule
-of competition.data.subjects (`shrunk_statistics`), so a person with a single clip is standardised mostly
-by the global statistics. Whether this helps is left to cross-validation."""
+More: docs/SUBJECTS.md, "Within-subject standardisation: subject_norm.py"."""
 from __future__ import annotations
 
 from typing import Mapping

@@ -1,11 +1,5 @@
-"""Video reading with PyAV: presentation timestamps from the container (pts x time_base, so variable
-frame rates are handled), three frame-sampling schemes, and decoding of only the frames needed.
-
-Sampling schemes (`sample_times`):
-- "step":    one frame per `step` seconds, the frame nearest each tick (seed 000: 0.2 s; seed 003: 0.5 s)
-- "uniform": `n` frames spread evenly over the clip (seed 001: 32); repeats frames when the clip is shorter
-- "every":   every `every`-th frame, starting with the first (seed 002: 1 in 30)
-"""
+"""Video reading with PyAV: container timestamps, the sampling schemes "step", "uniform" and "every"
+(`sample_times`), and decoding of only the frames needed (docs/FEATURES.md, "Frames and faces")."""
 from __future__ import annotations
 
 import warnings
@@ -77,7 +71,7 @@ def frame_times(path: Path | str) -> np.ndarray:
 
 def sample_times(timestamps: np.ndarray, scheme: str = "step", step: float = 0.2, n: int = 32,
                  every: int = 30) -> np.ndarray:
-    """Indices of the frames to use, chosen from their timestamps (s). See the module docstring."""
+    """Indices of the frames to use, chosen from their timestamps (s) by `scheme`: step, uniform or every."""
     ts = np.asarray(timestamps, np.float64)
     if ts.ndim != 1 or len(ts) == 0:
         raise ValueError("timestamps must be a non-empty 1-D array")
@@ -108,23 +102,16 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
 
 
 def decode_frames(path: Path | str, indices: np.ndarray, max_side: int | None = None) -> VideoFrames:
-    """Decode the frames at `indices` (presentation order; repeats allowed) as RGB uint8.
-
-    Decoding stops after the last wanted frame, skips unwanted non-reference frames and converts only
-    wanted frames to RGB. A stream
-    that breaks part-way returns the frames decoded so far with `truncated=True`; one that yields no
-    wanted frame at all raises FeatureError naming the file.
-    """
+    """Decode the frames at `indices` (presentation order; repeats allowed) as RGB uint8 (docs/FEATURES.md);
+    a stream that breaks part-way gives the frames so far with `truncated=True`, none at all FeatureError."""
     path = Path(path)
     pts, base = _packet_pts(path)
     return _decode(path, pts, base, np.asarray(indices, np.int64), max_side)
 
 
 def _decode_skipping(container, stream, wanted: dict[int, int]):
-    """Decoded frames (with a pts) of `stream` in presentation order, where the decoder skips the frames
-    no other frame is predicted from (H.264/HEVC non-reference frames: most B-frames) unless their pts is
-    wanted (H.264 only: SKIP_NONREF_CODECS). The frames returned are bit-identical to a full decode; on
-    H.264 with B-frames this saves 20-30 % of the decoding CPU (docs/BENCHMARKS.md)."""
+    """Decoded frames of `stream` in presentation order, the decoder skipping unwanted non-reference frames
+    (SKIP_NONREF_CODECS); bit-identical to a full decode, 20-30 % less CPU on H.264 (docs/BENCHMARKS.md)."""
     codec = stream.codec_context
     skipping = codec.name in SKIP_NONREF_CODECS
     for packet in container.demux(stream):

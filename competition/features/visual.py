@@ -12,33 +12,24 @@ import numpy as np
 from competition.features.registry import ClipMedia, FeatureError, FeatureOutput, register_extractor
 
 
-def _device() -> str:
-    import torch
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 @functools.lru_cache(maxsize=4)
 def load_timm(name: str, weights: str = "", random_init: bool = False):
     """A timm backbone with its classifier removed (num_classes=0), in eval mode on the best device."""
     import timm
+    import torch
     try:
-        if weights:
-            path = Path(weights).expanduser()
-            if not path.is_file():
-                raise FeatureError(f"weights file {path} not found for timm model {name!r}")
-            model = timm.create_model(name, pretrained=True, num_classes=0,
-                                      pretrained_cfg_overlay=dict(file=str(path)))
-        elif random_init:
-            model = timm.create_model(name, pretrained=False, num_classes=0)
-        else:
-            model = timm.create_model(name, pretrained=True, num_classes=0)
+        path = Path(weights).expanduser() if weights else None
+        if path is not None and not path.is_file():
+            raise FeatureError(f"weights file {path} not found for timm model {name!r}")
+        overlay = {"pretrained_cfg_overlay": {"file": str(path)}} if path else {}
+        model = timm.create_model(name, pretrained=bool(path) or not random_init, num_classes=0, **overlay)
     except FeatureError:
         raise
     except Exception as exc:
         hint = "" if weights or random_init else \
             " (offline: pass weights=PATH to a local checkpoint, or random_init=True to use untrained weights)"
         raise FeatureError(f"cannot build timm model {name!r}: {type(exc).__name__}: {exc}{hint}") from exc
-    return model.eval().to(_device())
+    return model.eval().to("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def embed_images(model, images: np.ndarray, input_size: int = 0, batch_size: int = 64) -> np.ndarray:

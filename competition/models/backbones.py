@@ -1,13 +1,6 @@
-"""Pretrained image backbones from timm for the end-to-end face-crop models: any timm CNN, cut after a
-stage (timm's features_only) or whole with its global pooling (one vector per image), with weights from
-a local file (timm's pretrained_cfg_overlay, as the `visual` extractor loads them) or random
-initialisation, said out loud.
-
-Weights: `pretrained_file: auto` (the models' default) looks for `$ERI_WEIGHTS/<model>.safetensors`
-(or .pth / .bin; ERI_WEIGHTS defaults to `weights/` in the repository) and falls back to random init with
-a warning naming the file it looked for; a path loads that file (a missing file is an error); null means
-random init on purpose. Real weights: e.g. timm's ImageNet `resnet18.a1_in1k` or an AffectNet-trained
-ResNet18 (paper 001) saved with `save_file(model.state_dict(), 'weights/resnet18.safetensors')`."""
+"""Pretrained timm image backbones for the end-to-end face-crop models, with weights from a local file
+or random initialisation, said out loud. More: docs/PIPELINE.md, "Image backbones and their weights:
+backbones.py"."""
 from __future__ import annotations
 
 import os
@@ -74,14 +67,3 @@ class PooledBackbone(nn.Module):
 
     def forward(self, images: Tensor) -> Tensor:
         return self.net(images)
-
-
-def save_timm_weights(model: str, path: Path | str) -> Path:
-    """A timm model's current (random) weights as a safetensors file: how tests make a 'pretrained' file."""
-    import timm
-    from safetensors.torch import save_file
-    net = timm.create_model(model, pretrained=False)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(path))
-    return path

@@ -14,13 +14,9 @@ if TYPE_CHECKING:
 
 
 class Model(ABC):
-    """Trained once per fold: fit on the training clips, then predict any clips, returning (N, n_targets)
-    in [0, 1]. Only a model that chooses on validation data (`selects_on_validation`: early stopping, best
-    epochs) is given validation clips: a split of the training fold (folds.inner_split), never the held-out fold.
-
-    `default_params` declares every parameter the model reads, with its default; the registry rejects
-    other keys and values whose type differs from the default's (`param_types` widens a key's types,
-    e.g. (str, float) for SVR's gamma). `self.cfg` is the defaults updated with the given params."""
+    """Trained once per fold, then predicts any clips as (N, n_targets) in [0, 1]; validation clips (a split
+    of the training fold) only for models that `selects_on_validation`. `default_params` declares every
+    parameter with its default (the registry checks keys and types; `param_types` widens a key's types)."""
 
     default_params: dict[str, Any] = {}
     param_types: dict[str, tuple[type, ...]] = {}

@@ -1,8 +1,5 @@
-"""Classical baselines on pooled clip features: ridge, SVR, gradient boosting. Often the strongest on
-small data, so they stay honest competitors for the sequence models. Missing features (a clip whose
-extraction failed) are imputed with an explicit missing-indicator column, never silently zero-filled.
-For a classification task they regress the one-hot labels and normalise the clipped scores into class
-probabilities (a least-squares classifier)."""
+"""Classical baselines on pooled clip features: ridge, SVR, gradient boosting (missing features imputed
+with a missing-indicator column). More: docs/PIPELINE.md, "Classical baselines: classical.py"."""
 from __future__ import annotations
 
 from pathlib import Path

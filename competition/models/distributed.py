@@ -1,11 +1,6 @@
-"""Multi-process training under torchrun (DistributedDataParallel; gloo on CPU, NCCL on CUDA).
-
-    torchrun --nproc_per_node N -m competition.pipeline.run_fold --fold K --exp EXP ...
-
-Every process trains the same model on its shard of every batch (batch_size stays the global batch, so
-one process and N processes take the same optimizer steps; see TorchSequenceModel), evaluates the
-whole validation set itself (so all ranks take the same early-stopping decisions) and only rank 0
-writes files. Outside torchrun nothing here does anything."""
+"""Multi-process training under torchrun (DistributedDataParallel; gloo on CPU, NCCL on CUDA): each
+process trains on its shard of every batch and only rank 0 writes (docs/SCALE_OUT.md, "Multi-GPU
+training of one model"). Outside torchrun nothing here does anything."""
 from __future__ import annotations
 
 import os

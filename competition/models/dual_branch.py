@@ -1,16 +1,4 @@
-"""Seed 001: a dual-branch network with modality dropout.
-
-Visual branch, per frame: face crop -> ResNet18's first stages -> spatial Transformer over the feature
-map's positions (learnable position embeddings) -> attention pooling -> one vector per frame.
-Audio branch: MFCC-128 x 8 stacked frames. Each branch then runs a temporal encoder: a TCN (dilated
-causal convolutions, kernel 3, 5 layers) and a temporal Transformer. Fusion: per time step, the two
-branches are concatenated with modality dropout (both with p_m; otherwise video alone with p_v, audio
-alone with 1 - p_v), projected, layer-normalised, attention-pooled over time, sigmoid.
-
-With `staged: true`, as in the paper, each branch is first trained with its own head, then frozen while
-the fusion trains. A clip without a face (or without audio) runs through the same path as a dropped
-modality, so training with modality dropout is what teaches the fusion to cope with it.
-"""
+"""Seed 001: a dual-branch network with modality dropout. More: docs/PIPELINE.md, "dual_branch (seed 001)"."""
 from __future__ import annotations
 
 import torch

@@ -1,7 +1,6 @@
-"""The end-to-end face-crop path of the image models (seed 001's `dual_branch`, seed 004's `te_crops`):
-the `faces` store's uint8 crops are resized to the model's `image_size` and kept uint8 (so `augment`
-can apply albumentations to them in training), then scaled, ImageNet-normalised and sent through a timm
-CNN frame by frame, only the frames with a face. Weights: `pretrained_file` (models/backbones.py)."""
+"""The end-to-end face-crop path of `dual_branch` and `te_crops`: the `faces` crops, resized and kept uint8
+(for `augment`), then ImageNet-normalised through a timm CNN frame by frame, only the frames with a
+face. Weights: `pretrained_file` (models/backbones.py)."""
 from __future__ import annotations
 
 import numpy as np

@@ -1,15 +1,5 @@
-"""Seed 004's fusion models, trained with CCC loss by default:
-
-- `attn_fusion`: per modality a Transformer encoder and attention pooling, then attention over the
-  modality vectors (absent modalities take no weight) -> FC -> sigmoid.
-- `mfn`, the Memory Fusion Network (Zadeh et al. 2018): one LSTM per view; a delta-memory attention
-  network looks at every view's cell states at t-1 and t, and a multi-view gated memory accumulates
-  the attended cross-view interactions; final view states + memory -> FC.
-- `mctn`, the Multimodal Cyclic Translation Network (Pham et al. 2019): an encoder reads the source
-  modality, a decoder translates its states into the target modality and a back-translation recovers
-  the source from that; the encoder states (the joint representation) feed the regressor. The
-  translation losses are added to the task loss in training; at test time only the source is needed.
-"""
+"""Seed 004's fusion models `attn_fusion`, `mfn` and `mctn`, trained with CCC loss by default.
+More: docs/PIPELINE.md, "Fusion models (seed 004): fusion.py"."""
 from __future__ import annotations
 
 import torch

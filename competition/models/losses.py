@@ -1,17 +1,4 @@
-"""Training losses, weighted sums of them, and label smoothing.
-
-Regression (ERI intensities, Aff-Wild2 valence-arousal): `mse`, `pcc` = 1 - PCC and `ccc` = 1 - CCC
-(each averaged over targets, PCC/CCC computed over the batch).
-
-Classification (Aff-Wild2 EXPR), where the prediction is (B, K) class probabilities (a softmax output,
-rows summing to 1) and the target (B, K) one-hot or soft (e.g. label-smoothed) class labels:
-`ce` = cross-entropy, mean over samples of -sum_k y_k log p_k (p clamped away from 0), and
-`soft_f1` = 1 - macro soft-F1 (paper 004): per class TP = sum p*y, FP = sum p*(1-y), FN = sum (1-p)*y
-over the batch, F1 = 2TP / (2TP + FP + FN), averaged over all K classes.
-
-A loss spec in a config is a name (`mse`, `pcc`, `ccc`, `ce`, `soft_f1`), a sum of names (`mse+pcc`,
-`ce+soft_f1`) or a mapping of weights (`{mse: 0.5, ccc: 1.0}`). Every loss takes optional per-sample
-weights (pseudo-labelled clips count less than labelled ones; a zero weight ignores a sample)."""
+"""Training losses, weighted sums of them, and label smoothing. More: docs/PIPELINE.md, "Losses: losses.py"."""
 from __future__ import annotations
 
 from typing import Callable, Mapping
@@ -70,9 +57,8 @@ def _check_classes(pred: Tensor, target: Tensor, name: str) -> None:
 
 
 def ce_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """Cross-entropy of class probabilities `pred` (rows from a softmax) against one-hot or soft targets:
-    weighted mean over samples of -sum_k y_k log p_k. Takes probabilities, not logits: for one-hot
-    targets it equals F.nll_loss(log p, class) (F.cross_entropy(logits, class) when p = softmax(logits))."""
+    """Cross-entropy of class probabilities `pred` (softmax rows, not logits) against one-hot or soft targets,
+    weighted mean over samples (docs/PIPELINE.md, "Losses")."""
     _check_classes(pred, target, "ce")
     w = _weights(pred, weight)
     nll = -(target.to(pred) * torch.log(pred.clamp(_PROB_MIN, 1.0))).sum(1, keepdim=True)
@@ -80,11 +66,9 @@ def ce_loss(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tenso
 
 
 def soft_f1_per_class(pred: Tensor, target: Tensor, weight: Tensor | None = None) -> Tensor:
-    """(K,) differentiable F1 per class over the batch: TP = sum w p y, FP = sum w p (1 - y),
-    FN = sum w (1 - p) y, F1 = 2TP / (2TP + FP + FN). (Paper 004's eqs. 6-7 name FP and FN the other way
-    round; F1 only uses FP + FN, so it is the same loss.) A class absent from the batch's targets has
-    TP = 0, hence F1 = 0 and no gradient, like the metric's zero_division=0: in such a batch the loss
-    cannot go below (number of absent classes) / K."""
+    """(K,) differentiable F1 per class over the batch (docs/PIPELINE.md, "Losses"; paper 004's eqs. 6-7 swap
+    the names FP and FN, the same loss). A class absent from the batch scores 0 with no gradient, like the
+    metric's zero_division=0."""
     _check_classes(pred, target, "soft_f1")
     w = _weights(pred, weight)
     y = target.to(pred)

@@ -1,10 +1,5 @@
-"""Recurrent heads on frozen per-frame features.
-
-- `lstm_head` (seed 002): frame-model outputs (expression probabilities, embeddings, ...) -> LSTM ->
-  FC -> sigmoid, trained with a correlation loss (the paper kept the better of CCC and PCC; PCC here).
-- `muse_lstm`: the MuSe 2022 baseline: linear projection -> LSTM -> last hidden state -> FC -> sigmoid,
-  trained with MSE.
-All features listed are concatenated per frame (on the first feature's time grid)."""
+"""Recurrent heads on frozen per-frame features: `lstm_head` (seed 002) and `muse_lstm` (the MuSe 2022
+baseline). More: docs/PIPELINE.md, "Recurrent heads (seed 002, MuSe): lstm_head.py"."""
 from __future__ import annotations
 
 import torch

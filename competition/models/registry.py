@@ -1,8 +1,5 @@
-"""Model registry: `@register_model("name")` on a Model subclass in any module of competition.models.
-Modules are imported on first lookup, so a new model is its module plus a config in configs/.
-
-Every model declares its parameters with their defaults (`Model.param_defaults()`); `build_model` rejects
-a key the model does not declare (suggesting the closest one) and a value whose type does not fit."""
+"""Model registry: `@register_model("name")` on a Model subclass in any module of competition.models
+(imported on first lookup); `build_model` rejects undeclared params and wrongly typed values."""
 from __future__ import annotations
 
 from typing import Any

@@ -1,8 +1,5 @@
-"""Seed 003: a 2-layer RNN per modality (face, audio, pose), cross-attention of each modality's RNN
-states with the face feature of the centre frame as the query, then [centre face, attended face,
-attended audio, attended pose] concatenated -> FC. All modalities share one time grid (the paper: 12
-steps of 0.5 s). For a whole clip, the "current frame" is the centre of the clip; when that frame has
-no face the nearest frame with one is used, and a clip with no face at all gets a learned query."""
+"""Seed 003: an RNN per modality and cross-attention queried by the centre frame's face.
+More: docs/PIPELINE.md, "RNN with cross-attention (seed 003): rnn_xattn.py"."""
 from __future__ import annotations
 
 import torch

@@ -1,10 +1,5 @@
-"""Seed 000 "TE": 1-D temporal convolution (local context) -> Transformer encoder (long-range context
-with dynamic attention weights) -> pooling -> fully connected layers -> sigmoid. The paper stacked three
-per-frame visual feature sets; here any per-frame features listed in one modality are put on the first
-one's time grid and concatenated.
-
-`te_crops` is seed 004's EXPR system end to end: the same network over a timm CNN's embedding of each
-face crop (models/face_crops.py), the CNN fine-tuned with it from local pretrained weights when present."""
+"""Seed 000 "TE" (temporal convolution -> Transformer encoder -> pooling -> FC) and `te_crops`, seed 004's
+EXPR system end to end. More: docs/PIPELINE.md, "TE and te_crops (seeds 000, 004): te.py"."""
 from __future__ import annotations
 
 import torch

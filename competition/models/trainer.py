@@ -1,55 +1,9 @@
-"""`TorchSequenceModel`: the training loop every neural model shares. A model module subclasses it and
-only says how to build its nn.Module from the modality widths (and, if it needs to, how to prepare a
-modality's rows or train in stages); loading, masking, batching, optimisation, early stopping, LR
-halving, checkpoints and reporting live here.
-
-The nn.Module takes a `Batch` (modality -> ModalityBatch) and returns (B, n_targets) raw scores, or a
-tuple (scores, auxiliary loss) when it has a training objective of its own (e.g. MCTN's translation
-loss), which is added to the task loss while training. The trainer turns scores into the task's output:
-sigmoid values in [0, 1] (ERI intensities; VA mapped to [0, 1] by the task), or softmax class
-probabilities (EXPR). Validation scores, early stopping and LR halving use the task's metric.
-
-Common params (all optional):
-  modalities        {name: feature | [features]} (default: one modality per feature)
-  resample          {modality: mean | nearest} how rows are put on a grid (default mean)
-  grid_len          steps of the shared time grid (models that fuse frame by frame); max_len: cap on
-                    rows per modality otherwise (evenly picked)
-  epochs, batch_size, eval_batch_size, lr, weight_decay, optimizer (adam | adamw | sgd, momentum 0.9)
-  grad_clip         clip the gradient norm to this (0/null: off)
-  accumulate        optimizer step every k batches of batch_size (their gradients summed, each weighted
-                    by its share of the samples: the same step as one batch k times larger for per-sample
-                    losses such as mse/ce; batch losses pcc/ccc/soft_f1 are computed per batch)
-  schedule          plateau (halve on stalled val score, per epoch) | cosine | onecycle | constant (per batch)
-  warmup            epochs of linear LR warm-up before cosine/constant (onecycle: its rising phase)
-  ema               decay of an exponential moving average of the weights (0: off); the average is what
-                    is evaluated, kept and saved
-  average_top_k     at the end of a stage, average the weights of its k best epochs (0/1: keep the best)
-  freeze_backbone   epochs the model's pretrained backbone stays frozen (eval mode, no gradients)
-  backbone_lr       the backbone's LR as a multiple of lr (layer-wise LR; applies once unfrozen)
-  augment           albumentations transforms for image modalities, training only (features/augment.py)
-  workers           DataLoader worker processes building (and augmenting) training batches
-  loss              mse | pcc | ccc | ce | soft_f1 | 'mse+pcc' | {mse: w, pcc: w} (default: the task's,
-                    VA ccc and EXPR ce+soft_f1; for ERI the model's own, as its paper trained it)
-  lr_patience, lr_factor   halve the LR when the val score stalls this many epochs (seed 001: 10)
-  patience          stop after this many epochs without a better val score; the best state is kept
-  min_delta         the smallest val score gain that counts as better (for both of the above)
-  label_smoothing   shrink labels towards the training mean by this fraction (seed 004)
-  pseudo_label      rounds of pseudo-labelling the unlabelled (Test) clips and retraining with them
-  pseudo_weight     weight of a pseudo-labelled clip in the loss (labelled clips weigh 1)
-  amp               true: fp16 autocast + grad scaling on CUDA, nothing on CPU; bf16: bf16 autocast on
-                    CUDA or CPU; false: full precision
-  device            default: CUDA when present (the rank's GPU under torchrun)
-  threads           torch CPU threads while fitting/predicting (null: torch's default). 1 by default:
-                    these models are small, and on shared cores more threads made a fold 20-50x slower
-  progress          a tqdm bar per epoch
-
-Over the ~400-line norm: one training loop with its options (schedules, accumulation, EMA, top-k
-averaging, precision, backbone freezing, DDP); the helpers that do not need the loop are in optim.py,
-distributed.py and backbones.py.
-"""
+"""`TorchSequenceModel`: the training loop every neural model shares (a model module only builds its
+nn.Module). The batch/output contract and every common param: docs/PIPELINE.md, "The neural trainer"."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import math
 from abc import abstractmethod
@@ -76,6 +30,8 @@ from competition.models.optim import Precision, TopK, build_schedule, ema_of, ha
 CHECKPOINT = "model.safetensors"
 PREDICT_CHUNK = 20_000  # samples built and predicted at a time
 META = "model.json"
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW,
+              "sgd": functools.partial(torch.optim.SGD, momentum=0.9)}
 
 TRAINER_DEFAULTS: dict[str, Any] = {
     "modalities": None, "resample": {}, "grid_len": None, "max_len": 64,
@@ -301,14 +257,9 @@ class TorchSequenceModel(Model):
 
     def _optimizer(self, groups: list[dict[str, Any]]) -> torch.optim.Optimizer:
         name = str(self.cfg["optimizer"]).lower()
-        kw = {"lr": float(self.cfg["lr"]), "weight_decay": float(self.cfg["weight_decay"])}
-        if name == "adam":
-            return torch.optim.Adam(groups, **kw)
-        if name == "adamw":
-            return torch.optim.AdamW(groups, **kw)
-        if name == "sgd":
-            return torch.optim.SGD(groups, momentum=0.9, **kw)
-        raise ValueError(f"optimizer must be adam, adamw or sgd, got {name!r}")
+        if name not in OPTIMIZERS:
+            raise ValueError(f"optimizer must be adam, adamw or sgd, got {name!r}")
+        return OPTIMIZERS[name](groups, lr=float(self.cfg["lr"]), weight_decay=float(self.cfg["weight_decay"]))
 
     def _param_groups(self, params: list[nn.Parameter], backbone: nn.Module | None) -> list[dict[str, Any]]:
         """The head's parameters at lr, the backbone's at lr * backbone_lr (layer-wise LR)."""

@@ -1,10 +1,6 @@
-"""Experiment configs: one YAML per experiment in configs/, command-line overrides `key.sub=value`,
-and the resolved config dumped into the experiment directory. `${VAR}` in a feature parameter is
-replaced by the environment variable VAR (empty when unset), e.g. a local speech-model folder.
-
-`base: NAME` makes a config a variant of configs/NAME.yaml: the base's keys, with the variant's own on
-top (nested mappings such as `params` merged key by key; `description` and `default` are not inherited),
-e.g. a subject-normalised twin is `base: ridge_audio` plus `subject_norm: true`."""
+"""Experiment configs: one YAML per experiment in configs/ (`base:` variants, `${VAR}` in feature
+parameters), `--set key.sub=value` overrides, the resolved config dumped into the experiment directory.
+More: docs/PIPELINE.md, "Experiment configs: config.py"."""
 from __future__ import annotations
 
 import copy

@@ -1,24 +1,5 @@
-"""The experiment directory contract, `oof/<exp>/`:
-
-    experiment.json          what the results belong to: config hash, dataset and folds fingerprints;
-                             `skipped` (reason, modalities) when the run skipped it on this dataset, e.g.
-                             a face-only experiment on a dataset where no clip has a face
-    config.yaml              the resolved config
-    fold_<k>/val.csv         id + targets: predictions of fold k's model on its held-out clips
-    fold_<k>/test.csv        the same model on every Test clip
-    fold_<k>/train_ids.txt   the clips that trained fold k's model (leakage guard)
-    fold_<k>/fold.json       scores and timings; written last, so it marks the fold as done
-    fold_<k>/seed_<s>/       with seed averaging (config `seeds`): seed s's val.csv, test.csv and model;
-                             the fold's own val.csv / test.csv are the mean over seeds
-    seeds/<s>/oof.csv, test.csv   every seed's OOF and fold-averaged Test predictions (seed averaging)
-    oof.csv, test.csv        when every fold is done: held-out predictions of every Train+Val clip, and
-                             fold-averaged Test predictions
-    metrics.json             oof_<metric> (recomputable from oof.csv), per-target and per-fold scores
-
-The task (config key `task`) decides the id column (File_ID, or frame_id for frame tasks), the metric
-(ERI: mean_pcc, so oof_mean_pcc; VA: mean_ccc; EXPR: macro_f1) and what a sample is (a clip, or a frame
-of a video; a frame task's folds must also keep every video whole).
-"""
+"""The experiment directory contract, `oof/<exp>/`: what each file holds is in docs/PIPELINE.md,
+"The experiment directory, oof/<exp>/"."""
 from __future__ import annotations
 
 import hashlib
@@ -127,8 +108,7 @@ class Experiment:
                    val_pred: np.ndarray, val_true: np.ndarray, test_ids: list[str], test_pred: np.ndarray,
                    info: dict) -> dict:
         d, task = self.fold_dir(k), self.task
-        write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets, task))
-        write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets, task))
+        self.write_predictions(d, targets, val_ids, val_pred, test_ids, test_pred)
         write_text(d / "train_ids.txt", "\n".join(train_ids) + "\n")
         # scores are computed from the rounded values written to val.csv, so they recompute exactly
         val_written = read_predictions(d / "val.csv", targets, task).to_numpy()
@@ -137,9 +117,9 @@ class Experiment:
         write_json(d / "fold.json", result)
         return result
 
-    def write_seed(self, d: Path, targets: list[str], val_ids: list[str], val_pred: np.ndarray,
+    def write_predictions(self, d: Path, targets: list[str], val_ids: list[str], val_pred: np.ndarray,
                    test_ids: list[str], test_pred: np.ndarray) -> None:
-        """One seed's predictions of a seed-averaged fold, into its `fold_<k>/seed_<s>/` directory."""
+        """val.csv and test.csv into `d`: a fold's, or one seed's of a seed-averaged fold (`fold_<k>/seed_<s>/`)."""
         write_csv(d / "val.csv", predictions_frame(val_ids, val_pred, targets, self.task))
         write_csv(d / "test.csv", predictions_frame(test_ids, test_pred, targets, self.task))
 

@@ -1,13 +1,6 @@
-"""Run feature extraction and the (experiment, fold) grid as Ray tasks, on a local Ray instance or a
-cluster (--address): the shell scripts' work spread over many processes or machines (docs/SCALE_OUT.md).
-
-    python -m competition.pipeline.launch [--exp EXP ...] [--folds 0 1 ...] [--data DIR] [--workdir W]
-        [--address auto|HOST:PORT] [--cpus N] [--cpus-per-task 1] [--gpus-per-task 0]
-        [--shards N] [--max-retries 2] [--set key=value ...] [--no-wandb] [--task eri|va|expr]
-
-Every task runs the scripts' own code in a fresh worker process (`max_calls=1`), so their guarantees
-hold: finished folds are skipped, results are written atomically, a task whose process dies is rerun up
-to --max-retries times and resumes, and a task that raises is recorded in `<workdir>/launch.json`."""
+"""Run feature extraction and the (experiment, fold) grid as Ray tasks, locally or on a cluster (--address),
+each in a fresh worker process running the scripts' own code, so finished folds are skipped and a dead
+task is retried and resumes (docs/SCALE_OUT.md)."""
 from __future__ import annotations
 
 import argparse
@@ -19,7 +12,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from competition.core.io import write_json
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.data.task import add_dataset_arguments, get_task
 from competition.features.store import extract
 from competition.folds import n_folds_of, read_folds
@@ -148,9 +141,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--set", dest="overrides", action="append", default=[], help="config override key=value")
     ap.add_argument("--no-wandb", action="store_true")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     names = a.exp or default_experiments(a.task)
     if not names:
         ap.error(f"no --exp given and no {a.task} config is flagged `default: true`")

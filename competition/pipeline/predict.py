@@ -1,28 +1,5 @@
 """Predict the emotion intensities of new reaction videos with a blend's fold models.
-
-    python -m competition.pipeline.predict VIDEO... [--blend NAME|CARD.json] [--out FILE.csv|FILE.json]
-                                  [--workdir W] [--device cpu|cuda] [--jobs N] [-q | -v]
-
-ERI only (whole clips): the per-frame tasks (--task va|expr) are refused with a pointer to their route
-(Test videos of an Aff-Wild2-layout dataset, then make_submission). Every fold model is loaded first, so
-a model that cannot be loaded fails before any feature is extracted.
-
-The blend is a card written by make_submission.py (default: the newest card in submissions/). For each
-member experiment, the features its config names are extracted by the same extractors and feature store
-as in training, into a temporary Hume-layout folder holding the videos; every fold model in
-oof/<exp>/fold_<k>/ is loaded (Model.load) and their predictions are averaged, as for the Test clips;
-the members are then weighted as in the card. Audio is the sibling <video>.wav when there is one, else
-the video's own audio track (PyAV, 16 kHz mono).
-
-Each row says what was actually seen beside the prediction, so an imputed row is never mistaken for
-one made from the video:
-  face_rate  share of the sampled frames with a detected face (empty when no member reads faces)
-  audio_s    seconds of audio found
-  status     ok | no_face (face_rate below 0.2) | no_audio | no_face+no_audio: predicted, the models
-             imputing the missing features as in training | media_error: REASON (the video cannot be
-             read, or one of its features failed): no prediction, the values are empty
-A video with any problem gets one warning line on stderr.
-"""
+More: docs/PIPELINE.md, "Predicting new videos: predict"."""
 from __future__ import annotations
 
 import argparse
@@ -40,7 +17,7 @@ import pandas as pd
 import soundfile as sf
 
 from competition.core.io import read_json
-from competition.core.log import UserError, add_log_arguments, command, setup_logging
+from competition.core.log import UserError, command, parse_and_log
 from competition.core.paths import Workdir
 from competition.data.contract import SPLIT_COL, Dataset, media_path
 from competition.data.task import add_task_argument, get_task
@@ -278,7 +255,7 @@ def load_members(card: Card, wd: Workdir, device: str | None = None) -> list[tup
 def predict_videos(videos: list[Path], card: Card, wd: Workdir, device: str | None = None,
                    jobs: int = 1) -> pd.DataFrame:
     """One row per video: `video`, the card's targets (in the task's range; empty for a media error),
-    then what was seen: `face_rate`, `audio_s`, `status` (module docstring). Warns once per problem video."""
+    then what was seen: `face_rate`, `audio_s`, `status` (docs/PIPELINE.md). Warns once per problem video."""
     lo, hi = get_task().value_range
     members = load_members(card, wd, device)
     values = np.full((len(videos), len(card.targets)), np.nan)
@@ -329,9 +306,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--device", default=None, help="cpu or cuda for neural models (default: CUDA if present)")
     ap.add_argument("--jobs", type=int, default=1, help="parallel clips during feature extraction")
     add_task_argument(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     if get_task(a.task).granularity != "clip":
         ap.error(f"predict scores whole clips (task eri); for the per-frame task {a.task}, add the videos as "
                  "Test videos of an Aff-Wild2-layout dataset and run make_submission (docs/AFFWILD2.md)")

@@ -1,14 +1,5 @@
-"""One HTML page with PNG figures about everything in a work directory.
-
-    python -m competition.pipeline.report [--data DIR] [--workdir W] [--out DIR] [--storage URL_OR_FILE ...]
-
-Sections: leaderboard of finished experiments (OOF mean PCC, spread over folds, per emotion, fraction of
-the oracle ceiling when the data is the embedded synthetic set); blends (gain per added model, nested vs
-in-sample); the best experiment's predictions (predicted-vs-true scatter and quantised-intensity confusion
-matrices per emotion, as seed 001 Figs 2-3); labels (quantised distributions, seed 001 Fig 4, and the
-emotion correlation matrix, seed 000 Fig 1); tuning (Optuna history, parameter importances, tuned vs
-untuned). Writes <workdir>/reports/index.html and its PNGs; open index.html in a browser.
-"""
+"""One HTML page with PNG figures about a work directory (leaderboard, blends, predictions, labels,
+tuning): <workdir>/reports/index.html (docs/TUNING.md, "Report")."""
 from __future__ import annotations
 
 import argparse
@@ -22,6 +13,7 @@ from typing import Any
 import matplotlib
 
 matplotlib.use("Agg")
+matplotlib.rcParams["axes.titlesize"] = 9
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import optuna  # noqa: E402
@@ -32,7 +24,7 @@ from competition.pipeline.ensembling.caruana import caruana_select  # noqa: E402
 from competition.pipeline.ensembling.library import finished_experiments, load_library  # noqa: E402
 from competition.pipeline.experiment import experiment_modality, read_predictions, skipped_experiments  # noqa: E402
 from competition.core.io import read_json, write_text  # noqa: E402
-from competition.core.log import add_log_arguments, command, setup_logging  # noqa: E402
+from competition.core.log import command, parse_and_log  # noqa: E402
 from competition.core.metrics import pcc_per_column  # noqa: E402
 from competition.pipeline.study_storage import DEFAULT_STORAGE, open_storage  # noqa: E402
 from competition.data.task import add_dataset_arguments, open_dataset  # noqa: E402
@@ -115,7 +107,6 @@ def fig_scatter(pred: np.ndarray, true: np.ndarray, targets: list[str], path: Pa
         ax.scatter(true[:, j], pred[:, j], s=6, alpha=0.5)
         ax.plot([0, 1], [0, 1], color="grey", lw=0.6)
         ax.set(xlim=(0, 1), ylim=(0, 1), title=f"{t}  r={r[j]:.2f}", xlabel="true", ylabel="predicted")
-        ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -127,7 +118,6 @@ def fig_confusions(pred: np.ndarray, true: np.ndarray, targets: list[str], path:
         ax.set_xticks(ticks, [f"{k / N_LEVELS:.1f}" for k in ticks], fontsize=5, rotation=90)
         ax.set_yticks(ticks, [f"{k / N_LEVELS:.1f}" for k in ticks], fontsize=5)
         ax.set(title=t, xlabel="predicted level", ylabel="true level")
-        ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -137,7 +127,6 @@ def fig_label_levels(y: np.ndarray, targets: list[str], path: Path) -> str:
         counts = np.bincount(quantise(y[:, j]), minlength=N_LEVELS)
         ax.bar(np.arange(N_LEVELS) / N_LEVELS + 0.05, counts, width=0.09, color="#72b7b2")
         ax.set(title=f"{t} (mean {y[:, j].mean():.2f})", xlabel="intensity level", ylabel="clips", xlim=(0, 1))
-        ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -157,7 +146,6 @@ def fig_blend_steps(steps: list[dict], title: str, path: Path) -> str:
     ax.set_ylim(min(scores) - pad, max(scores) + 2 * pad)
     ax.set_xlim(-0.5, len(steps) - 0.5)
     ax.set(ylabel="mean PCC", title=title)
-    ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -177,7 +165,6 @@ def fig_history(study: optuna.Study, path: Path) -> str:
     if base is not None:
         ax.axhline(base.value, color="k", ls=":", lw=1, label=f"config as written {base.value:.4f}")
     ax.set(xlabel="trial", ylabel="objective (CV mean PCC)", title=study.study_name)
-    ax.title.set_fontsize(9)
     ax.legend(fontsize=7)
     return _save(fig, path)
 
@@ -187,7 +174,6 @@ def fig_importances(importances: dict[str, float], title: str, path: Path) -> st
     fig, ax = plt.subplots(figsize=(6, 0.4 * len(names) + 1.4))
     ax.barh(names, [importances[n] for n in names], color="#f58518")
     ax.set(xlabel="importance (fANOVA, normalised)", title=title, xlim=(0, 1))
-    ax.title.set_fontsize(9)
     return _save(fig, path)
 
 
@@ -200,10 +186,8 @@ class StudyInfo:
 
 
 def find_studies(oof_root: Path, extra_storages: list[str]) -> list[StudyInfo]:
-    """Every study in the experiments' default storages (oof/*/tune/optuna.journal, or optuna.db as written
-    before the journal became the default) and in the given storages."""
-    specs = [str(p) for pattern in (DEFAULT_STORAGE, "tune/optuna.db")
-             for p in sorted(Path(oof_root).glob(f"*/{pattern}"))] + list(extra_storages)
+    """Every study in the experiments' default storages (oof/*/tune/optuna.journal) and the given ones."""
+    specs = [str(p) for p in sorted(Path(oof_root).glob(f"*/{DEFAULT_STORAGE}"))] + list(extra_storages)
     out = []
     for spec in specs:
         st = open_storage(spec)
@@ -423,9 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="output folder (default <workdir>/reports)")
     ap.add_argument("--storage", action="append", default=[], help="extra Optuna storage (repeatable)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     if a.task != "eri":
         ap.error("--task eri only: the Aff-Wild2 tasks have their tables from `python -m competition.pipeline.results "
                  "--task va|expr`")

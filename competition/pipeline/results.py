@@ -1,15 +1,5 @@
-"""The results table of every finished experiment, written to docs/RESULTS.md:
-
-    python -m competition.pipeline.results [--workdir W] [--data DIR] [--out docs/RESULTS.md] [--task eri|va|expr]
-
-One row per experiment directory with a metrics.json made on this dataset: the task's OOF score (ERI:
-mean PCC, VA: mean CCC, EXPR: macro-F1), its fraction of the oracle ceiling (from the synthetic
-generator's truth file, when the data is the synthetic set), per-target OOF scores and the wall-clock
-seconds per fold on this machine (features + fit + predict, mean over folds). A constant predictor row
-anchors the table (the correlation metrics score it 0).
-
-Hand-written text after the line `<!-- notes -->` in the existing file is kept when it is regenerated.
-"""
+"""The results table of every finished experiment (docs/RESULTS.md); hand-written text after the line
+`<!-- notes -->` is kept when it is regenerated."""
 from __future__ import annotations
 
 import argparse
@@ -22,7 +12,7 @@ import numpy as np
 from competition.data.contract import DataError
 from competition.pipeline.experiment import experiment_modality
 from competition.core.io import read_json, write_text
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.paths import REPO_ROOT
 from competition.data.task import ERI, Task, add_dataset_arguments, get_task
 
@@ -124,9 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None,
                     help="default: docs/RESULTS.md (eri), docs/RESULTS_<TASK>.md (other tasks)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task = get_task(a.task)
     out = a.out or REPO_ROOT / "docs" / ("RESULTS.md" if task.name == "eri" else f"RESULTS_{task.name.upper()}.md")
     wd = task.workdir(a.workdir, a.data)

@@ -1,34 +1,6 @@
 """Train one fold of one or more experiments and write their fold results; finalize an experiment
 (oof.csv, test.csv, metrics.json) once all its folds are done.
-
-    python -m competition.pipeline.run_fold --fold K [--exp EXP ...] [--data DIR] [--workdir W]
-                                            [--set key=value ...] [--jobs N] [--force] [--all-folds]
-                                            [--no-wandb] [--task eri|va|expr]
-
-With no --exp, the task's configs flagged `default: true` run. A finished fold is skipped (rerun
-resumes). Each trained fold is a W&B run (offline by default; see competition.pipeline.tracking).
-
-Seed averaging: with `seeds: [0, 1, 2]` in the config each fold is trained once per seed (seed s + k for
-fold k) and its predictions are the mean over seeds; `fold_<k>/seed_<s>/` keeps each seed's model and
-predictions, and finalize adds every seed's own OOF and Test predictions beside the averaged ones.
-
-Multi-process (DistributedDataParallel, competition/models/distributed.py):
-    torchrun --nproc_per_node N -m competition.pipeline.run_fold --fold K --exp EXP ...
-gives the same fold as one process (batch_size is the global batch, each process trains on its shard);
-rank 0 extracts features and writes the fold directory, the other ranks write nothing.
-
-Before training, an experiment is skipped, with a message and a `skipped` record in its experiment.json,
-when it cannot learn anything on this dataset: every modality it reads (face, audio) is absent from
-every clip (competition.features.presence), or it reads a model folder that was not given (`model: ""`,
-e.g. the wav2vec2 configs without ERI_SPEECH_MODEL). The blend then works on the experiments that ran.
-One named with --exp is then an error (exit code 2), once the others have run. Models that choose on
-validation data (the neural models' early stopping, best epochs, LR plateaus) choose on a quarter of the
-training fold (folds.inner_split, grouped by subject), never on the held-out fold, and are then refitted on
-the whole training fold with those choices (the epoch count).
-
-Frame tasks train on every `train_stride`-th labelled frame of the training videos (config key, default
-1) and predict every frame of the held-out and Test videos, each from its context `window`.
-"""
+More: docs/PIPELINE.md, "Training folds: run_fold"."""
 from __future__ import annotations
 
 import argparse
@@ -55,7 +27,7 @@ from competition.features.registry import get_extractor, parse_feature_spec
 from competition.features.store import extract
 from competition.folds import FoldsError, fold_ids, inner_split, load_groups, n_folds_of, read_folds
 from competition.core.io import atomic_files
-from competition.core.log import add_log_arguments, command, progress_disabled, setup_logging
+from competition.core.log import command, parse_and_log, progress_disabled
 from competition.features.bank import FeatureBank, Windows
 from competition.models.base import Model
 from competition.models.distributed import barrier, init_from_env, is_main, shutdown, world
@@ -282,7 +254,7 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
             if len(fits) == 1:
                 fit.model.save(staging)
             for s, f in zip(seeds_of(cfg), fits if len(fits) > 1 else []):
-                exp.write_seed(staging / f"seed_{s}", ds.targets, f.val_ids, f.val_pred, f.test_ids, f.test_pred)
+                exp.write_predictions(staging / f"seed_{s}", ds.targets, f.val_ids, f.val_pred, f.test_ids, f.test_pred)
                 f.model.save(staging / f"seed_{s}")
         seconds = {key: sum(f.seconds[key] for f in fits) for key in fit.seconds}
         info = {"seed": fit.seed, "seconds": {**seconds, "total": time.perf_counter() - t0},
@@ -316,9 +288,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     init_from_env()  # under torchrun: join the process group
     task, wd, ds = open_dataset(a)
     for w in ds.warnings:

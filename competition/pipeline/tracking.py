@@ -1,9 +1,5 @@
-"""Weights & Biases run tracking that never gets in the way.
-
-Offline by default (runs land in `<workdir>/wandb/offline-run-*`; upload later with `wandb sync`), off with
-`--no-wandb` or WANDB_MODE=disabled, and any wandb failure becomes one warning, never a crashed run.
-Every run has group = experiment, job_type = fold / tune / blend and a readable name (EXP-fK).
-"""
+"""Weights & Biases tracking that never gets in the way: offline by default, off with `--no-wandb` or
+WANDB_MODE=disabled, any wandb failure one warning (docs/TUNING.md, "W&B tracking")."""
 from __future__ import annotations
 
 import os

@@ -1,18 +1,5 @@
-"""Hyper-parameter search with Optuna over an experiment config's `search_space`.
-
-    python -m competition.pipeline.tune EXP --trials N [--storage FILE|URL] [--study NAME] [--fast] [--seed S]
-                               [--heartbeat S] [--data DIR] [--workdir W] [--set key=value ...] [--out PATH]
-                               [--no-wandb] [--task eri|va|expr]
-
-Objective: the task's metric averaged over folds of each fold's val score (`--fast`: fold 0 only), from
-run_fold's own fit_fold, in memory (oof/<exp>/ is never touched); pruned per epoch and per fold
-(MedianPruner). Trial 0 of a new study is the config as written. The best trial is written to
-<workdir>/tuned/<exp>_tuned.yaml, which every command finds by name. `--trials N` is the study's total:
-rerunning resumes it and workers on one storage share it (MaxTrialsCallback). Storage: a journal file
-(default oof/<exp>/tune/optuna.journal), an SQLite file (.db) or a database URL (postgresql://...), whose
-heartbeats fail and retry a dead worker's trial (RetryHeartbeatStaleTrialCallback). Guarantees and their
-limits: docs/TUNING.md.
-"""
+"""Hyper-parameter search with Optuna over a config's `search_space`, on run_fold's own fit_fold; the best
+trial goes to <workdir>/tuned/<exp>_tuned.yaml. Storages, workers and guarantees: docs/TUNING.md."""
 from __future__ import annotations
 
 import argparse
@@ -33,7 +20,7 @@ import yaml
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from competition.core.io import write_text
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 from competition.core.metrics import ConstantPredictionWarning
 from competition.core.paths import Workdir
 from competition.data.contract import Dataset
@@ -235,9 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--out", type=Path, default=None, help="tuned config path (default WORKDIR/tuned/<exp>_tuned.yaml)")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task, wd, ds = open_dataset(a)
     cfg = load_config(a.exp, a.overrides, wd.tuned, task.name)
     # SIGTERM (kill, SLURM pre-emption) as Ctrl-C: Optuna then marks the running trial FAIL, freeing its place

@@ -1,16 +1,6 @@
 """Choose a blend of finished experiments, judged by nested CV (the submission command is
 `python make_submission.py`, competition/submission.py).
-
-Every method is scored twice: in-sample (fitted and scored on all OOF clips) and nested (fitted on the
-other folds, scored on the held-out fold). `best` takes the method with the best nested score; when no
-blend beats the best single model there, the single model is the submission and the card says so.
-The claim (`claimed_<metric>` in the card) also accounts for that choice: per fold, the method and
-post-processing are chosen on the other folds' held-out predictions, and that choice scores the fold.
-Writes submissions/<name>.csv (+ .zip holding only it) and a JSON card <name>.json. Tasks whose metric
-is not mean PCC (VA: CCC, EXPR: macro-F1) blend by scoring their metric directly (direct.py) and write
-their own submission format under tasks/<task>/submissions/. With a subjects file in the work directory
-(subjects.csv), per-subject post-processing is a candidate too (postprocess.py); --no-subjects leaves it out.
-"""
+More: docs/PIPELINE.md, "Choosing the blend: blend.py"."""
 from __future__ import annotations
 
 import datetime as dt

@@ -1,12 +1,6 @@
-"""Ensemble selection (Caruana et al. 2004): sorted initialisation with the n best members, forward
-selection with replacement, a minimum gain per step, optional bagging over random subsets of the
-library, and the best ensemble seen returned (not the last).
-
-One selection loop (`forward_selection`) with a pluggable scorer. For mean PCC each step scores every
-candidate at once from the centred cross-products (moments.py): adding member m to the running sum s
-changes w.b by b[m] and w'Cw by 2(Cs)[m] + C[m, m], so a step is O(M^2 E) and never touches the clips.
-Other task metrics score the candidates on the predictions (direct.py).
-"""
+"""Ensemble selection (Caruana et al. 2004): the n best members to start, forward selection with
+replacement and a minimum gain per step, optional bagging, the best ensemble seen returned.
+More: docs/PIPELINE.md, "Ensemble selection: caruana.py"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field

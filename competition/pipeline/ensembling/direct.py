@@ -1,14 +1,5 @@
-"""Blends judged by any task metric, scored directly on the predictions (CCC for VA, macro-F1 of
-blended class probabilities for EXPR, or whatever a new task scores). Same contract as the moment-based
-methods (methods.py, nested.py): a `Blender` with non-negative weights summing to 1, an in-sample and a
-nested-CV score, a step table; only slower per step (each candidate is scored on the samples), which
-is fine for the few members a library holds.
-
-    best_single     the member with the best score (the baseline every blend must beat)
-    mean            every member with equal weight
-    caruana         ensemble selection with replacement, scored by the task metric
-    caruana_bagged  the same, averaged over bags of random halves of the library
-"""
+"""Blends judged by any task metric, scored directly on the predictions (CCC for VA, macro-F1 for EXPR).
+More: docs/PIPELINE.md, "Blends scored by any task metric: direct.py"."""
 from __future__ import annotations
 
 from typing import Callable
@@ -23,10 +14,6 @@ from competition.pipeline.ensembling.table import Step
 
 DIRECT_METHODS: tuple[str, ...] = ("best_single", "mean", "caruana", "caruana_bagged")
 Scorer = Callable[[np.ndarray, np.ndarray], float]
-
-
-def _blend(preds: np.ndarray, w: np.ndarray) -> np.ndarray:
-    return np.tensordot(w, preds, axes=1)
 
 
 class DirectScorer:
@@ -55,7 +42,7 @@ def _steps_of(names: list[str], w: np.ndarray, preds: np.ndarray, y: np.ndarray,
     for k, i in enumerate(order):
         keep = np.zeros(len(w))
         keep[order[: k + 1]] = w[order[: k + 1]]
-        s = score(_blend(preds, keep / keep.sum()), y)
+        s = score(np.tensordot(keep / keep.sum(), preds, axes=1), y)
         steps.append(Step(names[i], float(w[i]), s, 0.0 if k == 0 else s - prev))
         prev = s
     return steps

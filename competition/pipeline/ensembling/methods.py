@@ -1,19 +1,6 @@
-"""Blend methods. Each fits a `Blender` from the centred statistics of the clips it may look at and
-returns per-emotion weights that are non-negative and sum to 1, so a blend of [0, 1] predictions stays
-in [0, 1] (Pearson's r does not care about the scale, so nothing is lost by normalising).
-
-    best_single          the member with the best mean PCC (the baseline every blend must beat)
-    best_per_emotion     per emotion, the member with the best PCC (what the peers did)
-    mean, rank_mean      every member with equal weight, on raw predictions or on ranks
-    caruana              ensemble selection with replacement (caruana.py), shared weights
-    caruana_bagged       the same, averaged over bags of random halves of the library
-    caruana_per_emotion  a separate ensemble selection per emotion
-    nnls                 per emotion, non-negative least squares on centred predictions
-    pcc_opt              shared non-negative weights maximising mean PCC directly (L-BFGS-B)
-
-Ranks are each member's empirical CDF against a reference (its predictions on the fitting clips),
-so a single new video gets the same transform as the OOF and Test clips.
-"""
+"""Blend methods: each fits a `Blender` from the centred statistics of the clips it may look at, with
+per-emotion weights that are non-negative and sum to 1 (a blend of [0, 1] predictions stays in [0, 1]).
+More: docs/PIPELINE.md, "Blend methods"."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace

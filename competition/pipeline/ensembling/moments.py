@@ -1,11 +1,5 @@
 """Sufficient statistics for Pearson's r of any linear blend of library members.
-
-Per block of clips (a fold) we keep the sums of member predictions, of their pairwise products and of
-their products with the labels. Blocks add up, so the statistics of any union of folds cost O(M^2 E)
-instead of a pass over the clips, and the PCC of a blend with weights w is, per emotion,
-    r = w.b / sqrt(w'Cw * vy)     with C, b, vy the centred cross-products.
-Everything the selection methods score goes through here; nothing rescans the (M, N, E) matrix.
-"""
+More: docs/PIPELINE.md, "Moments for blends: moments.py"."""
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,15 +1,5 @@
 """Honest scores for blends: nested CV over the folds the members were trained on.
-
-For each fold f, the method is fitted on the OOF clips of the other folds and predicts fold f's clips;
-the held-out predictions of all folds are pooled and scored like any OOF (mean PCC over all clips). The
-in-sample score (fitted and scored on all OOF clips) is reported beside it: the difference is how much of
-a blend's gain comes from selecting on the very clips it is scored on.
-
-Post-processing is parameter-free, so it is judged on the same held-out predictions: it is kept only
-where it raises the nested score. The per-subject kinds are candidates only when the library has subjects.
-Choosing among candidates (methods x post-processing) by their nested scores is itself fitted to the
-folds: blend.choice_score scores the whole choice on folds that did not make it.
-"""
+More: docs/PIPELINE.md, "Nested CV for blends: nested.py"."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -31,7 +21,7 @@ class Evaluation:
     method: str
     blender: Blender                          # fitted on all OOF clips, with the chosen post-processing
     in_sample: float                          # that blender scored on the clips it was fitted on
-    nested: float                             # pooled held-out score (see the module docstring)
+    nested: float                             # pooled held-out score (docs/PIPELINE.md)
     nested_per_fold: dict[int, float]
     by_post: dict[str, tuple[float, float]]   # post-processing -> (in-sample, nested)
     held: dict[str, np.ndarray]               # post-processing -> held-out predictions (N, E)

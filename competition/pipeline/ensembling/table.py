@@ -1,8 +1,5 @@
-"""The step table printed for every blend: member, the modality it reads, weight, OOF mean PCC of the
-blend so far, gain. Caruana's table lists its forward steps; any other weighting is shown by adding
-members in order of decreasing weight (weights renormalised over the members added so far). The
-modality table sums the blend's weight per modality (face / audio / face+audio), so a user sees whether
-the face or the voice carries the signal on their data."""
+"""The step table printed for every blend and the modality table (blend weight per face / audio).
+More: docs/PIPELINE.md, "Step tables: table.py"."""
 from __future__ import annotations
 
 from dataclasses import dataclass
