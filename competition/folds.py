@@ -3,10 +3,9 @@
     python -m competition.folds --data DIR [--n-folds 5] [--seed 42] [--groups auto|subjects|estimate|none]
                                 [--subjects FILE] [--scheme kfold|official] [--workdir W] [--jobs N] [--force]
 
-Groups: with a subjects file (`Workdir.subjects`, or --subjects FILE) the folds are stratified and grouped
-(StratifiedGroupKFold), so no subject is on both sides of a split. With none, `--groups auto` writes it
-first, from data_info.csv's `Subject` column or else estimated (docs/SUBJECTS.md has the modes and the
-fallbacks to fewer folds or none); folds.json records where the groups came from and any fallback.
+Groups: stratified and grouped by the subjects file (StratifiedGroupKFold: no subject on both sides of a split),
+which `--groups auto` first writes from data_info.csv's `Subject` column or else estimates; modes and fallbacks:
+docs/SUBJECTS.md. folds.json records where the groups came from and any fallback.
 
 folds.csv has `File_ID,fold`: 0..K-1 for Train+Val clips, -1 for Test clips, and (scheme official only)
 -2 for Train clips that always train and are never validated. folds.json beside it records the dataset
@@ -27,7 +26,7 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from competition.core.io import read_json, write_csv, write_json
-from competition.core.log import UserError, add_log_arguments, command, setup_logging
+from competition.core.log import UserError, command, parse_and_log
 from competition.data.contract import ID_COL, SUBJECT_COL, Dataset, bracket_id, normalise_id
 from competition.data.subjects import (from_column, given_sources, known_subjects, read_subjects,
                                        write_subjects)
@@ -307,9 +306,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--force", action="store_true", help="overwrite an existing folds.csv")
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips when estimating subjects")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     task, wd, ds = open_dataset(a)
     ds = ds.units
     path = wd.folds

@@ -4,27 +4,10 @@ not their emotion, and write the work directory's subjects file (competition.dat
     python -m competition.features.subjects --data DIR [--workdir W] [--modalities face_identity,scene[,speaker]]
                                             [--threshold auto|X] [--jobs N] [--task eri|va|expr] [--force]
 
-1. Identity features (extractors in competition.features): `face_identity` (dlib's face-recognition
-   descriptor), `speaker` (GE2E speaker-verification embedding), `scene` (background, person masked).
-   Never emotion features: their clusters follow the emotion (bench/subjects_estimation.py).
-2. Per modality, distances over the median distance between clips (unrelated clips near 1): Euclidean
-   on the descriptor for the face (SAME_PERSON), cosine of standardised rows for the others.
-3. Each modality alone (with more than one): clustered as in 4; dropped, with the reason, when its groups
-   cannot group folds (`degenerate`), follow the labels, or it sees one person (SAME_PERSON).
-4. The face decides every pair of clips that both have one (PRIMARY); other pairs take the mean of the
-   modalities both have (none in common: the largest distance). Average linkage, cut with no number of
-   subjects where the mean silhouette is highest (auto_threshold). Deterministic; labels are read only
-   for the diagnostics.
-5. Confidence per clip: its silhouette clipped to [0, 1] (0 alone in its group), times 1 with a face,
-   else the share of modalities it has.
-Diagnostics (`subjects_estimate.json`): `usable` and `reason` (an unusable estimate must not group
-folds: `degenerate`, every modality dropped-worthy, or groups that follow the labels), threshold, groups,
-coverage, each modality alone, and the label association (AMI with the dominant emotion and eta^2 on
-Train/Val against 200 permutations of the groups). Results per corpus: docs/RESULTS_REAL.md.
-
-Scale: up to MAX_EXACT clips all pairs at once (memory O(n^2): 4,000 clips 0.85 GB). Above, a sample of
-MAX_EXACT clips is clustered that way and chooses the cut, the other clips join it or are clustered apart
-(cluster_blocks), and distances are taken BLOCK at a time: 25,000 clips in about 1 GB (docs/BENCHMARKS.md).
+Identity features only (face descriptor, room, voice on request), never emotion features; each modality
+dropped with its reason when alone it cannot group folds; the face decides the pairs that have one; average
+linkage cut where the mean silhouette is highest; above MAX_EXACT clips a sample chooses the cut and the
+rest join it, BLOCK distances at a time. How it works, step by step: docs/SUBJECTS.md "How the estimate works".
 """
 from __future__ import annotations
 
@@ -39,7 +22,7 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 
-from competition.core.log import add_log_arguments, command, setup_logging
+from competition.core.log import command, parse_and_log
 
 # `speaker` is not a default: on every corpus with known people here its groups followed the emotion or
 # found nobody (EmoDB, the embedded set; acted speech in issue 23). --modalities adds it.
@@ -520,18 +503,15 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-progress", action="store_true")
     ap.add_argument("--force", action="store_true", help="replace a subjects file of given (not estimated) subjects")
     add_dataset_arguments(ap)
-    add_log_arguments(ap)
-    a = ap.parse_args(argv)
-    setup_logging(a)
+    a = parse_and_log(ap, argv)
     modalities = [m.strip() for m in a.modalities.split(",") if m.strip()]
     _, wd, dataset = open_dataset(a, check_media=False)
-    dataset = dataset.units
     given = given_sources(wd.subjects)
     if given and not a.force:
         ap.error(f"{wd.subjects} holds given subjects ({', '.join(given)}); estimating would replace them. "
                  "Use --force, or another --workdir")
     try:
-        est, why, _ = estimate_into(dataset, wd, modalities, a.threshold, a.jobs, not a.no_progress)
+        est, why, _ = estimate_into(dataset.units, wd, modalities, a.threshold, a.jobs, not a.no_progress)
     except ValueError as exc:
         print(f"{exc}: no subjects estimated", file=sys.stderr)
         return 1
