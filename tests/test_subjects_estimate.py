@@ -210,6 +210,23 @@ def test_clip_without_any_identity_gets_its_own_subject_with_zero_confidence():
     assert est.diagnostics["clips_without_any_modality"] == 1
 
 
+def test_a_few_faceless_clips_do_not_decide_the_cut():
+    """30 loosely separated people (the best cut's silhouette is modest, as on in-the-wild photos) and 3
+    clips without a face: those stay singletons and the people are still found (before: 3 singletons + 1
+    group of everyone, ARI 0, as on lfw_expressions' 4 faceless photos of 3,052)."""
+    rng = np.random.default_rng(11)
+    sizes = [int(s) for s in rng.integers(4, 9, 30)]
+    face, truth = _planted(rng, sizes, dim=128, noise=1.2)
+    faceless = [0, 50, 100]
+    face[faceless] = np.nan
+    est = estimate_subjects([str(i) for i in range(len(truth))], {"face_identity": face}, "auto")
+    assert est.diagnostics["usable"], est.diagnostics["reason"]
+    seen = np.isfinite(face).all(1)
+    assert adjusted_rand_score(truth[seen], est.table["subject"].to_numpy()[seen]) > 0.95
+    assert est.table["subject"].iloc[faceless].nunique() == 3
+    assert (est.table["confidence"].iloc[faceless] == 0).all()
+
+
 def test_estimation_is_deterministic():
     rng = np.random.default_rng(5)
     a, _ = _planted(rng, [4, 6, 5, 3], noise=0.9)  # overlapping groups: ties and near-ties matter

@@ -320,8 +320,13 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     primary = dists.get(PRIMARY)
     others = [dm for name, dm in dists.items() if name != PRIMARY]
     d = fuse(others, primary)
-    clusters, t, curve = cluster(d, threshold)
     has = np.stack([np.isfinite(np.diagonal(dm)) for dm in dists.values()])
+    # a clip no modality describes is its own subject, outside the clustering: at the largest distance
+    # from every clip, a few such clips would make the best-silhouette cut "them vs everyone" (lfw: 4 of 3,052)
+    seen = has.any(0)
+    clusters = np.zeros(n, int)
+    clusters[seen], t, curve = cluster(d[np.ix_(seen, seen)], threshold)
+    clusters[~seen] = (clusters[seen].max() + 1 if seen.any() else 0) + np.arange((~seen).sum())
     coverage = has.mean(0) if primary is None else np.where(np.isfinite(np.diagonal(primary)), 1.0, has.mean(0))
     conf = confidence(d, clusters, coverage)
     report = _cluster_report(clusters, y, labelled, seed, min_groups)
