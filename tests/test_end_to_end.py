@@ -47,6 +47,7 @@ def test_scripts_end_to_end(tiny_synth, tmp_path):
     assert metrics["dataset"] == ds.fingerprint and len(metrics["fold_mean_pcc"]) == 5
 
     # a rerun resumes: every fold is skipped, results are unchanged
+    env["PREPARED"] = "1"  # the folds and DATA were checked by run_all.sh: no second prepare.sh
     again = run("bash", "scripts/run_fold.sh", "0", "ridge_audio").stderr
     assert "fold 0 already done" in again
     assert json.loads((exp / "metrics.json").read_text()) == metrics
