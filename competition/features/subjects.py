@@ -185,13 +185,9 @@ def silhouettes(cols_of, labels: np.ndarray) -> np.ndarray:
 
 
 def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: int = 200) -> tuple[float, list]:
-    """(threshold, [(threshold, n_clusters, silhouette), ...]): of the cuts between consecutive merge
-    heights, the one with the highest mean silhouette (ties: the lowest cut). The number of groups is not
-    constrained, and a cut is not made finer for the folds' sake: when the best cut is degenerate (one
-    group holding most clips, say), the data has no better grouping and the estimate is unusable (on every
-    corpus measured, docs/RESULTS_REAL.md, the best cut was not degenerate; searching for the best
-    non-degenerate one instead turned one person's noise into groups). At most `max_candidates` cuts,
-    evenly spaced over the merge order."""
+    """(threshold, [(threshold, n_clusters, silhouette), ...]): of the cuts between consecutive merge heights
+    (at most `max_candidates`, evenly spaced), the one with the highest mean silhouette (ties: the lowest cut),
+    degenerate or not (why: docs/SUBJECTS.md, "How the estimate works")."""
     n = len(d)
     if n < 3:
         return 0.0, []
@@ -349,11 +345,9 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     """Cluster clips `ids` by their identity embeddings ({modality: (n, D) with NaN rows for clips that
     have none}). `labels` (n, E), NaN rows for unlabelled clips, are used only for the diagnostics.
 
-    With several modalities each is first clustered alone; one whose groups are `degenerate` or follow
-    the labels, or that sees one person (SAME_PERSON), is dropped while another is not. PRIMARY, when
-    kept, decides every pair of clips that both have it. `diagnostics["usable"]` is False, with the
-    `reason`, when the final groups are degenerate or follow the labels (label_association), or every
-    modality is dropped-worthy: such an estimate must not group folds."""
+    Steps: docs/SUBJECTS.md, "How the estimate works". `diagnostics["usable"]` is False, with the `reason`,
+    when the groups are degenerate or follow the labels, or every modality is dropped-worthy: such an
+    estimate must not group folds."""
     ids = list(ids)
     n = len(ids)
     if not embeddings:

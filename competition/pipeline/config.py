@@ -105,12 +105,17 @@ def load_config(name_or_path: str | Path, overrides: list[str] | None = None, tu
     return cfg
 
 
-def config_hash(cfg: dict) -> str:
-    """Identity of what an experiment computes (name, tuning ranges, flags excluded; issue 24's selection in)."""
+def config_hash(cfg: dict, selects: bool | None = None) -> str:
+    """Identity of what an experiment computes (name, tuning ranges, flags excluded; issue 24's selection in:
+    `selects`, whether the model chooses on validation data, is asked of the model registry when not given)."""
     core = {k: v for k, v in cfg.items() if k not in ("name", "search_space", "default", "description")}
-    if cfg["model"] in list_models() and model_class(cfg["model"]).selects_on_validation:
+    if selects_on_validation(cfg) if selects is None else selects:
         core["selection"] = "inner split + refit"
     return hashlib.sha1(json.dumps(core, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+def selects_on_validation(cfg: dict) -> bool:
+    return cfg["model"] in list_models() and model_class(cfg["model"]).selects_on_validation
 
 
 def dump_config(cfg: dict) -> str:

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from competition.pipeline.config import config_hash, dump_config
+from competition.pipeline.config import config_hash, dump_config, selects_on_validation
 from competition.data.contract import Dataset, normalise_id
 from competition.features.presence import modality_label
 from competition.folds import n_folds_of
@@ -189,7 +189,8 @@ class Experiment:
                           if kk in v} for k, v in per_fold.items()},
             "seconds_total": float(sum(v.get("seconds", {}).get("total", 0.0) for v in per_fold.values())),
             "dataset": ds.fingerprint, "folds_fingerprint": folds_fingerprint(fold),
-            "config_hash": config_hash(self.cfg), "targets": targets,
+            "config_hash": config_hash(self.cfg), "selects_on_validation": selects_on_validation(self.cfg),
+            "targets": targets,
         }
         write_json(self.dir / "metrics.json", metrics)
         return metrics

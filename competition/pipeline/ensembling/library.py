@@ -80,7 +80,8 @@ def load_library(oof_root: Path, ds, names: list[str] | None = None, task: Task 
             raise ExperimentError(f"{d} was computed on dataset {m.get('dataset')}, not on {ds.root} "
                                   f"({ds.fingerprint}); refusing to blend artifacts of two datasets")
         dumped = d / "config.yaml"  # results of an older version (or an edited config) are another computation
-        if dumped.exists() and m.get("config_hash") != config_hash(yaml.safe_load(dumped.read_text())):
+        if dumped.exists() and m.get("config_hash") != config_hash(yaml.safe_load(dumped.read_text()),
+                                                                   m.get("selects_on_validation")):
             raise ExperimentError(f"{d} was computed by an older version or another config: rerun it with --force")
         fps.add(m.get("folds_fingerprint"))
         if m.get("task", "eri") != task.name:
