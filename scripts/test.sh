@@ -11,4 +11,8 @@ if [ -z "${ERI_NO_POSTGRES:-}" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/d
   { apt-get install -y -q postgresql || { apt-get update -q && apt-get install -y -q postgresql; }; } >/dev/null 2>&1 \
     || echo "test.sh: could not install the Debian package postgresql; tests/test_tune_postgres.py will skip" >&2
 fi
-python -m pytest "$@"
+# The fast suite runs on TEST_WORKERS (default 2) pytest-xdist workers; with -m (e.g. -m slow: tests that
+# start servers and kill processes) one test at a time
+workers=(-n "${TEST_WORKERS:-2}")
+for arg in "$@"; do case "$arg" in -m|-m*) workers=() ;; esac; done
+python -m pytest "${workers[@]}" "$@"
