@@ -30,7 +30,7 @@ uv_options() {
 # first time it is imported and cached; env.sh lets Python write its .pyc files)
 install() {
   if [ -x .venv/bin/uv ]; then
-    mapfile -t opts < <(uv_options)
+    [ -n "${opts+set}" ] || mapfile -t opts < <(uv_options)   # pip's configuration, read once
     .venv/bin/uv pip install -q --python .venv/bin/python --index-strategy unsafe-best-match "${opts[@]}" "$@"
   else
     .venv/bin/python -m pip install -q --no-compile "$@"

@@ -42,8 +42,8 @@ def config_path(name_or_path: str | Path, tuned: Path | None = None) -> Path:
     p = Path(name_or_path)
     folders = [CONFIG_DIR, *([tuned] if tuned else [])]
     found = [p] if p.suffix in (".yaml", ".yml") and p.exists() else [f / f"{p}.yaml" for f in folders]
-    if any(f.exists() for f in found):
-        return next(f for f in found if f.exists())
+    for hit in (f for f in found if f.exists()):
+        return hit
     known = sorted(x.stem for folder in folders for x in folder.glob("*.yaml"))
     raise ConfigError(f"no config {str(name_or_path)!r}{did_you_mean(str(name_or_path), known)} (looked for {p} and "
                       f"NAME.yaml in {', '.join(map(str, folders))}); known: {known}")
