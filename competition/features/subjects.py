@@ -5,7 +5,7 @@ not their emotion, and write the work directory's subjects file (competition.dat
                                             [--threshold auto|X] [--jobs N] [--task eri|va|expr] [--force]
 
 Identity features only (face descriptor, room, voice on request), never emotion features; each modality
-dropped with its reason when alone it cannot group folds; the face decides the pairs that have one; average
+dropped with its reason when alone it cannot group folds; the face decides the pairs that have one; complete
 linkage cut where the mean silhouette is highest; above MAX_EXACT clips a sample chooses the cut and the
 rest join it, BLOCK distances at a time. How it works, step by step: docs/SUBJECTS.md "How the estimate works".
 """
@@ -127,7 +127,7 @@ class Fused:
 def linkage(d: np.ndarray) -> np.ndarray:
     from scipy.cluster.hierarchy import linkage as _linkage
     from scipy.spatial.distance import squareform
-    return _linkage(squareform(d, checks=False), method="average")
+    return _linkage(squareform(d, checks=False), method="complete")
 
 
 def _by_first_appearance(raw: np.ndarray) -> np.ndarray:
@@ -210,7 +210,7 @@ def auto_threshold(d: np.ndarray, z: np.ndarray | None = None, max_candidates: i
 
 
 def cluster(d: np.ndarray, threshold: str | float = "auto") -> tuple[np.ndarray, float, list]:
-    """(labels, threshold, silhouette curve) of the average-linkage dendrogram of `d`."""
+    """(labels, threshold, silhouette curve) of the complete-linkage dendrogram of `d`."""
     if len(d) < 2:
         return np.zeros(len(d), int), 0.0, []
     z = linkage(d)
@@ -227,7 +227,7 @@ def cluster_blocks(dist, n: int, threshold: str | float = "auto", seed: int = 0
                    ) -> tuple[np.ndarray, float, list, dict]:
     """cluster() of the n clips whose distances `dist(i, j)` gives a block at a time. Up to MAX_EXACT
     clips, exactly. Above: a sample (`sample`) exactly, which chooses the cut t; every other clip joins
-    the sampled group at the smallest mean distance when that is within t (the merge average linkage
+    the sampled group whose farthest member is nearest when that is within t (the merge complete linkage
     would make), and the clips that join none are clustered among themselves at t in the same way.
     Returns (labels, t, the sample's silhouette curve, how many clips were sampled / joined / left)."""
     every = np.arange(n)
@@ -236,12 +236,12 @@ def cluster_blocks(dist, n: int, threshold: str | float = "auto", seed: int = 0
     chosen = sample(n, seed)
     labels = np.full(n, -1)
     labels[chosen], t, curve = cluster(dist(chosen, chosen), threshold)
-    members, sizes = _members(labels[chosen]), np.bincount(labels[chosen])
+    order, sizes = np.argsort(labels[chosen], kind="stable"), np.bincount(labels[chosen])
     rest = np.setdiff1d(every, chosen)
     for r in _rows(len(rest), len(chosen)):
-        mean = members @ dist(chosen, rest[r]) / sizes[:, None]
-        best = mean.argmin(0)
-        labels[rest[r]] = np.where(mean[best, np.arange(len(r))] <= t, best, -1)
+        far = np.maximum.reduceat(dist(chosen[order], rest[r]), np.cumsum(sizes) - sizes, axis=0)
+        best = far.argmin(0)
+        labels[rest[r]] = np.where(far[best, np.arange(len(r))] <= t, best, -1)
     left = np.flatnonzero(labels < 0)
     if len(left):
         labels[left] = cluster_blocks(lambda i, j: dist(left[i], left[j]), len(left), t, seed)[0] + sizes.size
