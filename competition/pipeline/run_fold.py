@@ -277,6 +277,15 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     return metrics
 
 
+def claim(path: Path) -> bool:
+    """True for the one process that creates `path` first (O_EXCL)."""
+    try:
+        path.touch(exist_ok=False)
+    except FileExistsError:
+        return False
+    return True
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -287,6 +296,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
+    ap.add_argument("--features-only", action="store_true", help="extract the experiments' features, train nothing")
+    ap.add_argument("--claim-dir", type=Path, default=None,
+                    help="share the (experiment, fold) pairs with the processes given the same folder: each trains "
+                         "the next pair none has claimed (scripts/run_all.sh)")
     add_dataset_arguments(ap)
     a = parse_and_log(ap, argv)
     init_from_env()  # under torchrun: join the process group
@@ -300,8 +313,14 @@ def main(argv: list[str] | None = None) -> int:
     if not folds:
         ap.error("give --fold K (repeatable) or --all-folds")
     jobs = [(load_config(name, a.overrides, wd.tuned, task.name), k) for name in names for k in folds]
+    if a.features_only:  # with --jobs workers, before processes sharing the fits would extract the same clips
+        for cfg in {c["name"]: c for c, _ in jobs}.values():
+            if not skip_reason(cfg, ds, wd.features, a.jobs, subjects_for(cfg, ds, wd)):
+                extract(ds.units, cfg["features"], wd.features, jobs=a.jobs, progress=not a.quiet, require=True)
+        return 0
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=progress_disabled(len(jobs) > 1 and not a.quiet)):
-        run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
+        if a.claim_dir is None or claim(a.claim_dir / f"{cfg['name']}-{k}"):
+            run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
     shutdown()
     named = {c["name"] for c, _ in jobs} if a.exp else set()  # the default set may skip; a named one may not
     cannot = {n: why for n, why in skipped_experiments(wd.oof, ds.fingerprint).items() if n in named}
