@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -31,8 +32,7 @@ MODALITIES: tuple[str, ...] = ("face_identity", "scene")
 # verification threshold): a modality whose median pair is closer sees one person.
 SAME_PERSON: dict[str, float] = {"face_identity": 0.6}
 # Such a modality is embedded on SAMPLE clips first, and no further when their median is below its rule by
-# MARGIN: it could not group folds. Samples of 40 on the real face corpora: medians 0.71-0.87 (whole
-# corpora 0.75-0.85); on the embedded set, whose people share one face, 0.21-0.24 (whole set 0.22).
+# MARGIN: it could not group folds (docs/SUBJECTS.md, "How the estimate works", 3).
 SAMPLE, MARGIN = 40, 0.1
 PRIMARY = "face_identity"  # decides the pairs that have it: voices and rooms follow emotions and light
 # `degenerate`: fewer groups than folds, one group with most clips, or most clips alone (= no grouping)
@@ -344,11 +344,10 @@ def _alone(m: Modality, min_groups: int, y: np.ndarray | None, labelled: np.ndar
 
 
 def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], threshold: str | float = "auto",
-                      labels: np.ndarray | None = None, seed: int = 0, min_groups: int = MIN_GROUPS,
-                      dropped: dict[str, str] | None = None) -> Estimate:
+                      labels: np.ndarray | None = None, seed: int = 0, min_groups: int = MIN_GROUPS
+                      ) -> Estimate:
     """Cluster clips `ids` by their identity embeddings ({modality: (n, D) with NaN rows for clips that
-    have none}). `labels` (n, E), NaN rows for unlabelled clips, are used only for the diagnostics;
-    `dropped`: modalities left out before (load_embeddings), with the reason.
+    have none}). `labels` (n, E), NaN rows for unlabelled clips, are used only for the diagnostics.
 
     Steps: docs/SUBJECTS.md, "How the estimate works". `diagnostics["usable"]` is False, with the `reason`,
     when the groups are degenerate or follow the labels, or every modality is dropped-worthy: such an
@@ -360,8 +359,8 @@ def estimate_subjects(ids: Sequence[str], embeddings: dict[str, np.ndarray], thr
     for name, x in embeddings.items():
         if len(x) != n:
             raise ValueError(f"modality {name!r}: {len(x)} rows for {n} clips")
-    dropped = {**(dropped or {}), **{name: "the same for every clip (e.g. placeholder videos)"
-                                     for name, x in embeddings.items() if _constant(x)}}
+    dropped = {name: "the same for every clip (e.g. placeholder videos)" for name, x in embeddings.items()
+               if _constant(x)}
     embeddings = {name: x for name, x in embeddings.items() if name not in dropped}
     if not embeddings:
         raise ValueError(f"no modality tells clips apart: {dropped}")
@@ -439,37 +438,31 @@ def warnings_of(diag: dict[str, Any]) -> list[str]:
 
 # ---------------------------------------------------------------- features of a dataset
 
-def _stacked(store, ids: list[str]) -> np.ndarray | None:
-    """(len(ids), D) of the stored outputs, NaN rows for clips without one; None when no clip has one."""
-    rows = [store.load(c) for c in ids]
-    dim = next((len(r.x) for r in rows if r is not None), 0)
-    return np.stack([r.x if r is not None else np.full(dim, np.nan, np.float32) for r in rows]) if dim else None
-
-
 def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 1, progress: bool = True
                     ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """Extract (resumably) and load one (n, D) matrix per modality over dataset.ids, NaN rows where a clip
     failed extraction (its reason is in the store's failures.csv); and the modalities dropped on a sample
     (SAMPLE, MARGIN), with the reason."""
-    from competition.features.store import FeatureStore, extract_one
+    from competition.features.registry import FeatureError
+    from competition.features.store import FeatureStore, extract_one, pooled_matrix
     out, dropped, ids = {}, {}, list(dataset.ids)
     for name in modalities:
         store = FeatureStore.for_spec(root, name)
         if name in SAME_PERSON and len(ids) > SAMPLE:
-            first = [ids[i] for i in sample(len(ids), k=SAMPLE)]
+            first, median = [ids[i] for i in sample(len(ids), k=SAMPLE)], np.nan
             extract_one(dataset, name, root, first, jobs=jobs, progress=progress)
-            x = _stacked(store, first)
-            median = np.nan if x is None else Modality.of(x, euclidean=True).median
+            with suppress(FeatureError):  # no clip of the sample has one: all are embedded
+                median = Modality.of(pooled_matrix(name, root, first), euclidean=True).median
             if median < SAME_PERSON[name] - MARGIN:
                 dropped[name] = (f"most clip pairs of a sample of {SAMPLE} clips are one person by its own rule "
                                  f"(median distance {median:.3f} < {SAME_PERSON[name]}): not embedded further")
                 continue
         report = extract_one(dataset, name, root, ids, jobs=jobs, progress=progress)
-        x = _stacked(store, ids)
-        if x is None:
+        try:
+            out[name] = pooled_matrix(name, root, ids)
+        except FeatureError:
             warnings.warn(f"modality {name!r}: no clip could be embedded (see {store.dir / 'failures.csv'})")
             continue
-        out[name] = x
         if progress:
             print(f"{name}: {len(ids) - report.failed} of {len(ids)} clips embedded -> {store.dir}")
     return out, dropped
@@ -494,7 +487,8 @@ def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshol
         labels = np.full((len(dataset.ids), len(dataset.emotions)), np.nan)
         pos = {c: i for i, c in enumerate(dataset.ids)}
         labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
-    est = estimate_subjects(dataset.ids, emb, threshold, labels, dropped=dropped)
+    est = estimate_subjects(dataset.ids, emb, threshold, labels)
+    est.diagnostics["dropped"].update(dropped)
     why = None if est.diagnostics["usable"] else est.diagnostics["reason"]
     wd.subjects.parent.mkdir(parents=True, exist_ok=True)
     if why is None:

@@ -8,6 +8,7 @@ import logging
 import random
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -42,14 +43,11 @@ Reporter = Callable[[int, dict[str, float]], None]
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    try:
-        import torch
-        torch.manual_seed(seed)
-        # what torch.use_deterministic_algorithms(True, warn_only=True) sets, without the Inductor import it
-        # also does for torch.compile's flag (~2 s per process; nothing here compiles)
-        torch._C._set_deterministic_algorithms(True, warn_only=True)
-    except ImportError:
-        pass
+    import torch  # a requirement (requirements.txt), imported only by the processes that train
+    torch.manual_seed(seed)
+    # what torch.use_deterministic_algorithms(True, warn_only=True) sets, without the Inductor import it
+    # also does for torch.compile's flag (~2 s per process; nothing here compiles)
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
 
 
 @dataclass
@@ -279,11 +277,10 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
 
 def claim(path: Path) -> bool:
     """True for the one process that creates `path` first (O_EXCL)."""
-    try:
+    with suppress(FileExistsError):
         path.touch(exist_ok=False)
-    except FileExistsError:
-        return False
-    return True
+        return True
+    return False
 
 
 @command
