@@ -294,9 +294,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
     ap.add_argument("--features-only", action="store_true", help="extract the experiments' features, train nothing")
-    ap.add_argument("--claim-dir", type=Path, default=None,
-                    help="share the (experiment, fold) pairs with the processes given the same folder: each trains "
-                         "the next pair none has claimed (scripts/run_all.sh)")
+    ap.add_argument("--claim-dir", type=Path, default=None, help="share the (experiment, fold) pairs with the "
+                    "processes given the same folder: each trains the next one none has claimed (run_all.sh)")
     add_dataset_arguments(ap)
     a = parse_and_log(ap, argv)
     init_from_env()  # under torchrun: join the process group
