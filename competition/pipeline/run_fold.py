@@ -314,6 +314,8 @@ def main(argv: list[str] | None = None) -> int:
             if not skip_reason(cfg, ds, wd.features, a.jobs, subjects_for(cfg, ds, wd)):
                 extract(ds.units, cfg["features"], wd.features, jobs=a.jobs, progress=not a.quiet, require=True)
         return 0
+    if a.claim_dir:  # the models that fit twice (inner split, then refit) first: the last pairs left are short
+        jobs.sort(key=lambda job: not model_class(job[0]["model"]).selects_on_validation)
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=progress_disabled(len(jobs) > 1 and not a.quiet)):
         if a.claim_dir is None or claim(a.claim_dir / f"{cfg['name']}-{k}"):
             run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
