@@ -149,7 +149,7 @@ def dataset_embeddings(root: Path, workdir: Path, modalities: list[str], truth_f
     pos = {c: i for i, c in enumerate(ds.ids)}
     labels[[pos[c] for c in ds.labelled_ids]] = ds.labels(ds.labelled_ids)
     t0 = time.perf_counter()
-    emb = load_embeddings(ds, modalities, workdir / "features", jobs, progress=False)
+    emb, _ = load_embeddings(ds, modalities, workdir / "features", jobs, progress=False)
     print(f"{root.name}: features in {time.perf_counter() - t0:.0f} s; coverage "
           + ", ".join(f"{k} {np.isfinite(v).all(1).mean():.2f}" for k, v in emb.items()))
     return list(ds.ids), emb, truth, labels

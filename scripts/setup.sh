@@ -47,14 +47,16 @@ if [ ! -f "$stamp" ] || [ "$(cat "$stamp")" != "$want" ]; then
   # local index holds soundfile's pure wheel only (it needs a system libsndfile), pip finds the bundling one
   .venv/bin/python -c "import soundfile" 2>/dev/null \
     || .venv/bin/python -m pip install -q --no-deps --force-reinstall "$(grep '^soundfile==' requirements.txt)"
-  # librosa's numba kernels compile once per .venv (~20 s; otherwise every feature-extraction worker of the
-  # first run pays it), beside the rest of the install
-  env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -c "import numpy as np, librosa, pandas, scipy.stats, cv2
-import sklearn.ensemble, sklearn.linear_model, sklearn.svm, skops.io, opensmile, optuna, wandb
-librosa.feature.mfcc(y=np.zeros(16000, np.float32), sr=16000)" & warm=$!
+  # librosa's numba kernels compile once per .venv (~15 CPU s; otherwise every feature-extraction worker of the
+  # first run pays it) and the big packages write their .pyc files: two processes, beside the rest of the install
+  warm() { env -u PYTHONDONTWRITEBYTECODE .venv/bin/python -c "$1" & }
+  warm "import numpy as np, librosa; librosa.feature.mfcc(y=np.zeros(16000, np.float32), sr=16000)"; numba=$!
+  warm "import pandas, scipy.stats, cv2, sklearn.ensemble, sklearn.linear_model, sklearn.svm, skops.io, opensmile
+import optuna, wandb, torch"; pyc=$!
   install --no-deps -r requirements-nodeps.txt
   install --no-deps --no-build-isolation -e .   # console entry points (pyproject.toml)
-  wait "$warm" || echo "setup: warming librosa's compile cache failed; the first run will compile it" >&2
+  wait "$numba" || echo "setup: warming librosa's compile cache failed; the first run will compile it" >&2
+  wait "$pyc" || true
   echo "$want" > "$stamp"
 fi
 if [ "${1:-}" = dev ]; then

@@ -46,10 +46,16 @@ def test_scripts_end_to_end(tiny_synth, tmp_path):
     assert metrics["oof_mean_pcc"] == pytest.approx(recomputed, abs=1e-9)
     assert metrics["dataset"] == ds.fingerprint and len(metrics["fold_mean_pcc"]) == 5
 
-    # a rerun resumes: every fold is skipped, results are unchanged
+    # a rerun resumes: every fold is skipped, results are unchanged; a process sharing the folds (run_all.sh
+    # with FOLD_JOBS > 1) leaves those another process has claimed
     env["PREPARED"] = "1"  # the folds and DATA were checked by run_all.sh: no second prepare.sh
-    again = run("bash", "scripts/run_fold.sh", "0", "ridge_audio").stderr
-    assert "fold 0 already done" in again
+    claims = tmp_path / "claims"
+    claims.mkdir()
+    for k in (1, 2, 3, 4):
+        (claims / f"ridge_audio-{k}").touch()
+    again = run("bash", "scripts/run_fold.sh", "all", "ridge_audio", "--", "--claim-dir", str(claims)).stderr
+    assert "fold 0 already done" in again and "fold 1 already done" not in again
+    assert (claims / "ridge_audio-0").exists()
     assert json.loads((exp / "metrics.json").read_text()) == metrics
 
     run(sys.executable, "make_submission.py", "--blend", "best", "--data", str(tiny_synth),

@@ -15,6 +15,7 @@ import argparse
 import sys
 import time
 import warnings
+from contextlib import suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +31,9 @@ MODALITIES: tuple[str, ...] = ("face_identity", "scene")
 # Euclidean distance as trained, and the network's own same-person distance (dlib's documented face
 # verification threshold): a modality whose median pair is closer sees one person.
 SAME_PERSON: dict[str, float] = {"face_identity": 0.6}
+# Such a modality is embedded on SAMPLE clips first, and no further when their median is below its rule by
+# MARGIN: it could not group folds (docs/SUBJECTS.md, "How the estimate works", 3).
+SAMPLE, MARGIN = 40, 0.1
 PRIMARY = "face_identity"  # decides the pairs that have it: voices and rooms follow emotions and light
 # `degenerate`: fewer groups than folds, one group with most clips, or most clips alone (= no grouping)
 MIN_GROUPS = 5
@@ -218,9 +222,9 @@ def cluster(d: np.ndarray, threshold: str | float = "auto") -> tuple[np.ndarray,
     return cut(z, t), t, curve
 
 
-def sample(n: int, seed: int = 0) -> np.ndarray:
-    """The clips clustered exactly when there are more than MAX_EXACT: a fixed random MAX_EXACT of them."""
-    return np.sort(np.random.default_rng(seed).choice(n, MAX_EXACT, replace=False))
+def sample(n: int, seed: int = 0, k: int | None = None) -> np.ndarray:
+    """A fixed random k of n clips (default: the MAX_EXACT clustered exactly when there are more)."""
+    return np.sort(np.random.default_rng(seed).choice(n, k or MAX_EXACT, replace=False))
 
 
 def cluster_blocks(dist, n: int, threshold: str | float = "auto", seed: int = 0
@@ -435,23 +439,33 @@ def warnings_of(diag: dict[str, Any]) -> list[str]:
 # ---------------------------------------------------------------- features of a dataset
 
 def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 1, progress: bool = True
-                    ) -> dict[str, np.ndarray]:
-    """Extract (resumably) and load one (n, D) matrix per modality over dataset.ids; NaN rows where a
-    clip failed extraction (its reason is in the store's failures.csv)."""
-    from competition.features.store import FeatureStore, extract_one
-    out = {}
+                    ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """Extract (resumably) and load one (n, D) matrix per modality over dataset.ids, NaN rows where a clip
+    failed extraction (its reason is in the store's failures.csv); and the modalities dropped on a sample
+    (SAMPLE, MARGIN), with the reason."""
+    from competition.features.registry import FeatureError
+    from competition.features.store import FeatureStore, extract_one, pooled_matrix
+    out, dropped, ids = {}, {}, list(dataset.ids)
     for name in modalities:
-        report = extract_one(dataset, name, root, jobs=jobs, progress=progress)
         store = FeatureStore.for_spec(root, name)
-        rows = [store.load(c) for c in dataset.ids]
-        dim = next((len(r.x) for r in rows if r is not None), 0)
-        if dim == 0:
+        if name in SAME_PERSON and len(ids) > SAMPLE:
+            first, median = [ids[i] for i in sample(len(ids), k=SAMPLE)], np.nan
+            extract_one(dataset, name, root, first, jobs=jobs, progress=progress)
+            with suppress(FeatureError):  # no clip of the sample has one: all are embedded
+                median = Modality.of(pooled_matrix(name, root, first), euclidean=True).median
+            if median < SAME_PERSON[name] - MARGIN:
+                dropped[name] = (f"most clip pairs of a sample of {SAMPLE} clips are one person by its own rule "
+                                 f"(median distance {median:.3f} < {SAME_PERSON[name]}): not embedded further")
+                continue
+        report = extract_one(dataset, name, root, ids, jobs=jobs, progress=progress)
+        try:
+            out[name] = pooled_matrix(name, root, ids)
+        except FeatureError:
             warnings.warn(f"modality {name!r}: no clip could be embedded (see {store.dir / 'failures.csv'})")
             continue
-        out[name] = np.stack([r.x if r is not None else np.full(dim, np.nan, np.float32) for r in rows])
         if progress:
-            print(f"{name}: {len(rows) - report.failed} of {len(rows)} clips embedded -> {store.dir}")
-    return out
+            print(f"{name}: {len(ids) - report.failed} of {len(ids)} clips embedded -> {store.dir}")
+    return out, dropped
 
 
 def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshold: str | float = "auto",
@@ -464,15 +478,17 @@ def estimate_into(dataset, wd, modalities: Sequence[str] | None = None, threshol
     from competition.data.subjects import write_subjects
     t0 = time.perf_counter()
     modalities = list(modalities or MODALITIES)
-    emb = load_embeddings(dataset, modalities, wd.features, jobs, progress)
+    emb, dropped = load_embeddings(dataset, modalities, wd.features, jobs, progress)
     if not emb:
-        raise ValueError(f"no modality of {list(modalities)} could be embedded for any clip of {dataset.root}")
+        raise ValueError(f"no modality of {list(modalities)} could be embedded for any clip of {dataset.root}"
+                         + "".join(f"; {name}: {why}" for name, why in dropped.items()))
     labels = None
     if hasattr(dataset, "emotions") and dataset.labelled_ids:
         labels = np.full((len(dataset.ids), len(dataset.emotions)), np.nan)
         pos = {c: i for i, c in enumerate(dataset.ids)}
         labels[[pos[c] for c in dataset.labelled_ids]] = dataset.labels(dataset.labelled_ids)
     est = estimate_subjects(dataset.ids, emb, threshold, labels)
+    est.diagnostics["dropped"].update(dropped)
     why = None if est.diagnostics["usable"] else est.diagnostics["reason"]
     wd.subjects.parent.mkdir(parents=True, exist_ok=True)
     if why is None:

@@ -8,6 +8,7 @@ import logging
 import random
 import sys
 import time
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -42,14 +43,11 @@ Reporter = Callable[[int, dict[str, float]], None]
 def seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
-    try:
-        import torch
-        torch.manual_seed(seed)
-        # what torch.use_deterministic_algorithms(True, warn_only=True) sets, without the Inductor import it
-        # also does for torch.compile's flag (~2 s per process; nothing here compiles)
-        torch._C._set_deterministic_algorithms(True, warn_only=True)
-    except ImportError:
-        pass
+    import torch  # a requirement (requirements.txt), imported only by the processes that train
+    torch.manual_seed(seed)
+    # what torch.use_deterministic_algorithms(True, warn_only=True) sets, without the Inductor import it
+    # also does for torch.compile's flag (~2 s per process; nothing here compiles)
+    torch._C._set_deterministic_algorithms(True, warn_only=True)
 
 
 @dataclass
@@ -277,6 +275,14 @@ def run_fold(cfg: dict, k: int, ds, wd: Workdir, jobs: int = 1, force: bool = Fa
     return metrics
 
 
+def claim(path: Path) -> bool:
+    """True for the one process that creates `path` first (O_EXCL)."""
+    with suppress(FileExistsError):
+        path.touch(exist_ok=False)
+        return True
+    return False
+
+
 @command
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -287,6 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="parallel clips during feature extraction")
     ap.add_argument("--force", action="store_true", help="discard results of a changed config/dataset")
     ap.add_argument("--no-wandb", action="store_true", help="no W&B run (same as WANDB_MODE=disabled)")
+    ap.add_argument("--features-only", action="store_true", help="extract the experiments' features, train nothing")
+    ap.add_argument("--claim-dir", type=Path, default=None, help="share the (experiment, fold) pairs with the "
+                    "processes given the same folder: each trains the next one none has claimed (run_all.sh)")
     add_dataset_arguments(ap)
     a = parse_and_log(ap, argv)
     init_from_env()  # under torchrun: join the process group
@@ -300,8 +309,16 @@ def main(argv: list[str] | None = None) -> int:
     if not folds:
         ap.error("give --fold K (repeatable) or --all-folds")
     jobs = [(load_config(name, a.overrides, wd.tuned, task.name), k) for name in names for k in folds]
+    if a.features_only:  # with --jobs workers, before processes sharing the fits would extract the same clips
+        for cfg in {c["name"]: c for c, _ in jobs}.values():
+            if not skip_reason(cfg, ds, wd.features, a.jobs, subjects_for(cfg, ds, wd)):
+                extract(ds.units, cfg["features"], wd.features, jobs=a.jobs, progress=not a.quiet, require=True)
+        return 0
+    if a.claim_dir:  # the models that fit twice (inner split, then refit) first: the last pairs left are short
+        jobs.sort(key=lambda job: not model_class(job[0]["model"]).selects_on_validation)
     for cfg, k in tqdm(jobs, desc="folds", unit="fold", disable=progress_disabled(len(jobs) > 1 and not a.quiet)):
-        run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
+        if a.claim_dir is None or claim(a.claim_dir / f"{cfg['name']}-{k}"):
+            run_fold(cfg, k, ds, wd, jobs=a.jobs, force=a.force, progress=not a.quiet, no_wandb=a.no_wandb)
     shutdown()
     named = {c["name"] for c, _ in jobs} if a.exp else set()  # the default set may skip; a named one may not
     cannot = {n: why for n, why in skipped_experiments(wd.oof, ds.fingerprint).items() if n in named}
