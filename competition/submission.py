@@ -35,9 +35,6 @@ def make(argv: list[str] | None = None) -> int:
     d = CaruanaOptions()
     ap.add_argument("--init", type=int, default=d.init, help="Caruana: start from the n best members")
     ap.add_argument("--max-steps", type=int, default=d.max_steps)
-    ap.add_argument("--min-gain", type=float, default=d.min_gain, help="Caruana: smallest gain that counts")
-    ap.add_argument("--patience", type=int, default=d.patience)
-    ap.add_argument("--bags", type=int, default=d.bags, help="bags of caruana_bagged (0: its default)")
     ap.add_argument("--seed", type=int, default=d.seed)
     ap.add_argument("--no-wandb", action="store_true", help="do not record a W&B blend run")
     ap.add_argument("--no-subjects", action="store_true", help="no per-subject post-processing even with a "
@@ -48,7 +45,7 @@ def make(argv: list[str] | None = None) -> int:
     known = METHODS if task.moment_blends else DIRECT_METHODS
     if a.blend != "best" and a.blend not in known:
         ap.error(f"--blend must be best or one of {list(known)} for task {task.name}, not {a.blend!r}")
-    opts = CaruanaOptions(a.init, a.max_steps, a.min_gain, a.patience, a.bags, seed=a.seed)
+    opts = CaruanaOptions(a.init, a.max_steps, seed=a.seed)
     metric = task.metric_name
     remove_orphans(wd.submissions)  # temporary files of a killed run
     known = known_subjects(wd.subjects, ds.units) if task.moment_blends and not a.no_subjects else None

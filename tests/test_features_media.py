@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from competition.features.registry import FeatureError
-from competition.features.video import decode_frames, frame_times, read_sampled, sample_times
+from competition.features.video import frame_times, read_sampled, sample_times
 from fixtures_media import write_video
 
 
@@ -43,9 +43,11 @@ def test_vfr_timestamps_come_from_the_container(tmp_path: Path):
 def test_decoded_frame_matches_written_content(tmp_path: Path):
     from fixtures_media import astronaut_frame
     path = write_video(tmp_path / "a.mp4", n_frames=30)
-    vf = decode_frames(path, np.array([0, 29, 29]))
-    assert vf.indices.tolist() == [0, 29, 29] and vf.n_total == 30
-    err = np.abs(vf.frames[1].astype(int) - astronaut_frame(29)).mean()
+    vf = read_sampled(path, "uniform", n=40)  # 40 picks from 30 frames: repeats, decoded once, kept in order
+    want = sample_times(frame_times(path), "uniform", n=40)
+    assert vf.indices.tolist() == want.tolist() and len(set(want.tolist())) == 30 and vf.n_total == 30
+    assert all(np.array_equal(vf.frames[k], vf.frames[k + 1]) for k in np.flatnonzero(np.diff(want) == 0))
+    err = np.abs(vf.frames[-1].astype(int) - astronaut_frame(29)).mean()
     assert err < 12  # lossy H.264, but the same picture (a different frame differs by far more)
     assert np.abs(vf.frames[0].astype(int) - astronaut_frame(29)).mean() > err
     small = read_sampled(path, "every", every=10, max_side=96)
@@ -60,7 +62,8 @@ def test_sparse_decoding_skips_non_reference_frames_and_returns_the_same_pixels(
     with av.open(str(path)) as c:
         full = [f.to_ndarray(format="rgb24") for f in c.decode(video=0)]
     idx = np.arange(0, 60, 6)
-    vf = decode_frames(path, idx)
+    vf = read_sampled(path, "every", every=6)
+    assert vf.indices.tolist() == idx.tolist()
     assert all(np.array_equal(vf.frames[k], full[i]) for k, i in enumerate(idx))  # bit-identical
     c = _open(path)
     try:

@@ -130,7 +130,7 @@ def test_a_failing_wandb_never_breaks_a_run(tmp_path, tiny, monkeypatch):
         run.finish()
     assert [str(w.message) for w in caught if w.category is TrackingWarning] == \
         ["wandb log failed (OSError: disk full); tracking off for this run"]
-    assert not run.active
+    assert run.dir is None  # inactive
 
 
 def test_tune_run_logs_every_trial(tmp_path, tiny, monkeypatch):
@@ -153,4 +153,4 @@ def test_mode_resolution(monkeypatch):
     assert tracking.wandb_mode() == "offline"  # nothing leaves the machine unless asked
     monkeypatch.setenv("WANDB_MODE", "online")
     assert tracking.wandb_mode() == "online" and tracking.wandb_mode(no_wandb=True) == "disabled"
-    assert not tracking.start_run("g", "fold", "n", {}, ".", no_wandb=True).active
+    assert tracking.start_run("g", "fold", "n", {}, ".", no_wandb=True).dir is None  # inactive

@@ -101,14 +101,6 @@ def _scaled_size(width: int, height: int, max_side: int | None) -> tuple[int, in
     return max(2, int(round(width * s / 2)) * 2), max(2, int(round(height * s / 2)) * 2)
 
 
-def decode_frames(path: Path | str, indices: np.ndarray, max_side: int | None = None) -> VideoFrames:
-    """Decode the frames at `indices` (presentation order; repeats allowed) as RGB uint8 (docs/FEATURES.md);
-    a stream that breaks part-way gives the frames so far with `truncated=True`, none at all FeatureError."""
-    path = Path(path)
-    pts, base = _packet_pts(path)
-    return _decode(path, pts, base, np.asarray(indices, np.int64), max_side)
-
-
 def _decode_skipping(container, stream, wanted: dict[int, int]):
     """Decoded frames of `stream` in presentation order, the decoder skipping unwanted non-reference frames
     (SKIP_NONREF_CODECS); bit-identical to a full decode, 20-30 % less CPU on H.264 (docs/BENCHMARKS.md)."""
@@ -129,6 +121,8 @@ def _decode_skipping(container, stream, wanted: dict[int, int]):
 
 def _decode(path: Path, pts: np.ndarray, base: float, indices: np.ndarray,
             max_side: int | None) -> VideoFrames:
+    """The frames at `indices` (presentation order; repeats allowed) as RGB uint8; a stream that breaks
+    part-way gives the frames so far with `truncated=True`, none at all FeatureError."""
     if len(indices) == 0:
         raise ValueError("no frame indices requested")
     if indices.min() < 0 or indices.max() >= len(pts):

@@ -29,10 +29,6 @@ class Run:
         self._run = wandb_run
 
     @property
-    def active(self) -> bool:
-        return self._run is not None
-
-    @property
     def dir(self) -> Path | None:
         """The run's local directory (offline-run-* or run-*), None when inactive."""
         return Path(self._run.dir).parent if self._run is not None else None
