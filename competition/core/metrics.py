@@ -52,10 +52,6 @@ def mean_ccc(pred: np.ndarray, true: np.ndarray) -> float:
     return float(np.mean(ccc_per_column(pred, true)))
 
 
-def mse(pred: np.ndarray, true: np.ndarray) -> float:
-    return float(np.mean((_as_2d(pred) - _as_2d(true)) ** 2))
-
-
 def score_report(pred: np.ndarray, true: np.ndarray, names: list[str]) -> dict:
     """Everything metrics.json records about one set of predictions."""
     with warnings.catch_warnings():
@@ -65,7 +61,7 @@ def score_report(pred: np.ndarray, true: np.ndarray, names: list[str]) -> dict:
             "mean_pcc": float(per.mean()),
             "pcc": {n: float(v) for n, v in zip(names, per)},
             "mean_ccc": mean_ccc(pred, true),
-            "mse": mse(pred, true),
+            "mse": float(np.mean((_as_2d(pred) - _as_2d(true)) ** 2)),
             "n": int(len(_as_2d(true))),
         }
 
@@ -119,16 +115,12 @@ def confusion_matrix(pred: np.ndarray, true: np.ndarray, n_classes: int | None =
     return np.bincount(y * k + p, minlength=k * k).reshape(k, k)
 
 
-def _f1_from_confusion(cm: np.ndarray) -> np.ndarray:
-    tp = np.diag(cm).astype(np.float64)
-    den = cm.sum(0) + cm.sum(1)                       # (TP + FP) + (TP + FN)
-    return np.where(den > 0, 2.0 * tp / np.maximum(den, 1), 0.0)
-
-
 def f1_per_class(pred: np.ndarray, true: np.ndarray, n_classes: int | None = None) -> np.ndarray:
     """F1 of each of the K classes (0 for a class neither predicted nor present, as sklearn's
     zero_division=0). Inputs as `_class_ids`; K from a 2-D input, else `n_classes`, else the largest id + 1."""
-    return _f1_from_confusion(confusion_matrix(pred, true, n_classes))
+    cm = confusion_matrix(pred, true, n_classes)
+    den = cm.sum(0) + cm.sum(1)                       # (TP + FP) + (TP + FN)
+    return np.where(den > 0, 2.0 * np.diag(cm) / np.maximum(den, 1), 0.0)
 
 
 def macro_f1(pred: np.ndarray, true: np.ndarray, n_classes: int | None = None) -> float:
@@ -142,7 +134,7 @@ def score_report_classes(pred: np.ndarray, true: np.ndarray, names: list[str]) -
     class-id order): macro-F1, per-class F1, accuracy and the number of samples."""
     names = list(names)
     cm = confusion_matrix(pred, true, len(names))
-    per = _f1_from_confusion(cm)
+    per = f1_per_class(pred, true, len(names))
     return {
         "macro_f1": float(per.mean()),
         "f1": {n: float(v) for n, v in zip(names, per)},

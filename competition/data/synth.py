@@ -521,16 +521,13 @@ def generate(out: Path, n: int = 240, seed: int = 0, jobs: int = 2,
     order = np.argsort([s.clip_id for s in specs], kind="stable")
 
     truth = pd.DataFrame({"File_ID": ids, "Subject": [s.subject.name for s in specs], "Split": split})
-    for j, emo in enumerate(HUME_EMOTIONS):
-        truth[f"latent_{emo}"] = lat[:, j]
-    for j, emo in enumerate(HUME_EMOTIONS):
-        truth[f"expected_{emo}"] = expected[:, j]
+    for prefix, values in (("latent", lat), ("expected", expected)):
+        for j, emo in enumerate(HUME_EMOTIONS):
+            truth[f"{prefix}_{emo}"] = values[:, j]
     truth["expressivity"] = [s.subject.expressivity for s in specs]
-    truth["fps"] = [s.fps for s in specs]
-    truth["n_frames"] = [r["n_frames"] for r in results]
-    truth["width"] = [s.width for s in specs]
-    truth["height"] = [s.height for s in specs]
-    truth["duration_s"] = [s.duration for s in specs]
+    truth = truth.assign(fps=[s.fps for s in specs], n_frames=[r["n_frames"] for r in results],
+                         width=[s.width for s in specs], height=[s.height for s in specs],
+                         duration_s=[s.duration for s in specs])
     truth["face_visible_frac"] = [r["face_visible_frac"] for r in results]
     truth["n_audio_events"] = [r["n_audio_events"] for r in results]
 
@@ -539,8 +536,7 @@ def generate(out: Path, n: int = 240, seed: int = 0, jobs: int = 2,
     frames.insert(0, "File_ID", np.repeat([ids[i] for i in order], [results[i]["n_frames"] for i in order]))
     frames.insert(2, "t", frames.pop("pts") / 1000.0)
     frames = frames.astype({"frame": int, "face_visible": int})
-    for c in ("face_x", "face_y", "face_w", "face_h"):
-        frames[c] = frames[c].round(1)
+    frames[["face_x", "face_y", "face_w", "face_h"]] = frames[["face_x", "face_y", "face_w", "face_h"]].round(1)
     events = pd.DataFrame([{"File_ID": ids[i], **e} for i in order for e in results[i]["events"]],
                           columns=["File_ID", "kind", "emotion", "onset", "duration", "amplitude"])
 

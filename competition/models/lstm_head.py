@@ -25,20 +25,15 @@ class LSTMRegressor(nn.Module):
         self.head = output_head(self.rnn.out_dim, hidden, n_targets, dropout)
 
     def forward(self, batch: Batch) -> Tensor:
-        first = batch[self.names[0]]
-        mask = first.mask
-        for n in self.names[1:]:
-            mask = mask & batch[n].mask
+        mask = torch.stack([batch[n].mask for n in self.names]).all(0)  # frames every modality has
         x = torch.cat([batch[n].x for n in self.names], -1)
-        _, last = self.rnn(self.project(x), mask, first.lengths)
+        _, last = self.rnn(self.project(x), mask, batch[self.names[0]].lengths)
         return self.head(self.drop(self.fill(last, mask.any(1))))
 
 
 class _LSTMModel(TorchSequenceModel):
     requires_shared_grid = True
-
-    def default_modalities(self, specs: list) -> dict[str, list[int]]:
-        return {"frames": list(range(len(specs)))}
+    one_modality = True
 
     def build_module(self, dims: dict[str, int]) -> nn.Module:
         c = self.cfg

@@ -27,9 +27,7 @@ class TENet(nn.Module):
 
     def forward(self, batch: Batch) -> Tensor:
         # several modalities are concatenated row by row, so they must share a grid (grid_len)
-        mask = batch[self.names[0]].mask
-        for n in self.names[1:]:
-            mask = mask & batch[n].mask
+        mask = torch.stack([batch[n].mask for n in self.names]).all(0)  # frames every modality has
         x = zero_masked(torch.cat([batch[n].x for n in self.names], -1), mask)
         h = self.drop(nn.functional.gelu(self.conv(x.transpose(1, 2)).transpose(1, 2)))
         h = self.encoder(zero_masked(h, mask), mask)
@@ -41,10 +39,8 @@ class TEModel(TorchSequenceModel):
     """Defaults are a CPU-sized TE; the paper tuned hidden 512..1024, lr 1e-5..2e-4, batch 8..32."""
     default_loss = "mse"
     requires_shared_grid = True
+    one_modality = True
     default_params = {"hidden": 64, "heads": 4, "layers": 2, "kernel": 3, "dropout": 0.1}
-
-    def default_modalities(self, specs: list) -> dict[str, list[int]]:
-        return {"frames": list(range(len(specs)))}
 
     def build_module(self, dims: dict[str, int]) -> nn.Module:
         c = self.cfg

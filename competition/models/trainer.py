@@ -100,6 +100,7 @@ class TorchSequenceModel(Model):
         return {**TRAINER_DEFAULTS, **cls.default_params}
     # True when the module joins modalities row by row, so several modalities need one grid (grid_len)
     requires_shared_grid: bool = False
+    one_modality = False  # every feature in one modality ("frames") when the config names none
     # Clips not in train/val that the fold may pseudo-label (run_fold sets the Test clips).
     unlabelled_ids: list[str] = []
     selects_on_validation = True  # early stopping, best state / top-k epochs and LR plateaus
@@ -131,8 +132,8 @@ class TorchSequenceModel(Model):
         return True
 
     def default_modalities(self, specs: list[str | dict]) -> dict[str, list[int]] | None:
-        """Modalities when the config names none (None: one per feature)."""
-        return None
+        """Modalities when the config names none: one per feature (None), or all as one (one_modality)."""
+        return {"frames": list(range(len(specs)))} if self.one_modality else None
 
     def training_stages(self) -> list[str]:
         """Names passed to `module.set_stage` in turn; each stage trains to its best val state."""
