@@ -13,6 +13,7 @@ from competition.data.contract import load_dataset
 from competition.data.synth import generate
 from competition.core.metrics import mean_pcc
 from competition.data.submission_format import check_submission
+from competition.pipeline.run_fold import main as run_fold_main
 
 REPO = Path(__file__).resolve().parent.parent
 CHECKER = REPO.parent / "shared" / "tools" / "check_artifacts.py"
@@ -23,7 +24,7 @@ def tiny_synth(tmp_path_factory):
     return generate(tmp_path_factory.mktemp("synth") / "data", n=30, seed=3, jobs=1, duration=(2.0, 3.0))
 
 
-def test_scripts_end_to_end(tiny_synth, tmp_path):
+def test_scripts_end_to_end(tiny_synth, tmp_path, capfd):
     work = tmp_path / "work"
     # FOLD_GROUPS=none: the skeleton, not the subject estimate (tests/test_folds.py has that), on 30 clips
     env = {**os.environ, "DATA": str(tiny_synth), "WORKDIR": str(work), "JOBS": "1",
@@ -53,7 +54,10 @@ def test_scripts_end_to_end(tiny_synth, tmp_path):
     claims.mkdir()
     for k in (1, 2, 3, 4):
         (claims / f"ridge_audio-{k}").touch()
-    again = run("bash", "scripts/run_fold.sh", "all", "ridge_audio", "--", "--claim-dir", str(claims)).stderr
+    # in this process: run_fold.sh's own wiring of --claim-dir is run_all.sh's, above (one process start less)
+    run_fold_main(["--all-folds", "--exp", "ridge_audio", "--claim-dir", str(claims), "--data", str(tiny_synth),
+                   "--workdir", str(work), "--jobs", "1", "--no-wandb"])
+    again = capfd.readouterr().err
     assert "fold 0 already done" in again and "fold 1 already done" not in again
     assert (claims / "ridge_audio-0").exists()
     assert json.loads((exp / "metrics.json").read_text()) == metrics
