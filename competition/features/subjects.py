@@ -452,7 +452,7 @@ def load_embeddings(dataset, modalities: Sequence[str], root: Path, jobs: int = 
             first, median = [ids[i] for i in sample(len(ids), k=SAMPLE)], np.nan
             extract_one(dataset, name, root, first, jobs=jobs, progress=progress)
             with suppress(FeatureError):  # no clip of the sample has one: all are embedded
-                median = Modality.of(pooled_matrix(name, root, first), euclidean=True).median
+                median = Modality.of(pooled_matrix(name, root, first), name in SAME_PERSON).median
             if median < SAME_PERSON[name] - MARGIN:
                 dropped[name] = (f"most clip pairs of a sample of {SAMPLE} clips are one person by its own rule "
                                  f"(median distance {median:.3f} < {SAME_PERSON[name]}): not embedded further")
