@@ -68,6 +68,36 @@ def _lfw_prepare(root: Path) -> list[str]:
     return ["--csv", str(csv)]
 
 
+def _regroup(frames: list[tuple[str, int, bytes]], out: Path, per_clip: int, label: str) -> list[str]:
+    """(person, frame number from 1, jpg bytes) of one capture sequence per person ->
+    out/<label>/<person>_c<k>_<frame>.jpg, clip k holding frames per_clip*(k-1)+1 .. per_clip*k."""
+    (out / label).mkdir(parents=True)
+    for person, n, data in frames:
+        (out / label / f"{person}_c{(n - 1) // per_clip + 1}_{n:03d}.jpg").write_bytes(data)
+    return ["--src", str(out)]
+
+
+FRAME_CLIP = r"^(?P<label>[^/]+)/(?P<clip>(?P<person>[a-z0-9]+)_c\d+)_\d+$"  # what _regroup writes
+
+
+def _faces94_prepare(root: Path) -> list[str]:
+    """Training.zip (Training/<n>/<name>.<frame>.jpg: the Essex faces94 sequence of a person speaking) ->
+    1-s clips of 4 consecutive frames (at --fps 4): four of each person's 16 frames, five of asamma's 20."""
+    import zipfile
+    with zipfile.ZipFile(root / "Training.zip") as z:
+        frames = [(m[1], int(m[2]), z.read(m[0])) for m in
+                  (re.fullmatch(r"Training/\d+/([a-z0-9]+)\.(\d+)\.jpg", i) for i in z.namelist()) if m]
+    return _regroup(frames, root / "by_clip", per_clip=4, label="speaking")
+
+
+def _webcam11_prepare(root: Path) -> list[str]:
+    """dataset/User.<id>.<frame>.jpg (Haar face crops of 30 webcam frames per person, taken 0.1 s apart by
+    the repository's notebook) -> 1-s clips of 10 consecutive frames (at --fps 10), three per person."""
+    frames = [(f"user{m[1]}", int(m[2]), p.read_bytes()) for p in (root / "dataset").iterdir()
+              if (m := re.fullmatch(r"User\.(\d+)\.(\d+)\.jpg", p.name))]
+    return _regroup(frames, root / "by_clip", per_clip=10, label="looking")
+
+
 CORPORA: dict[str, Corpus] = {
     "ckplus48": Corpus(
         repo="WuJie1010/Facial-Expression-Recognition.Pytorch", paths=("CK+48",),
@@ -91,6 +121,17 @@ CORPORA: dict[str, Corpus] = {
         args=("--emotions", "neutral=Neutral,happiness=Happiness,surprise=Surprise,anger=Anger,sadness=Sadness"),
         about="LFW news photos (250x250 colour, in the wild) labelled by students with one expression each; "
               "the person is the LFW name in the file name"),
+    "faces94": Corpus(
+        repo="chaoSefat/Faces94-LBPHF-Face-Detection-Python-OpenCV", paths=("Training.zip",),
+        prepare=_faces94_prepare,
+        args=("--pattern", FRAME_CLIP, "--emotions", "speaking=Speaking", "--fps", "4"),
+        about="Essex faces94 (18 of its 153 people): colour 180x200 frame sequences of a person speaking to "
+              "the camera; 1-s clips of 4 consecutive frames, no emotion labels (one constant class)"),
+    "webcam11": Corpus(
+        repo="shahzaibarif12/face_detection", paths=("dataset",), prepare=_webcam11_prepare,
+        args=("--pattern", FRAME_CLIP, "--emotions", "looking=Looking", "--fps", "10"),
+        about="a class project's webcam captures: 11 named people, 30 grey Haar face crops each (0.1 s "
+              "apart); 1-s clips of 10 consecutive frames, no emotion labels (one constant class)"),
 }
 
 
