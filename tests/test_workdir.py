@@ -68,7 +68,8 @@ def test_readme_real_data_commands_run_after_the_demo_on_colliding_ids(tmp_path)
     write_audio_dataset(repo / "data" / "embedded", n_train=14, n_val=6, n_test=5, seed=0)  # the "demo" data
     real = write_audio_dataset(tmp_path / "real", n_train=14, n_val=6, n_test=5, seed=1)    # same ids 00000...
     env = {k: v for k, v in os.environ.items() if k not in ("WORKDIR", "ERI_WORKDIR", "DATA")}
-    env.update(PYTHONPATH=str(repo), JOBS="1", FOLD_JOBS="1", WANDB_MODE="disabled")
+    # FOLD_JOBS=2: run_all.sh's default path (features first, then two processes sharing the folds)
+    env.update(PYTHONPATH=str(repo), JOBS="1", FOLD_JOBS="2", WANDB_MODE="disabled")
 
     def bash(script: str) -> str:
         res = subprocess.run(["bash", "-c", script], cwd=repo, env=env, capture_output=True, text=True, timeout=900)
