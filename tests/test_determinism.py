@@ -118,6 +118,7 @@ def test_same_seed_same_oof_in_process_and_in_another_process(data, tmp_path):
     (b.root / "folds").mkdir(parents=True)
     for f in ("folds.csv", "folds.json"):
         (b.root / "folds" / f).write_bytes((a.root / "folds" / f).read_bytes())
+    (b.root / "features").symlink_to(a.root / "features")  # features across processes: the test above
     for path in cfgs:
         cfg = load_config(path)
         for k in range(3):
