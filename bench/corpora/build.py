@@ -1,4 +1,4 @@
-"""Build a real labelled face corpus from a public GitHub snapshot with the toolkit's importer.
+"""Build a real labelled face or speech corpus from a public GitHub snapshot with the toolkit's importer.
 
     python bench/corpora/build.py NAME --snapshot GIT_DIR --out DATA [--workdir W] [--jobs 2] [--keep-src]
     python bench/corpora/build.py --list
@@ -132,6 +132,11 @@ CORPORA: dict[str, Corpus] = {
         args=("--pattern", FRAME_CLIP, "--emotions", "looking=Looking", "--fps", "10"),
         about="a class project's webcam captures: 11 named people, 30 grey Haar face crops each (0.1 s "
               "apart); 1-s clips of 10 consecutive frames, no emotion labels (one constant class)"),
+    "emovo": Corpus(
+        repo="fp1acm8/SER", paths=("data/EMOVO",),
+        args=("--pattern", r"^EMOVO/(?P<person>[fm]\d)/(?P<label>[a-z]+)-", "--test-people", "2",
+              "--emotions", "dis=Disgust,gio=Joy,neu=Neutral,pau=Fear,rab=Anger,sor=Surprise,tri=Sadness"),
+        about="EMOVO: Italian acted speech, 6 actors, 7 emotions, 14 sentences, 588 wav files (speech only)"),
 }
 
 
